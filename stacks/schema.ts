@@ -1,0 +1,248 @@
+// The one schema of a stack's configuration: every non-secret setting the program takes, with defaults.
+// Secrets are not here: they are listed in `secrets.ts` and never pass through this schema.
+import { isIP } from "node:net";
+import { z } from "zod";
+
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const fqdn = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+export function parseCidr(value: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
+    const match = /^([^/]+)\/(\d{1,3})$/.exec(value);
+    if (!match) return undefined;
+    const family = isIP(match[1]);
+    const prefix = Number(match[2]);
+    if (family === 0 || prefix > (family === 4 ? 32 : 128)) return undefined;
+    return { address: match[1], prefix, family: family as 4 | 6 };
+}
+
+const hostAddress = z.string().refine((v) => isIP(v) !== 0 || fqdn.test(v), {
+    error: "expected an IP address or a DNS name",
+});
+const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
+    error: "expected a CIDR such as 203.0.113.0/24 or 2001:db8::/48",
+});
+const ipv4Cidr = z.string().refine((v) => parseCidr(v)?.family === 4, {
+    error: "expected an IPv4 CIDR such as 10.99.0.0/24",
+});
+const nodeName = z.string().regex(dnsLabel, { error: "expected a DNS label: a-z, 0-9 and '-', at most 63 characters" });
+const port = z.int().min(1).max(65535);
+
+export const hetznerLocations = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
+
+function oddServersMessage(): string {
+    return "needs an odd number of servers (1, 3, 5 or 7) so etcd keeps quorum";
+}
+
+const hetznerNodes = z.strictObject({
+    provider: z.literal("hetzner"),
+    locations: z
+        .array(z.enum(hetznerLocations))
+        .min(1)
+        .refine((l) => new Set(l).size === l.length, { error: "locations must not repeat" })
+        .default(["fsn1"]),
+    networkZone: z.enum(["eu-central", "us-east", "us-west", "ap-southeast"]).default("eu-central"),
+    image: z.string().min(1).default("debian-12"),
+    servers: z
+        .strictObject({
+            count: z.int().min(1).max(7).default(1),
+            serverType: z
+                .string()
+                .regex(/^[a-z]+\d+[a-z]*$/, { error: "expected a Hetzner server type such as cx32" })
+                .default("cx32"),
+        })
+        .refine((s) => s.count % 2 === 1, { path: ["count"], error: oddServersMessage })
+        .prefault({}),
+    agents: z
+        .strictObject({
+            count: z.int().min(0).max(50).default(0),
+            serverType: z
+                .string()
+                .regex(/^[a-z]+\d+[a-z]*$/, { error: "expected a Hetzner server type such as cx22" })
+                .default("cx22"),
+        })
+        .prefault({}),
+});
+
+const bareMetalHost = z.strictObject({
+    name: nodeName,
+    address: hostAddress,
+    user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]*$/, { error: "expected a Unix user name" })
+        .default("root"),
+    port: port.default(22),
+    role: z.enum(["server", "agent"]).default("server"),
+});
+
+const bareMetalNodes = z.strictObject({
+    provider: z.literal("bare-metal"),
+    hosts: z
+        .array(bareMetalHost)
+        .min(1, { error: "list at least one host" })
+        .superRefine((hosts, ctx) => {
+            for (const field of ["name", "address"] as const) {
+                const seen = new Set<string>();
+                hosts.forEach((h, i) => {
+                    if (seen.has(h[field])) {
+                        ctx.addIssue({ code: "custom", path: [i, field], message: `duplicate ${field} '${h[field]}'` });
+                    }
+                    seen.add(h[field]);
+                });
+            }
+            const servers = hosts.filter((h) => h.role === "server").length;
+            if (servers === 0) ctx.addIssue({ code: "custom", message: "needs at least one host with role 'server'" });
+            else if (servers % 2 === 0)
+                ctx.addIssue({ code: "custom", message: `${oddServersMessage()}, got ${servers}` });
+        }),
+});
+
+const nodes = z.discriminatedUnion("provider", [hetznerNodes, bareMetalNodes], {
+    error: (issue) => (issue.input === undefined ? "is required" : "expected provider 'hetzner' or 'bare-metal'"),
+});
+
+const mesh = z.strictObject({
+    cidr: ipv4Cidr.default("10.99.0.0/24"),
+    port: port.default(51820),
+});
+
+const k3s = z.strictObject({
+    version: z
+        .string()
+        .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, { error: "expected a pinned K3s release such as v1.33.5+k3s1" })
+        .default("v1.33.5+k3s1"),
+    clusterCidr: ipv4Cidr.default("10.42.0.0/16"),
+    serviceCidr: ipv4Cidr.default("10.43.0.0/16"),
+    secretsEncryption: z.boolean().default(true),
+    extraServerArgs: z
+        .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, { error: "expected a flag such as --foo=bar" }))
+        .default([]),
+    extraAgentArgs: z
+        .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, { error: "expected a flag such as --foo=bar" }))
+        .default([]),
+});
+
+const vault = z
+    .strictObject({
+        keyShares: z.int().min(1).max(10).default(5),
+        keyThreshold: z.int().min(1).max(10).default(3),
+    })
+    .refine((v) => v.keyThreshold <= v.keyShares, {
+        path: ["keyThreshold"],
+        error: "must not exceed vault.keyShares",
+    });
+
+const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    error: "expected an S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-'",
+});
+
+const storage = z.discriminatedUnion(
+    "backend",
+    [
+        z.strictObject({
+            backend: z.literal("minio"),
+            size: z
+                .string()
+                .regex(/^\d+(Mi|Gi|Ti)$/, { error: "expected a size such as 50Gi" })
+                .default("50Gi"),
+            bucket: bucketName.default("peoples-cloud"),
+        }),
+        z.strictObject({
+            backend: z.literal("external"),
+            endpoint: z.url({ protocol: /^https$/, error: "expected an https:// URL" }),
+            bucket: bucketName,
+            region: z
+                .string()
+                .regex(/^[a-z0-9-]+$/)
+                .default("us-east-1"),
+            forcePathStyle: z.boolean().default(true),
+        }),
+    ],
+    { error: "expected backend 'minio' or 'external'" },
+);
+
+const device = z.strictObject({
+    name: nodeName,
+    owner: z.string().min(1),
+    // A WireGuard public key: 32 bytes, base64. The device made its private key itself.
+    publicKey: z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, {
+        error: "expected a WireGuard public key (44 base64 characters)",
+    }),
+});
+
+/** Every non-secret setting, keyed by its name under the project's config namespace. */
+export const settingsSchema = z
+    .strictObject({
+        nodes: nodes,
+        domain: z.string().regex(fqdn, { error: "expected a DNS name such as cloud.example.org" }).optional(),
+        acmeEmail: z.email({ error: "expected an e-mail address" }).optional(),
+        adminCidrs: z.array(cidr).default([]),
+        mesh: mesh.prefault({}),
+        k3s: k3s.prefault({}),
+        vault: vault.prefault({}),
+        storage: storage.default({ backend: "minio", size: "50Gi", bucket: "peoples-cloud" }),
+        devices: z
+            .array(device)
+            .superRefine((devices, ctx) => {
+                const names = new Set<string>();
+                devices.forEach((d, i) => {
+                    if (names.has(d.name)) {
+                        ctx.addIssue({
+                            code: "custom",
+                            path: [i, "name"],
+                            message: `duplicate device name '${d.name}'`,
+                        });
+                    }
+                    names.add(d.name);
+                });
+            })
+            .default([]),
+    })
+    .superRefine((s, ctx) => {
+        const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+        if (s.nodes.provider === "hetzner" && s.adminCidrs.length === 0) {
+            issue(
+                ["adminCidrs"],
+                "list the CIDRs Pulumi and admins reach the nodes' SSH from (Hetzner nodes get a firewall)",
+            );
+        }
+        const nets = {
+            "mesh.cidr": s.mesh.cidr,
+            "k3s.clusterCidr": s.k3s.clusterCidr,
+            "k3s.serviceCidr": s.k3s.serviceCidr,
+        };
+        const entries = Object.entries(nets);
+        for (let i = 0; i < entries.length; i++) {
+            for (let j = i + 1; j < entries.length; j++) {
+                if (cidrsOverlap(entries[i][1], entries[j][1])) {
+                    issue(entries[j][0].split("."), `overlaps ${entries[i][0]} (${entries[i][1]})`);
+                }
+            }
+        }
+        const meshSize = 2 ** (32 - (parseCidr(s.mesh.cidr)?.prefix ?? 32)) - 2;
+        const nodeCount =
+            s.nodes.provider === "hetzner" ? s.nodes.servers.count + s.nodes.agents.count : s.nodes.hosts.length;
+        if (nodeCount + s.devices.length > meshSize) {
+            issue(
+                ["mesh", "cidr"],
+                `has ${meshSize} addresses, too few for ${nodeCount} nodes and ${s.devices.length} devices`,
+            );
+        }
+    });
+
+export type Settings = z.output<typeof settingsSchema>;
+export type NodesSettings = Settings["nodes"];
+export type BareMetalHost = z.output<typeof bareMetalHost>;
+
+function ipv4ToInt(address: string): number {
+    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+/** Whether two IPv4 CIDRs share an address (false for anything that is not a valid IPv4 CIDR). */
+export function cidrsOverlap(a: string, b: string): boolean {
+    const pa = parseCidr(a);
+    const pb = parseCidr(b);
+    if (pa?.family !== 4 || pb?.family !== 4) return false;
+    const prefix = Math.min(pa.prefix, pb.prefix);
+    const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+    return (ipv4ToInt(pa.address) & mask) >>> 0 === (ipv4ToInt(pb.address) & mask) >>> 0;
+}

@@ -1,0 +1,470 @@
+import * as assert from "node:assert/strict";
+import { validateConfig, type Validation } from "../../stacks/config";
+import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+
+const ns = "peoples-cloud";
+const sshKey = { [`${ns}:sshPrivateKey`]: "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-only\n" };
+const hcloudToken = { "hcloud:token": "test-only-hcloud-token-value" };
+
+const bareMetal = (hosts: unknown[] = [{ name: "node-1", address: "192.0.2.11" }]) => ({
+    [`${ns}:nodes`]: { provider: "bare-metal", hosts },
+});
+const hetzner = (nodes: Record<string, unknown> = {}) => ({
+    [`${ns}:nodes`]: { provider: "hetzner", ...nodes },
+    [`${ns}:adminCidrs`]: ["203.0.113.0/24"],
+});
+
+function problemsOf(result: Validation): string[] {
+    assert.equal(result.ok, false, "expected the config to be rejected");
+    return result.ok ? [] : result.problems;
+}
+
+interface InvalidCase {
+    name: string;
+    plain: Record<string, unknown>;
+    secrets?: Record<string, string>;
+    /** The full config key path the message must start with, and a fragment of what it says is wrong. */
+    key: string;
+    says: string | RegExp;
+}
+
+const invalid: InvalidCase[] = [
+    { name: "no nodes at all", plain: {}, secrets: sshKey, key: `${ns}:nodes`, says: "is required" },
+    {
+        name: "unknown node provider",
+        plain: { [`${ns}:nodes`]: { provider: "aws" } },
+        key: `${ns}:nodes.provider`,
+        says: "expected provider 'hetzner' or 'bare-metal'",
+    },
+    { name: "nodes given as text", plain: { [`${ns}:nodes`]: "three" }, key: `${ns}:nodes`, says: 'got "three"' },
+    {
+        name: "no bare-metal hosts",
+        plain: bareMetal([]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts`,
+        says: "at least one host",
+    },
+    {
+        name: "host name not a DNS label",
+        plain: bareMetal([{ name: "Node_1", address: "192.0.2.11" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].name`,
+        says: "DNS label",
+    },
+    {
+        name: "host address neither IP nor name",
+        plain: bareMetal([{ name: "node-1", address: "300.1.1.1" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].address`,
+        says: "IP address or a DNS name",
+    },
+    {
+        name: "SSH port out of range",
+        plain: bareMetal([{ name: "node-1", address: "192.0.2.11", port: 0 }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].port`,
+        says: ">=1",
+    },
+    {
+        name: "SSH port as a string",
+        plain: bareMetal([{ name: "node-1", address: "192.0.2.11", port: "22" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].port`,
+        says: "expected number",
+    },
+    {
+        name: "unknown host role",
+        plain: bareMetal([{ name: "node-1", address: "192.0.2.11", role: "master" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].role`,
+        says: '"server"|"agent"',
+    },
+    {
+        name: "SSH user not a Unix name",
+        plain: bareMetal([{ name: "node-1", address: "192.0.2.11", user: "Root!" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].user`,
+        says: "Unix user name",
+    },
+    {
+        name: "misspelt host setting",
+        plain: bareMetal([{ name: "node-1", adress: "192.0.2.11", address: "192.0.2.11" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].adress`,
+        says: "unknown setting",
+    },
+    {
+        name: "duplicate host names",
+        plain: bareMetal([
+            { name: "node-1", address: "192.0.2.11" },
+            { name: "node-1", address: "192.0.2.12", role: "agent" },
+        ]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[1].name`,
+        says: "duplicate name",
+    },
+    {
+        name: "duplicate host addresses",
+        plain: bareMetal([
+            { name: "node-1", address: "192.0.2.11" },
+            { name: "node-2", address: "192.0.2.11", role: "agent" },
+        ]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[1].address`,
+        says: "duplicate address",
+    },
+    {
+        name: "even number of servers",
+        plain: bareMetal([
+            { name: "node-1", address: "192.0.2.11" },
+            { name: "node-2", address: "192.0.2.12" },
+        ]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts`,
+        says: "odd number of servers",
+    },
+    {
+        name: "agents only",
+        plain: bareMetal([{ name: "node-1", address: "192.0.2.11", role: "agent" }]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts`,
+        says: "role 'server'",
+    },
+    {
+        name: "unknown Hetzner location",
+        plain: hetzner({ locations: ["mars1"] }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.locations[0]`,
+        says: "fsn1",
+    },
+    {
+        name: "repeated Hetzner location",
+        plain: hetzner({ locations: ["fsn1", "fsn1"] }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.locations`,
+        says: "must not repeat",
+    },
+    {
+        name: "even Hetzner server count",
+        plain: hetzner({ servers: { count: 2 } }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.servers.count`,
+        says: "odd number of servers",
+    },
+    {
+        name: "negative agent count",
+        plain: hetzner({ agents: { count: -1 } }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.agents.count`,
+        says: ">=0",
+    },
+    {
+        name: "malformed server type",
+        plain: hetzner({ servers: { serverType: "CX 22" } }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.servers.serverType`,
+        says: "Hetzner server type",
+    },
+    {
+        name: "Hetzner without admin CIDRs",
+        plain: { [`${ns}:nodes`]: { provider: "hetzner" } },
+        secrets: hcloudToken,
+        key: `${ns}:adminCidrs`,
+        says: "SSH",
+    },
+    {
+        name: "admin CIDR with a bad prefix",
+        plain: { ...hetzner(), [`${ns}:adminCidrs`]: ["10.0.0.0/33"] },
+        secrets: hcloudToken,
+        key: `${ns}:adminCidrs[0]`,
+        says: "CIDR",
+    },
+    {
+        name: "domain with a space",
+        plain: { ...bareMetal(), [`${ns}:domain`]: "my cloud.org" },
+        secrets: sshKey,
+        key: `${ns}:domain`,
+        says: "DNS name",
+    },
+    {
+        name: "ACME e-mail without @",
+        plain: { ...bareMetal(), [`${ns}:acmeEmail`]: "admin.example.org" },
+        secrets: sshKey,
+        key: `${ns}:acmeEmail`,
+        says: "e-mail",
+    },
+    {
+        name: "IPv6 mesh CIDR",
+        plain: { ...bareMetal(), [`${ns}:mesh`]: { cidr: "fd00::/64" } },
+        secrets: sshKey,
+        key: `${ns}:mesh.cidr`,
+        says: "IPv4 CIDR",
+    },
+    {
+        name: "mesh overlapping the pod network",
+        plain: { ...bareMetal(), [`${ns}:mesh`]: { cidr: "10.42.7.0/24" } },
+        secrets: sshKey,
+        key: `${ns}:k3s.clusterCidr`,
+        says: "overlaps mesh.cidr",
+    },
+    {
+        name: "mesh too small for nodes and devices",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:mesh`]: { cidr: "10.99.0.0/30" },
+            [`${ns}:devices`]: [
+                { name: "phone", owner: "ana", publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" },
+                { name: "laptop", owner: "ana", publicKey: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=" },
+            ],
+        },
+        secrets: sshKey,
+        key: `${ns}:mesh.cidr`,
+        says: "too few for 1 nodes and 2 devices",
+    },
+    {
+        name: "WireGuard port out of range",
+        plain: { ...bareMetal(), [`${ns}:mesh`]: { port: 70000 } },
+        secrets: sshKey,
+        key: `${ns}:mesh.port`,
+        says: "<=65535",
+    },
+    {
+        name: "unpinned K3s version",
+        plain: { ...bareMetal(), [`${ns}:k3s`]: { version: "latest" } },
+        secrets: sshKey,
+        key: `${ns}:k3s.version`,
+        says: "pinned K3s release",
+    },
+    {
+        name: "K3s extra argument that is not a flag",
+        plain: { ...bareMetal(), [`${ns}:k3s`]: { extraServerArgs: ["disable traefik"] } },
+        secrets: sshKey,
+        key: `${ns}:k3s.extraServerArgs[0]`,
+        says: "flag",
+    },
+    {
+        name: "Vault threshold above shares",
+        plain: { ...bareMetal(), [`${ns}:vault`]: { keyShares: 3, keyThreshold: 4 } },
+        secrets: sshKey,
+        key: `${ns}:vault.keyThreshold`,
+        says: "must not exceed vault.keyShares",
+    },
+    {
+        name: "zero Vault key shares",
+        plain: { ...bareMetal(), [`${ns}:vault`]: { keyShares: 0, keyThreshold: 0 } },
+        secrets: sshKey,
+        key: `${ns}:vault.keyShares`,
+        says: ">=1",
+    },
+    {
+        name: "unknown storage backend",
+        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "s3" } },
+        secrets: sshKey,
+        key: `${ns}:storage.backend`,
+        says: "expected backend 'minio' or 'external'",
+    },
+    {
+        name: "external S3 over plain HTTP",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:storage`]: { backend: "external", endpoint: "http://s3.example.org", bucket: "family" },
+        },
+        secrets: { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
+        key: `${ns}:storage.endpoint`,
+        says: "https://",
+    },
+    {
+        name: "external S3 without a bucket",
+        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org" } },
+        secrets: { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
+        key: `${ns}:storage.bucket`,
+        says: "is required",
+    },
+    {
+        name: "external S3 without credentials",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org", bucket: "family" },
+        },
+        secrets: sshKey,
+        key: `${ns}:s3AccessKeyId`,
+        says: "pulumi config set --secret peoples-cloud:s3AccessKeyId",
+    },
+    {
+        name: "device with a malformed public key",
+        plain: { ...bareMetal(), [`${ns}:devices`]: [{ name: "phone", owner: "ana", publicKey: "not-a-key" }] },
+        secrets: sshKey,
+        key: `${ns}:devices[0].publicKey`,
+        says: "WireGuard public key",
+    },
+    {
+        name: "duplicate device names",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:devices`]: [
+                { name: "phone", owner: "ana", publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" },
+                { name: "phone", owner: "ben", publicKey: "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=" },
+            ],
+        },
+        secrets: sshKey,
+        key: `${ns}:devices[1].name`,
+        says: "duplicate device name",
+    },
+    {
+        name: "misspelt top-level setting",
+        plain: { ...bareMetal(), [`${ns}:domian`]: "cloud.example.org" },
+        secrets: sshKey,
+        key: `${ns}:domian`,
+        says: "unknown setting",
+    },
+    {
+        name: "SSH private key in plain text",
+        plain: { ...bareMetal(), ...sshKey },
+        key: `${ns}:sshPrivateKey`,
+        says: "pulumi config set --secret peoples-cloud:sshPrivateKey",
+    },
+    {
+        name: "bare metal without an SSH key",
+        plain: bareMetal(),
+        key: `${ns}:sshPrivateKey`,
+        says: "is required",
+    },
+    {
+        name: "Hetzner without an API token",
+        plain: hetzner(),
+        key: "hcloud:token",
+        says: "pulumi config set --secret hcloud:token",
+    },
+    {
+        name: "Hetzner API token in plain text",
+        plain: { ...hetzner(), ...hcloudToken },
+        key: "hcloud:token",
+        says: "stored in plain text",
+    },
+    {
+        name: "plain setting stored as a secret",
+        plain: bareMetal(),
+        secrets: { ...sshKey, [`${ns}:domain`]: "cloud.example.org" },
+        key: `${ns}:domain`,
+        says: "not a secret",
+    },
+];
+
+describe("stack config", () => {
+    describe("rejects invalid configs, naming the key", () => {
+        for (const c of invalid) {
+            it(c.name, () => {
+                const problems = problemsOf(validateConfig(rawConfig(c.plain, c.secrets)));
+                const hit = problems.find((p) => p.startsWith(`${c.key}:`));
+                assert.ok(hit, `no problem names ${c.key}; got:\n${problems.join("\n")}`);
+                if (typeof c.says === "string") assert.ok(hit.includes(c.says), `"${hit}" does not say "${c.says}"`);
+                else assert.match(hit, c.says);
+            });
+        }
+        it("covers at least 25 distinct invalid configs", () => {
+            assert.ok(new Set(invalid.map((c) => c.key)).size >= 25);
+        });
+    });
+
+    it("reports every problem at once", () => {
+        const problems = problemsOf(
+            validateConfig(
+                rawConfig({
+                    ...bareMetal([{ name: "Node_1", address: "192.0.2.11", port: 0 }]),
+                    [`${ns}:vault`]: { keyShares: 2, keyThreshold: 3 },
+                    [`${ns}:domian`]: "x",
+                }),
+            ),
+        );
+        const keys = problems.map((p) => p.split(": ")[0]).sort();
+        assert.deepEqual(keys, [
+            `${ns}:domian`,
+            `${ns}:nodes.hosts[0].name`,
+            `${ns}:nodes.hosts[0].port`,
+            `${ns}:sshPrivateKey`,
+            `${ns}:vault.keyThreshold`,
+        ]);
+    });
+
+    it("never quotes a secret's value back", () => {
+        const token = "super-secret-token-4711";
+        const problems = problemsOf(
+            validateConfig(rawConfig({ ...hetzner({ servers: { count: 2 } }), "hcloud:token": token })),
+        );
+        assert.ok(problems.length >= 2);
+        for (const p of problems) assert.ok(!p.includes(token), `secret leaked in: ${p}`);
+    });
+
+    describe("accepts", () => {
+        for (const stack of ["dev", "prod"]) {
+            it(`the ${stack} stack file with its secrets`, () => {
+                const secrets = stack === "dev" ? sshKey : hcloudToken;
+                const result = validateConfig(rawConfig(stackFileValues(stack), secrets));
+                assert.deepEqual(result.ok ? [] : result.problems, []);
+            });
+        }
+
+        it("the prod stack spreads three control-plane nodes over two locations", () => {
+            const result = validateConfig(rawConfig(stackFileValues("prod"), hcloudToken));
+            assert.ok(result.ok && result.settings.nodes.provider === "hetzner");
+            assert.equal(result.settings.nodes.servers.count, 3);
+            assert.ok(result.settings.nodes.locations.length >= 2);
+            assert.ok(result.settings.nodes.agents.count > 0);
+        });
+
+        it("the stack files hold no secret", () => {
+            for (const stack of ["dev", "prod"]) {
+                const keys = Object.keys(stackFileValues(stack));
+                assert.deepEqual(
+                    keys.filter((k) => /token|key|secret|password/i.test(k)),
+                    [],
+                    `Pulumi.${stack}.yaml holds a secret-looking key`,
+                );
+            }
+        });
+
+        it("a minimal bare-metal config, with documented defaults", () => {
+            const result = validateConfig(rawConfig(bareMetal(), sshKey));
+            assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+            const s = result.settings;
+            assert.deepEqual(s.nodes, {
+                provider: "bare-metal",
+                hosts: [{ name: "node-1", address: "192.0.2.11", user: "root", port: 22, role: "server" }],
+            });
+            assert.deepEqual(s.mesh, { cidr: "10.99.0.0/24", port: 51820 });
+            assert.deepEqual(s.k3s, {
+                version: "v1.33.5+k3s1",
+                clusterCidr: "10.42.0.0/16",
+                serviceCidr: "10.43.0.0/16",
+                secretsEncryption: true,
+                extraServerArgs: [],
+                extraAgentArgs: [],
+            });
+            assert.deepEqual(s.vault, { keyShares: 5, keyThreshold: 3 });
+            assert.deepEqual(s.storage, { backend: "minio", size: "50Gi", bucket: "peoples-cloud" });
+            assert.deepEqual(s.adminCidrs, []);
+            assert.deepEqual(s.devices, []);
+            assert.equal(s.domain, undefined);
+        });
+
+        it("a minimal Hetzner config, with documented defaults", () => {
+            const result = validateConfig(rawConfig(hetzner(), hcloudToken));
+            assert.ok(result.ok && result.settings.nodes.provider === "hetzner");
+            assert.deepEqual(result.settings.nodes, {
+                provider: "hetzner",
+                locations: ["fsn1"],
+                networkZone: "eu-central",
+                image: "debian-12",
+                servers: { count: 1, serverType: "cx32" },
+                agents: { count: 0, serverType: "cx22" },
+            });
+        });
+
+        it("host names given as DNS names", () => {
+            const result = validateConfig(
+                rawConfig(bareMetal([{ name: "pi", address: "pi.home.example.org" }]), sshKey),
+            );
+            assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
+        });
+    });
+});

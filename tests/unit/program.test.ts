@@ -1,0 +1,43 @@
+import * as assert from "node:assert/strict";
+import { platform } from "../../program";
+import { ConfigError, loadConfig } from "../../stacks/config";
+import { useMocks, unwrap } from "../helpers/mocks";
+import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+
+const sshKey = { "peoples-cloud:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-only\n" };
+
+describe("program", () => {
+    it("stops on invalid config before any resource is registered", async () => {
+        const recorded = await useMocks("dev", rawConfig({ "peoples-cloud:nodes": { provider: "aws" } }));
+        assert.throws(
+            () => platform(),
+            (err: unknown) => {
+                assert.ok(err instanceof ConfigError);
+                assert.match(err.message, /peoples-cloud:nodes\.provider/);
+                return true;
+            },
+        );
+        assert.deepEqual(recorded, []);
+    });
+
+    it("runs the dev stack and exports its shape", async () => {
+        await useMocks("dev", rawConfig(stackFileValues("dev"), sshKey));
+        const outputs = platform();
+        assert.deepEqual(outputs, {
+            stack: "dev",
+            nodeProvider: "bare-metal",
+            nodeCount: 2,
+            meshCidr: "10.99.0.0/24",
+            k3sVersion: "v1.33.5+k3s1",
+        });
+    });
+
+    it("keeps secrets as secret outputs", async () => {
+        await useMocks("dev", rawConfig(stackFileValues("dev"), sshKey));
+        const config = loadConfig();
+        assert.ok(config.secrets.sshPrivateKey);
+        const key = await unwrap(config.secrets.sshPrivateKey);
+        assert.deepEqual(key, { value: sshKey["peoples-cloud:sshPrivateKey"], secret: true });
+        assert.equal(config.secrets.hcloudToken, undefined);
+    });
+});
