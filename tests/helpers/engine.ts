@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalWorkspace, PulumiCommand, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand, type EngineEvent, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
 import { repoRoot } from "./stackConfig";
 
 export interface Engine {
@@ -45,7 +45,7 @@ export async function tempEngine(): Promise<Engine> {
 export async function projectStack(
     engine: Engine,
     stackName: string,
-    program: () => Promise<unknown>,
+    program: PulumiFn,
     options: { configFrom?: string; secrets?: Record<string, string>; plain?: Record<string, string> } = {},
 ): Promise<Stack> {
     const workDir = fs.mkdtempSync(path.join(engine.root, "work-"));

@@ -29,7 +29,7 @@ describe("real pulumi preview", function () {
     for (const stackName of ["dev", "prod"]) {
         it(`previews the ${stackName} stack and plans what the mocked run declares`, async () => {
             const expected = await mockedTypes(stackName);
-            const stack = await projectStack(engine, stackName, async () => platform(), {
+            const stack = await projectStack(engine, stackName, () => Promise.resolve(platform()), {
                 configFrom: stackName,
                 secrets: testSecrets[stackName],
             });
@@ -47,7 +47,7 @@ describe("real pulumi preview", function () {
     }
 
     it("refuses an invalid config before any resource, naming the key", async () => {
-        const stack = await projectStack(engine, "broken", async () => platform(), {
+        const stack = await projectStack(engine, "broken", () => Promise.resolve(platform()), {
             configFrom: "dev",
             secrets: testSecrets.dev,
             plain: { "peoples-cloud:k3s": JSON.stringify({ version: "latest" }) },
