@@ -6,7 +6,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type EngineEvent, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
-import { repoRoot } from "./stackConfig";
+import * as yaml from "js-yaml";
+import { repoRoot, stackFileValues } from "./stackConfig";
 
 export interface Engine {
     command: PulumiCommand;
@@ -51,10 +52,11 @@ export async function projectStack(
     const workDir = fs.mkdtempSync(path.join(engine.root, "work-"));
     fs.copyFileSync(path.join(repoRoot, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
     if (options.configFrom) {
-        fs.copyFileSync(
-            path.join(repoRoot, `Pulumi.${options.configFrom}.yaml`),
-            path.join(workDir, `Pulumi.${stackName}.yaml`),
+        // Only the plain settings: a developer's own encrypted secrets and salt stay out of the test stack.
+        const config = Object.fromEntries(
+            Object.entries(stackFileValues(options.configFrom)).map(([k, v]) => [k, decodeYamlValue(v)]),
         );
+        fs.writeFileSync(path.join(workDir, `Pulumi.${stackName}.yaml`), yaml.dump({ config }));
     }
     const stack = await LocalWorkspace.createOrSelectStack(
         { stackName, projectName: "peoples-cloud", program },
@@ -67,6 +69,10 @@ export async function projectStack(
         await stack.setConfig(key, { value, secret: false });
     }
     return stack;
+}
+
+function decodeYamlValue(value: string): unknown {
+    return value.startsWith("{") || value.startsWith("[") ? JSON.parse(value) : value;
 }
 
 /** Counts of resource types the engine planned, from its event stream; the stack itself is left out. */

@@ -7,11 +7,22 @@ import type { RawConfig } from "../../stacks/config";
 
 export const repoRoot = path.resolve(__dirname, "..", "..");
 
+type StackFile = { config?: Record<string, unknown> };
+
+export function readStackFile(stack: string): StackFile {
+    return yaml.load(fs.readFileSync(path.join(repoRoot, `Pulumi.${stack}.yaml`), "utf8")) as StackFile;
+}
+
+export function isEncrypted(value: unknown): boolean {
+    return typeof value === "object" && value !== null && "secure" in value;
+}
+
+/** The plain settings of a stack file; secrets a user set there (encrypted, `secure:`) are left out. */
 export function stackFileValues(stack: string): Record<string, string> {
-    const file = path.join(repoRoot, `Pulumi.${stack}.yaml`);
-    const doc = yaml.load(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> };
     return Object.fromEntries(
-        Object.entries(doc.config ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
+        Object.entries(readStackFile(stack).config ?? {})
+            .filter(([, v]) => !isEncrypted(v))
+            .map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
     );
 }
 

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: dependencies, tools, lint, unit tests, then integration tests
+# against the real engine and servers.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$repo/scripts/setup.sh" all
+cd "$repo"
+npm run lint
+npm run test:unit
+npm run test:integration
