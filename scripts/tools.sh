@@ -31,7 +31,7 @@ tier_of() {
 }
 debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 shellcheck)
 
-field() { local IFS='|'; read -r -a parts <<<"$1"; echo "${parts[$2]}"; }
+field() { local IFS='|'; read -r -a parts <<<"$1"; echo "${parts[$2]:-}"; }
 
 module_version() { # wrapper dir, module path -> version pinned in the wrapper's go.mod
   awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$repo/$1/go.mod"

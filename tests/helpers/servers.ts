@@ -1,0 +1,148 @@
+// Real OpenBao and MinIO servers on loopback for tests, built by scripts/tools.sh, each in a temporary folder.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { toolsBinDir } from "./engine";
+
+export interface RunningServer {
+    url: string;
+    dir: string;
+    /** Everything the server printed, for assertions that nothing secret was logged. */
+    log(): string;
+    stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.once("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+async function waitUntil(what: string, ready: () => Promise<boolean>, child: ChildProcess, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before it was ready`);
+        if (await ready().catch(() => false)) return;
+        await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${what} was not ready within ${timeoutMs} ms`);
+}
+
+function startProcess(name: string, binary: string, args: string[], env: Record<string, string>) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-${name}-`));
+    let output = "";
+    const child = spawn(
+        binary,
+        args.map((a) => a.replaceAll("{dir}", dir)),
+        {
+            env: { ...process.env, ...env },
+            stdio: ["ignore", "pipe", "pipe"],
+        },
+    );
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const stop = async () => {
+        if (child.exitCode === null) {
+            const exited = new Promise((r) => child.once("exit", r));
+            child.kill("SIGTERM");
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+            if (child.exitCode === null) child.kill("SIGKILL");
+        }
+        fs.rmSync(dir, { recursive: true, force: true });
+    };
+    return { child, dir, log: () => output, stop };
+}
+
+export interface OpenBaoServer extends RunningServer {
+    /** Root token of a dev server; undefined for a server that still has to be initialised. */
+    rootToken?: string;
+}
+
+/** An OpenBao dev server (in memory, unsealed, root token known). */
+export async function startOpenBaoDev(): Promise<OpenBaoServer> {
+    const port = await freePort();
+    const rootToken = randomBytes(18).toString("base64url");
+    const bao = path.join(toolsBinDir("servers"), "bao");
+    const p = startProcess("openbao", bao, ["server", "-dev", `-dev-listen-address=127.0.0.1:${port}`], {
+        BAO_DEV_ROOT_TOKEN_ID: rootToken,
+        HOME: os.tmpdir(),
+    });
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status === 200, p.child);
+    return { url, dir: p.dir, log: p.log, stop: p.stop, rootToken };
+}
+
+/** An uninitialised OpenBao server with raft storage in a temporary folder, as a fresh Vault pod is. */
+export async function startOpenBaoRaft(): Promise<OpenBaoServer> {
+    const port = await freePort();
+    const clusterPort = await freePort();
+    const bao = path.join(toolsBinDir("servers"), "bao");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-openbao-config-"));
+    const url = `http://127.0.0.1:${port}`;
+    fs.writeFileSync(
+        path.join(dir, "config.hcl"),
+        [
+            `storage "raft" {\n  path = "${dir}"\n  node_id = "node-1"\n}`,
+            `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}`,
+            `api_addr = "${url}"`,
+            `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
+            `disable_mlock = true`,
+        ].join("\n"),
+    );
+    const p = startProcess("openbao-raft", bao, ["server", `-config=${dir}/config.hcl`], { HOME: os.tmpdir() });
+    // Sealed and uninitialised answers 501; anything but a refused connection means it listens.
+    await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status > 0, p.child);
+    return {
+        url,
+        dir,
+        log: p.log,
+        stop: async () => {
+            await p.stop();
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
+}
+
+export interface MinioServer extends RunningServer {
+    accessKeyId: string;
+    secretAccessKey: string;
+}
+
+export async function startMinio(): Promise<MinioServer> {
+    const port = await freePort();
+    const consolePort = await freePort();
+    const accessKeyId = `test${randomBytes(6).toString("hex")}`;
+    const secretAccessKey = randomBytes(24).toString("base64url");
+    const minio = path.join(toolsBinDir("servers"), "minio");
+    const p = startProcess(
+        "minio",
+        minio,
+        [
+            "server",
+            "--quiet",
+            "--address",
+            `127.0.0.1:${port}`,
+            "--console-address",
+            `127.0.0.1:${consolePort}`,
+            "{dir}",
+        ],
+        {
+            MINIO_ROOT_USER: accessKeyId,
+            MINIO_ROOT_PASSWORD: secretAccessKey,
+            MINIO_UPDATE: "off",
+            MINIO_BROWSER: "off",
+            HOME: os.tmpdir(),
+        },
+    );
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
+    return { url, dir: p.dir, log: p.log, stop: p.stop, accessKeyId, secretAccessKey };
+}

@@ -1,0 +1,71 @@
+// The OpenBao and MinIO built by scripts/tools.sh run and answer their APIs, for the layers' and services' tests.
+import * as assert from "node:assert/strict";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+    type MinioServer,
+    type OpenBaoServer,
+    startMinio,
+    startOpenBaoDev,
+    startOpenBaoRaft,
+} from "../helpers/servers";
+
+describe("OpenBao", () => {
+    let bao: OpenBaoServer;
+    afterEach(async () => bao?.stop());
+
+    it("a dev server encrypts and decrypts with transit", async () => {
+        bao = await startOpenBaoDev();
+        const call = async (method: string, p: string, body?: unknown) => {
+            const res = await fetch(`${bao.url}/v1/${p}`, {
+                method,
+                headers: { "X-Vault-Token": bao.rootToken ?? "" },
+                body: body === undefined ? undefined : JSON.stringify(body),
+            });
+            assert.ok(res.ok, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
+            return res.status === 204 ? {} : ((await res.json()) as { data: Record<string, string> });
+        };
+        await call("POST", "sys/mounts/transit", { type: "transit" });
+        await call("POST", "transit/keys/test", { type: "aes256-gcm96" });
+        const plaintext = Buffer.from("a family photo").toString("base64");
+        const { data: sealed } = (await call("POST", "transit/encrypt/test", { plaintext })) as {
+            data: Record<string, string>;
+        };
+        assert.match(sealed.ciphertext, /^vault:v1:/);
+        const { data: opened } = (await call("POST", "transit/decrypt/test", sealed)) as {
+            data: Record<string, string>;
+        };
+        assert.equal(opened.plaintext, plaintext);
+    });
+
+    it("a raft server starts uninitialised and sealed", async () => {
+        bao = await startOpenBaoRaft();
+        const status = (await (await fetch(`${bao.url}/v1/sys/seal-status`)).json()) as Record<string, unknown>;
+        assert.equal(status.initialized, false);
+        assert.equal(status.sealed, true);
+    });
+});
+
+describe("MinIO", () => {
+    let minio: MinioServer;
+    after(async () => minio?.stop());
+
+    it("stores and returns an object over the S3 API", async () => {
+        minio = await startMinio();
+        const client = (secretAccessKey: string) =>
+            new S3Client({
+                endpoint: minio.url,
+                region: "us-east-1",
+                forcePathStyle: true,
+                credentials: { accessKeyId: minio.accessKeyId, secretAccessKey },
+            });
+        const s3 = client(minio.secretAccessKey);
+        await s3.send(new CreateBucketCommand({ Bucket: "family" }));
+        await s3.send(new PutObjectCommand({ Bucket: "family", Key: "hello.txt", Body: "hello" }));
+        const got = await s3.send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" }));
+        assert.equal(await got.Body?.transformToString(), "hello");
+        await assert.rejects(
+            client("wrong").send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" })),
+            /signature/i,
+        );
+    });
+});
