@@ -51,6 +51,8 @@ export async function projectStack(
 ): Promise<Stack> {
     const workDir = fs.mkdtempSync(path.join(engine.root, "work-"));
     fs.copyFileSync(path.join(repoRoot, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
+    // Plugins the SDK ships (the dynamic provider) resolve @pulumi/pulumi from the project folder.
+    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(workDir, "node_modules"));
     if (options.configFrom) {
         // Only the plain settings: a developer's own encrypted secrets and salt stay out of the test stack.
         const config = Object.fromEntries(
