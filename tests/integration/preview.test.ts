@@ -1,9 +1,10 @@
 // The real engine previews the real program of the dev and prod stacks, offline, from a fresh state.
 import * as assert from "node:assert/strict";
+import * as path from "node:path";
 import { platform } from "../../program";
 import { type Engine, PlanRecorder, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { useMocks } from "../helpers/mocks";
-import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+import { rawConfig, repoRoot, stackFileValues } from "../helpers/stackConfig";
 
 const testSecrets: Record<string, Record<string, string>> = {
     dev: { "peoples-cloud:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\npreview-test-only\n" },
@@ -27,14 +28,19 @@ describe("real pulumi preview", function () {
     after(() => engine?.cleanup());
 
     for (const stackName of ["dev", "prod"]) {
-        it(`previews the ${stackName} stack and plans what the mocked run declares`, async () => {
+        it(`previews the ${stackName} stack under the policy pack and plans what the mocked run declares`, async () => {
             const expected = await mockedTypes(stackName);
             const stack = await projectStack(engine, stackName, () => Promise.resolve(platform()), {
                 configFrom: stackName,
                 secrets: testSecrets[stackName],
             });
             const plan = new PlanRecorder();
-            const result = await stack.preview({ onEvent: plan.onEvent });
+            const result = await stack.preview({
+                onEvent: plan.onEvent,
+                policyPacks: [path.join(repoRoot, "policy")],
+                policyPackConfigs: [path.join(repoRoot, "policy", "config", `${stackName}.json`)],
+            });
+            assert.match(result.stdout, /✅ peoples-cloud@v0\.1\.0/, "the policy pack did not run, or it refused");
             assert.deepEqual(plan.types, expected);
             assert.equal(
                 result.changeSummary.create,

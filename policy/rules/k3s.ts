@@ -1,0 +1,20 @@
+// K3s: Kubernetes Secrets are encrypted at rest on every server.
+import type { ResourceValidationPolicy } from "@pulumi/policy";
+
+/** A remote command that installs or configures a K3s server (the installer's "server" mode or its config). */
+function installsK3sServer(script: string): boolean {
+    return /\bk3s\s+server\b|INSTALL_K3S_EXEC=["']?server\b|\/etc\/rancher\/k3s\/config\.yaml/.test(script);
+}
+
+export const k3sSecretsEncryption: ResourceValidationPolicy = {
+    name: "k3s-secrets-encryption",
+    description: "Every K3s server is started with secrets encryption at rest.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, reportViolation) => {
+        if (args.type !== "command:remote:Command") return;
+        const script = [args.props.create, args.props.stdin].filter((s) => typeof s === "string").join("\n");
+        if (installsK3sServer(script) && !/--secrets-encryption\b|secrets-encryption:\s*true/.test(script)) {
+            reportViolation("installs a K3s server without --secrets-encryption");
+        }
+    },
+};

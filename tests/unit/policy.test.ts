@@ -1,0 +1,316 @@
+import * as assert from "node:assert/strict";
+import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { platform } from "../../program";
+import { policies } from "../../policy/rules";
+import { firewallNoClusterPortsToInternet, firewallSshNotOpenToWorld } from "../../policy/rules/firewall";
+import { controlPlaneSpread, hetznerServersLabelled } from "../../policy/rules/hetzner";
+import { k3sSecretsEncryption } from "../../policy/rules/k3s";
+import { helmChartsPinned, imagesPinned } from "../../policy/rules/pinning";
+import { noPlaintextSecrets } from "../../policy/rules/secrets";
+import { vaultProviderVerifiesTls, vaultRaftReplicas } from "../../policy/rules/vault";
+import { workloadsBoundedResources, workloadsNonRoot, workloadsReadOnlyRoot } from "../../policy/rules/workloads";
+import { useMocks } from "../helpers/mocks";
+import { policyConfig, resourceViolations, ruleSettings, stackViolations, type TestResource } from "../helpers/policy";
+import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+
+const firewall = (port: string, sourceIps: string[], protocol = "tcp"): TestResource => ({
+    type: "hcloud:index/firewall:Firewall",
+    props: { rules: [{ direction: "in", protocol, port, sourceIps }] },
+});
+
+const container = (overrides: Record<string, unknown> = {}) => ({
+    name: "app",
+    image: "ghcr.io/peoples-cloud/storage-s3-api:0.1.0",
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } },
+    securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+    ...overrides,
+});
+const deployment = (c: Record<string, unknown>): TestResource => ({
+    type: "kubernetes:apps/v1:Deployment",
+    props: { spec: { template: { spec: { containers: [c] } } } },
+    name: "storage",
+});
+const cronJob = (c: Record<string, unknown>): TestResource => ({
+    type: "kubernetes:batch/v1:CronJob",
+    props: { spec: { jobTemplate: { spec: { template: { spec: { containers: [c] } } } } } },
+});
+
+interface RuleCase {
+    policy: ResourceValidationPolicy;
+    passes: TestResource[];
+    fails: [TestResource, RegExp][];
+    config?: Record<string, unknown>;
+}
+
+const cases: RuleCase[] = [
+    {
+        policy: firewallNoClusterPortsToInternet,
+        passes: [
+            firewall("6443", ["10.99.0.0/24"]),
+            firewall("443", ["0.0.0.0/0", "::/0"]),
+            firewall("51820", ["0.0.0.0/0"], "udp"),
+        ],
+        fails: [
+            [firewall("6443", ["0.0.0.0/0"]), /K3s API \(6443\)/],
+            [firewall("2379-2380", ["::/0"]), /etcd/],
+            [firewall("10000-11000", ["0.0.0.0/0"]), /kubelet \(10250\)/],
+            [firewall("8201", ["0.0.0.0/0"]), /Vault \(8200-8201\)/],
+            [firewall("any", ["0.0.0.0/0"]), /K3s API/],
+        ],
+    },
+    {
+        policy: firewallSshNotOpenToWorld,
+        passes: [firewall("22", ["203.0.113.0/24"]), firewall("443", ["0.0.0.0/0"])],
+        fails: [[firewall("22", ["0.0.0.0/0", "::/0"]), /SSH \(22\)/]],
+    },
+    {
+        policy: helmChartsPinned,
+        passes: [
+            { type: "kubernetes:helm.sh/v3:Release", props: { chart: "cert-manager", version: "v1.16.2" } },
+            { type: "kubernetes:helm.cattle.io/v1:HelmChart", props: { spec: { chart: "vault", version: "0.29.1" } } },
+        ],
+        fails: [
+            [
+                { type: "kubernetes:helm.sh/v3:Release", props: { chart: "cert-manager" } },
+                /'cert-manager' is not pinned/,
+            ],
+            [{ type: "kubernetes:helm.sh/v4:Chart", props: { chart: "traefik", version: "^34.0.0" } }, /'\^34\.0\.0'/],
+            [
+                { type: "kubernetes:helm.cattle.io/v1:HelmChart", props: { spec: { chart: "vault", version: "0.x" } } },
+                /vault/,
+            ],
+        ],
+    },
+    {
+        policy: imagesPinned,
+        passes: [
+            deployment(container()),
+            deployment(container({ image: `registry.local:5000/app@sha256:${"a".repeat(64)}` })),
+        ],
+        fails: [
+            [deployment(container({ image: "nginx" })), /unpinned image 'nginx'/],
+            [cronJob(container({ image: "nginx:latest" })), /nginx:latest/],
+            [deployment(container({ image: "registry.local:5000/app" })), /registry\.local:5000\/app/],
+        ],
+    },
+    {
+        policy: workloadsBoundedResources,
+        passes: [deployment(container())],
+        fails: [
+            [
+                deployment(container({ resources: undefined })),
+                /requests\.cpu, requests\.memory, limits\.cpu, limits\.memory/,
+            ],
+            [deployment(container({ resources: { requests: { cpu: "1", memory: "1Gi" } } })), /limits\.cpu/],
+        ],
+    },
+    {
+        policy: workloadsNonRoot,
+        passes: [deployment(container())],
+        fails: [
+            [deployment(container({ securityContext: { allowPrivilegeEscalation: false } })), /runAsNonRoot/],
+            [deployment(container({ securityContext: { runAsNonRoot: true } })), /allowPrivilegeEscalation/],
+        ],
+    },
+    {
+        policy: workloadsReadOnlyRoot,
+        passes: [
+            deployment(container()),
+            deployment(container({ securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } })),
+        ],
+        config: { writableContainers: ["storage/app"] },
+        fails: [[cronJob(container({ securityContext: {} })), /writable root filesystem/]],
+    },
+    {
+        policy: noPlaintextSecrets,
+        passes: [
+            { type: "kubernetes:core/v1:ConfigMap", props: { data: { "config.yaml": "listen: :8080" } } },
+            {
+                type: "command:remote:Command",
+                props: { create: "sh /tmp/install.sh", stdin: "-----BEGIN PRIVATE KEY-----" },
+            },
+            deployment(container({ env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "s", key: "t" } } }] })),
+        ],
+        fails: [
+            [
+                {
+                    type: "kubernetes:core/v1:ConfigMap",
+                    props: { data: { key: "-----BEGIN OPENSSH PRIVATE KEY-----\nx" } },
+                },
+                /data\.key holds a private key/,
+            ],
+            [
+                {
+                    type: "command:remote:Command",
+                    props: { environment: { VAULT_TOKEN: "hvs.CAESIJ1xvqP4Fh2l9bNnR5aQ" } },
+                },
+                /environment\.VAULT_TOKEN holds a Vault token/,
+            ],
+            [
+                {
+                    type: "command:local:Command",
+                    props: { create: "mc alias set s3 https://id:secret@s3.example.org" },
+                },
+                /create holds credentials in a URL/,
+            ],
+            [deployment(container({ env: [{ name: "DB", value: "postgres://app:pw@db:5432/app" }] })), /env DB/],
+        ],
+    },
+    {
+        policy: vaultProviderVerifiesTls,
+        passes: [{ type: "pulumi:providers:vault", props: { address: "https://vault:8200", skipTlsVerify: false } }],
+        fails: [[{ type: "pulumi:providers:vault", props: { skipTlsVerify: "true" } }, /skipTlsVerify is on/]],
+    },
+    {
+        policy: vaultRaftReplicas,
+        config: { minReplicas: 3 },
+        passes: [
+            {
+                type: "kubernetes:helm.cattle.io/v1:HelmChart",
+                props: {
+                    spec: {
+                        chart: "vault",
+                        valuesContent:
+                            "server:\n  ha:\n    enabled: true\n    replicas: 3\n    raft:\n      enabled: true\n",
+                    },
+                },
+            },
+        ],
+        fails: [
+            [
+                { type: "kubernetes:helm.sh/v3:Release", props: { chart: "vault", values: {} } },
+                /1 replica\(s\); this stack needs 3/,
+            ],
+            [
+                {
+                    type: "kubernetes:helm.sh/v3:Release",
+                    props: { chart: "vault", values: { server: { ha: { enabled: true, replicas: 3 } } } },
+                },
+                /does not use raft/,
+            ],
+        ],
+    },
+    {
+        policy: k3sSecretsEncryption,
+        passes: [
+            {
+                type: "command:remote:Command",
+                props: { create: "INSTALL_K3S_EXEC='server --secrets-encryption' sh install.sh" },
+            },
+            { type: "command:remote:Command", props: { create: "k3s agent --server https://10.99.0.1:6443" } },
+        ],
+        fails: [
+            [
+                {
+                    type: "command:remote:Command",
+                    props: { create: "INSTALL_K3S_EXEC=server sh install.sh --cluster-init" },
+                },
+                /without --secrets-encryption/,
+            ],
+        ],
+    },
+    {
+        policy: hetznerServersLabelled,
+        passes: [{ type: "hcloud:index/server:Server", props: { labels: { stack: "prod", role: "server" } } }],
+        fails: [[{ type: "hcloud:index/server:Server", props: { labels: { stack: "prod" } } }, /no role label/]],
+    },
+];
+
+describe("policy rules", () => {
+    for (const c of cases) {
+        describe(c.policy.name, () => {
+            c.passes.forEach((r, i) =>
+                it(`passes a compliant ${r.type.split(":").pop()} (${i + 1})`, () => {
+                    assert.deepEqual(resourceViolations(c.policy, r, c.config), []);
+                }),
+            );
+            c.fails.forEach(([r, message], i) =>
+                it(`refuses a bad ${r.type.split(":").pop()} (${i + 1})`, () => {
+                    const found = resourceViolations(c.policy, r, c.config);
+                    assert.ok(
+                        found.some((v) => message.test(v)),
+                        `expected ${message}, got ${JSON.stringify(found)}`,
+                    );
+                }),
+            );
+        });
+    }
+
+    describe(controlPlaneSpread.name, () => {
+        const server = (location: string, role = "server"): TestResource => ({
+            type: "hcloud:index/server:Server",
+            props: { location, labels: { stack: "prod", role } },
+        });
+        const prod = { minServers: 3, minLocations: 2 };
+        it("passes three servers over two locations", () => {
+            assert.deepEqual(
+                stackViolations(controlPlaneSpread, [server("fsn1"), server("nbg1"), server("fsn1")], prod),
+                [],
+            );
+        });
+        it("refuses one location", () => {
+            const found = stackViolations(controlPlaneSpread, [server("fsn1"), server("fsn1"), server("fsn1")], prod);
+            assert.deepEqual(found, ["control plane in 1 location(s); this stack needs at least 2"]);
+        });
+        it("refuses too few servers, not counting agents", () => {
+            const found = stackViolations(controlPlaneSpread, [server("fsn1"), server("nbg1", "agent")], prod);
+            assert.ok(found.some((v) => v.startsWith("1 control-plane server(s)")));
+        });
+    });
+
+    it("covers every rule of the pack", () => {
+        const tested = new Set([...cases.map((c) => c.policy.name), controlPlaneSpread.name]);
+        assert.deepEqual(
+            policies.map((p) => p.name).filter((n) => !tested.has(n)),
+            [],
+        );
+    });
+
+    describe("per-stack policy config", () => {
+        for (const stack of ["dev", "prod"]) {
+            it(`${stack}.json names only rules of the pack`, () => {
+                const names = new Set(policies.map((p) => p.name));
+                assert.deepEqual(
+                    Object.keys(policyConfig(stack)).filter((n) => !names.has(n)),
+                    [],
+                );
+            });
+        }
+        it("prod is stricter than dev: SSH and read-only roots mandatory, 3 Vault replicas, 3 servers over 2 locations", () => {
+            const dev = policyConfig("dev");
+            const prod = policyConfig("prod");
+            assert.equal(ruleSettings(dev, firewallSshNotOpenToWorld).level, "advisory");
+            assert.equal(ruleSettings(prod, firewallSshNotOpenToWorld).level, "mandatory");
+            assert.equal(ruleSettings(prod, workloadsReadOnlyRoot).level, "mandatory");
+            assert.deepEqual(ruleSettings(prod, vaultRaftReplicas).config, { minReplicas: 3 });
+            assert.deepEqual(ruleSettings(prod, controlPlaneSpread).config, { minServers: 3, minLocations: 2 });
+            assert.deepEqual(ruleSettings(prod, vaultProviderVerifiesTls).config, { allowSkipTlsVerify: false });
+        });
+    });
+
+    describe("the programs pass every mandatory rule under mocks", () => {
+        const secrets: Record<string, Record<string, string>> = {
+            dev: { "peoples-cloud:sshPrivateKey": "test-only" },
+            prod: { "hcloud:token": "test-only" },
+        };
+        for (const stack of ["dev", "prod"]) {
+            it(stack, async () => {
+                const mocked = await useMocks(stack, rawConfig(stackFileValues(stack), secrets[stack]));
+                platform();
+                const recorded = mocked.map((r): TestResource => ({ type: r.type, name: r.name, props: r.inputs }));
+                const file = policyConfig(stack);
+                const found: string[] = [];
+                for (const policy of policies) {
+                    const { level, config } = ruleSettings(file, policy);
+                    if (level !== "mandatory") continue;
+                    if ("validateStack" in policy) {
+                        found.push(...stackViolations(policy as StackValidationPolicy, recorded, config));
+                    } else {
+                        for (const r of recorded) found.push(...resourceViolations(policy, r, config));
+                    }
+                }
+                assert.deepEqual(found, []);
+            });
+        }
+    });
+});
