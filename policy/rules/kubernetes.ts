@@ -26,7 +26,7 @@ export function podSpecOf(type: string, props: Record<string, unknown>): PodSpec
     const [pkg, , kind] = type.split(":");
     if (pkg !== "kubernetes") return undefined;
     const spec = props.spec as Record<string, unknown> | undefined;
-    if (kind === "Pod") return spec as PodSpec | undefined;
+    if (kind === "Pod") return spec;
     if (templated.includes(kind)) return (spec?.template as { spec?: PodSpec } | undefined)?.spec;
     if (kind === "CronJob") {
         const job = (spec?.jobTemplate as { spec?: Record<string, unknown> } | undefined)?.spec;

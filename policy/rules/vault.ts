@@ -27,11 +27,11 @@ function vaultValues(type: string, props: Record<string, unknown>): VaultValues 
         (type === "kubernetes:helm.sh/v3:Release" || type === "kubernetes:helm.sh/v4:Chart") &&
         props.chart === "vault"
     ) {
-        return (props.values ?? {}) as VaultValues;
+        return props.values ?? {};
     }
     if (type === "kubernetes:helm.cattle.io/v1:HelmChart") {
         const spec = (props.spec ?? {}) as { chart?: string; valuesContent?: string };
-        if (spec.chart === "vault") return (yaml.load(spec.valuesContent ?? "") ?? {}) as VaultValues;
+        if (spec.chart === "vault") return yaml.load(spec.valuesContent ?? "") ?? {};
     }
     return undefined;
 }

@@ -304,7 +304,7 @@ describe("policy rules", () => {
                     const { level, config } = ruleSettings(file, policy);
                     if (level !== "mandatory") continue;
                     if ("validateStack" in policy) {
-                        found.push(...stackViolations(policy as StackValidationPolicy, recorded, config));
+                        found.push(...stackViolations(policy, recorded, config));
                     } else {
                         for (const r of recorded) found.push(...resourceViolations(policy, r, config));
                     }
