@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { platform } from "../../program";
 import { policies } from "../../policy/rules";
 import { firewallNoClusterPortsToInternet, firewallSshNotOpenToWorld } from "../../policy/rules/firewall";
