@@ -1,0 +1,228 @@
+// Content encryption of the "pce1" format: AES-256-GCM over fixed-size segments (see FORMAT.md).
+// nonce = BE32(part) || BE64(index): unique under a key, because every object (and part attempt) has its own key.
+// AAD binds each segment to its object, part, index and to whether it is the last one, so reordering,
+// dropping, adding, truncating and swapping segments between objects all fail authentication.
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { FORMAT, OBJECT_ID_BYTES } from "./keys";
+
+export const TAG_BYTES = 16;
+export const DEFAULT_SEGMENT_SIZE = 64 * 1024;
+
+export class IntegrityError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "IntegrityError";
+    }
+}
+
+export interface SegmentStream {
+    key: Buffer;
+    objectId: Buffer;
+    /** 0 for a single PUT, the part number for a multipart upload. */
+    part: number;
+    segmentSize: number;
+}
+
+function nonce(part: number, index: number): Buffer {
+    const n = Buffer.alloc(12);
+    n.writeUInt32BE(part, 0);
+    n.writeBigUInt64BE(BigInt(index), 4);
+    return n;
+}
+
+function aad(s: SegmentStream, index: number, final: boolean): Buffer {
+    const a = Buffer.alloc(FORMAT.length + OBJECT_ID_BYTES + 2 + 8 + 1);
+    let at = a.write(FORMAT, 0, "ascii");
+    at += s.objectId.copy(a, at);
+    at = a.writeUInt16BE(s.part, at);
+    at = a.writeBigUInt64BE(BigInt(index), at);
+    a.writeUInt8(final ? 1 : 0, at);
+    return a;
+}
+
+export function sealSegment(s: SegmentStream, index: number, final: boolean, plaintext: Buffer): Buffer {
+    const cipher = createCipheriv("aes-256-gcm", s.key, nonce(s.part, index), { authTagLength: TAG_BYTES });
+    cipher.setAAD(aad(s, index, final));
+    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+}
+
+export function openSegment(s: SegmentStream, index: number, final: boolean, sealed: Buffer): Buffer {
+    if (sealed.length < TAG_BYTES) throw new IntegrityError(`segment ${index} is shorter than its tag`);
+    const body = sealed.subarray(0, sealed.length - TAG_BYTES);
+    const decipher = createDecipheriv("aes-256-gcm", s.key, nonce(s.part, index), { authTagLength: TAG_BYTES });
+    decipher.setAAD(aad(s, index, final));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    try {
+        return Buffer.concat([decipher.update(body), decipher.final()]);
+    } catch {
+        throw new IntegrityError(`segment ${index} failed authentication`);
+    }
+}
+
+export function segmentCount(plainLength: number, segmentSize: number): number {
+    return Math.max(1, Math.ceil(plainLength / segmentSize));
+}
+
+export function ciphertextLength(plainLength: number, segmentSize: number): number {
+    return plainLength + TAG_BYTES * segmentCount(plainLength, segmentSize);
+}
+
+/** The plaintext length a ciphertext length stands for, or undefined if no plaintext encrypts to it. */
+export function plaintextLength(cipherLength: number, segmentSize: number): number | undefined {
+    const n = Math.max(1, Math.ceil(cipherLength / (segmentSize + TAG_BYTES)));
+    const plain = cipherLength - TAG_BYTES * n;
+    return plain >= 0 && ciphertextLength(plain, segmentSize) === cipherLength ? plain : undefined;
+}
+
+/** Collects chunks and hands out exact-size slices without copying more than needed. */
+class ByteQueue {
+    private chunks: Buffer[] = [];
+    length = 0;
+    push(chunk: Buffer): void {
+        this.chunks.push(chunk);
+        this.length += chunk.length;
+    }
+    take(size: number): Buffer {
+        const out = Buffer.allocUnsafe(size);
+        let filled = 0;
+        while (filled < size) {
+            const head = this.chunks[0];
+            const n = Math.min(head.length, size - filled);
+            head.copy(out, filled, 0, n);
+            filled += n;
+            if (n === head.length) this.chunks.shift();
+            else this.chunks[0] = head.subarray(n);
+        }
+        this.length -= size;
+        return out;
+    }
+}
+
+/** Encrypts a plaintext stream into segments; the last one is flagged final when the input ends. */
+export class SealStream extends Transform {
+    private readonly queue = new ByteQueue();
+    private index = 0;
+
+    constructor(private readonly s: SegmentStream) {
+        super();
+    }
+
+    override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+        this.queue.push(chunk);
+        // A segment is sealed only once a byte beyond it has arrived: until then it may be the final one.
+        while (this.queue.length > this.s.segmentSize) {
+            this.push(sealSegment(this.s, this.index++, false, this.queue.take(this.s.segmentSize)));
+        }
+        done();
+    }
+
+    override _flush(done: TransformCallback): void {
+        this.push(sealSegment(this.s, this.index++, true, this.queue.take(this.queue.length)));
+        done();
+    }
+}
+
+export interface OpenRange {
+    /** First and last segment present in the input, inclusive. */
+    firstSegment: number;
+    lastSegment: number;
+    /** Index of the object's final segment (known from its authenticated plaintext length). */
+    finalSegment: number;
+    /** Plaintext bytes to drop from the first segment, and how many bytes to emit in all. */
+    skip: number;
+    length: number;
+}
+
+/** Decrypts segments firstSegment..lastSegment and emits exactly the requested plaintext bytes. */
+export class OpenStream extends Transform {
+    private readonly queue = new ByteQueue();
+    private readonly sealed: number;
+    private index: number;
+    private toSkip: number;
+    private remaining: number;
+
+    constructor(
+        private readonly s: SegmentStream,
+        private readonly range: OpenRange,
+    ) {
+        super();
+        this.sealed = s.segmentSize + TAG_BYTES;
+        this.index = range.firstSegment;
+        this.toSkip = range.skip;
+        this.remaining = range.length;
+    }
+
+    private pushPlaintext(plaintext: Buffer): void {
+        const from = Math.min(this.toSkip, plaintext.length);
+        this.toSkip -= from;
+        const out = plaintext.subarray(from, from + Math.min(this.remaining, plaintext.length - from));
+        this.remaining -= out.length;
+        if (out.length) this.push(out);
+    }
+
+    override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+        this.queue.push(chunk);
+        try {
+            while (this.index < this.range.lastSegment && this.queue.length >= this.sealed) {
+                const i = this.index++;
+                this.pushPlaintext(openSegment(this.s, i, i === this.range.finalSegment, this.queue.take(this.sealed)));
+            }
+            if (this.index === this.range.lastSegment && this.queue.length > this.sealed) {
+                throw new IntegrityError(`more data than segment ${this.index} can hold`);
+            }
+            done();
+        } catch (err) {
+            done(err as Error);
+        }
+    }
+
+    override _flush(done: TransformCallback): void {
+        try {
+            if (this.index !== this.range.lastSegment) {
+                throw new IntegrityError(`ends before segment ${this.index}; expected up to ${this.range.lastSegment}`);
+            }
+            const i = this.index++;
+            this.pushPlaintext(
+                openSegment(this.s, i, i === this.range.finalSegment, this.queue.take(this.queue.length)),
+            );
+            if (this.remaining !== 0) throw new IntegrityError(`${this.remaining} plaintext bytes missing`);
+            done();
+        } catch (err) {
+            done(err as Error);
+        }
+    }
+}
+
+export interface CipherRange extends OpenRange {
+    /** Byte range of the ciphertext to fetch from the backend, inclusive. */
+    cipherStart: number;
+    cipherEnd: number;
+}
+
+/** Which whole segments a plaintext byte range [start, end] (inclusive) of an object needs. */
+export function planRange(start: number, end: number, plainLength: number, segmentSize: number): CipherRange {
+    if (!(start >= 0 && start <= end && end < plainLength)) {
+        throw new RangeError(`bytes ${start}-${end} are outside 0-${plainLength - 1}`);
+    }
+    const sealed = segmentSize + TAG_BYTES;
+    const firstSegment = Math.floor(start / segmentSize);
+    const lastSegment = Math.floor(end / segmentSize);
+    const finalSegment = segmentCount(plainLength, segmentSize) - 1;
+    const lastSegmentPlain = Math.min(segmentSize, plainLength - lastSegment * segmentSize);
+    return {
+        firstSegment,
+        lastSegment,
+        finalSegment,
+        skip: start - firstSegment * segmentSize,
+        length: end - start + 1,
+        cipherStart: firstSegment * sealed,
+        cipherEnd: lastSegment * sealed + lastSegmentPlain + TAG_BYTES - 1,
+    };
+}
+
+/** The range of a whole object (for an empty object: its one empty final segment). */
+export function wholeObject(plainLength: number, segmentSize: number): OpenRange {
+    const finalSegment = segmentCount(plainLength, segmentSize) - 1;
+    return { firstSegment: 0, lastSegment: finalSegment, finalSegment, skip: 0, length: plainLength };
+}

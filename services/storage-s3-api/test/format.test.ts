@@ -1,0 +1,208 @@
+import * as assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Readable, type Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import * as fc from "fast-check";
+import { commitmentMatches, deriveObjectKeys, nameBinding } from "../src/format/keys";
+import {
+    ciphertextLength,
+    IntegrityError,
+    OpenStream,
+    type OpenRange,
+    planRange,
+    plaintextLength,
+    SealStream,
+    type SegmentStream,
+    TAG_BYTES,
+    wholeObject,
+} from "../src/format/segments";
+
+// Small segments so that sizes around S-1, S, S+1 and many segments stay cheap.
+const S = 64;
+
+function stream(objectId = randomBytes(16), dek = randomBytes(32)): SegmentStream {
+    return { key: deriveObjectKeys(dek, objectId).data, objectId, part: 0, segmentSize: S };
+}
+
+/** Feeds data in chunks of the given sizes, so segment boundaries fall inside and between chunks. */
+function chunked(data: Buffer, chunkSizes: number[] = [data.length || 1]): Readable {
+    const chunks: Buffer[] = [];
+    for (let at = 0, i = 0; at < data.length; i++) {
+        const n = Math.max(1, chunkSizes[i % chunkSizes.length]);
+        chunks.push(data.subarray(at, at + n));
+        at += n;
+    }
+    return Readable.from(chunks);
+}
+
+async function collect(source: Readable, transform: Transform): Promise<Buffer> {
+    const out: Buffer[] = [];
+    await pipeline(source, transform, async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const c of chunks) out.push(c);
+    });
+    return Buffer.concat(out);
+}
+
+const seal = (s: SegmentStream, plain: Buffer, chunks?: number[]) => collect(chunked(plain, chunks), new SealStream(s));
+const open = (s: SegmentStream, sealed: Buffer, range: OpenRange, chunks?: number[]) =>
+    collect(chunked(sealed, chunks), new OpenStream(s, range));
+
+const sizes = [0, 1, S - 1, S, S + 1, 2 * S - 1, 2 * S, 2 * S + 1, 5 * S, 5 * S + 7];
+
+describe("pce1 format", () => {
+    describe("round trip", () => {
+        for (const size of sizes) {
+            it(`${size} bytes`, async () => {
+                const s = stream();
+                const plain = randomBytes(size);
+                const sealed = await seal(s, plain, [7, 64, 100]);
+                assert.equal(sealed.length, ciphertextLength(size, S));
+                assert.equal(plaintextLength(sealed.length, S), size);
+                assert.deepEqual(await open(s, sealed, wholeObject(size, S), [13, 80]), plain);
+            });
+        }
+
+        it("for random sizes and chunkings (property)", async () => {
+            await fc.assert(
+                fc.asyncProperty(
+                    fc.integer({ min: 0, max: 8 * S + 3 }),
+                    fc.array(fc.integer({ min: 1, max: 3 * S }), { minLength: 1, maxLength: 5 }),
+                    async (size, chunks) => {
+                        const s = stream();
+                        const plain = randomBytes(size);
+                        const sealed = await seal(s, plain, chunks);
+                        assert.deepEqual(await open(s, sealed, wholeObject(size, S), chunks), plain);
+                    },
+                ),
+                { numRuns: 200 },
+            );
+        });
+    });
+
+    it("rejects ciphertext lengths no plaintext encrypts to", () => {
+        assert.equal(plaintextLength(TAG_BYTES - 1, S), undefined);
+        assert.equal(plaintextLength(S + TAG_BYTES + TAG_BYTES, S), undefined); // an empty non-first segment
+        assert.equal(plaintextLength(TAG_BYTES, S), 0);
+    });
+
+    describe("range reads decrypt only the segments they need", () => {
+        it("for every range of a 5.1-segment object", async () => {
+            const s = stream();
+            const size = 5 * S + 7;
+            const plain = randomBytes(size);
+            const sealed = await seal(s, plain);
+            for (const [start, end] of [
+                [0, 0],
+                [S - 1, S],
+                [S, 2 * S - 1],
+                [3, 4 * S + 2],
+                [size - 1, size - 1],
+                [5 * S, size - 1],
+            ]) {
+                const r = planRange(start, end, size, S);
+                assert.ok(r.cipherEnd - r.cipherStart + 1 <= (r.lastSegment - r.firstSegment + 1) * (S + TAG_BYTES));
+                const slice = sealed.subarray(r.cipherStart, r.cipherEnd + 1);
+                assert.deepEqual(await open(s, slice, r), plain.subarray(start, end + 1), `bytes ${start}-${end}`);
+            }
+        });
+
+        it("a 1-byte read of a large object fetches one segment", () => {
+            const r = planRange(1_000_000, 1_000_000, 1 << 30, 64 * 1024);
+            assert.equal(r.cipherEnd - r.cipherStart + 1, 64 * 1024 + TAG_BYTES);
+        });
+
+        it("refuses ranges outside the object", () => {
+            assert.throws(() => planRange(0, 10, 10, S), RangeError);
+            assert.throws(() => planRange(5, 4, 10, S), RangeError);
+        });
+    });
+
+    describe("tampering gives an error, never wrong bytes", () => {
+        const size = 3 * S + 5;
+        let s: SegmentStream;
+        let plain: Buffer;
+        let sealed: Buffer;
+        before(async () => {
+            s = stream();
+            plain = randomBytes(size);
+            sealed = await seal(s, plain);
+        });
+        const refuse = (bytes: Buffer, range: OpenRange = wholeObject(size, S)) =>
+            assert.rejects(open(s, bytes, range), IntegrityError);
+
+        it("a flipped bit in any byte", async () => {
+            for (let at = 0; at < sealed.length; at += 7) {
+                const bad = Buffer.from(sealed);
+                bad[at] ^= 0x01;
+                await refuse(bad);
+            }
+        });
+
+        it("truncation at every segment boundary and mid-segment", async () => {
+            for (const cut of [0, 1, S + TAG_BYTES, 2 * (S + TAG_BYTES), 2 * (S + TAG_BYTES) + 3, sealed.length - 1]) {
+                await refuse(sealed.subarray(0, cut));
+            }
+        });
+
+        it("truncation to whole segments, even when the reader expects fewer", async () => {
+            // The first two segments alone are authentic, but neither is final.
+            const two = sealed.subarray(0, 2 * (S + TAG_BYTES));
+            await refuse(two, wholeObject(2 * S, S));
+        });
+
+        it("extension", async () => {
+            await refuse(Buffer.concat([sealed, randomBytes(1)]));
+            await refuse(Buffer.concat([sealed, sealed.subarray(0, S + TAG_BYTES)]));
+        });
+
+        it("swapped segments within the object", async () => {
+            const a = sealed.subarray(0, S + TAG_BYTES);
+            const b = sealed.subarray(S + TAG_BYTES, 2 * (S + TAG_BYTES));
+            await refuse(Buffer.concat([b, a, sealed.subarray(2 * (S + TAG_BYTES))]));
+        });
+
+        it("a segment of another object under the same data key", async () => {
+            // Same DEK, other object id: other keys and other AAD.
+            const other = stream(randomBytes(16));
+            const foreign = await seal(other, randomBytes(size));
+            const mixed = Buffer.concat([foreign.subarray(0, S + TAG_BYTES), sealed.subarray(S + TAG_BYTES)]);
+            await refuse(mixed);
+        });
+
+        it("the whole body of another object", async () => {
+            await refuse(await seal(stream(), randomBytes(size)));
+        });
+    });
+
+    describe("keys", () => {
+        it("differ per object and commit to the data key", () => {
+            const dek = randomBytes(32);
+            const a = deriveObjectKeys(dek, randomBytes(16));
+            const b = deriveObjectKeys(dek, randomBytes(16));
+            assert.notDeepEqual(a.data, b.data);
+            assert.ok(commitmentMatches(a, a.commitment));
+            assert.ok(!commitmentMatches(a, b.commitment));
+            assert.ok(!commitmentMatches(deriveObjectKeys(randomBytes(32), randomBytes(16)), a.commitment));
+        });
+
+        it("bind an object to its bucket and key", () => {
+            const keys = deriveObjectKeys(randomBytes(32), randomBytes(16));
+            const bound = nameBinding(keys, "photos", "2026/summer.jpg");
+            assert.deepEqual(nameBinding(keys, "photos", "2026/summer.jpg"), bound);
+            assert.notDeepEqual(nameBinding(keys, "photos", "2026/summer.jpeg"), bound);
+            assert.notDeepEqual(nameBinding(keys, "photos2", "026/summer.jpg"), bound);
+        });
+
+        it("refuse malformed inputs", () => {
+            assert.throws(() => deriveObjectKeys(randomBytes(16), randomBytes(16)), RangeError);
+            assert.throws(() => deriveObjectKeys(randomBytes(32), randomBytes(8)), RangeError);
+        });
+    });
+
+    it("never reuses a (key, nonce) pair: keys are unique per object over 10k objects", () => {
+        const dek = randomBytes(32);
+        const seen = new Set<string>();
+        for (let i = 0; i < 10_000; i++) seen.add(deriveObjectKeys(dek, randomBytes(16)).data.toString("hex"));
+        assert.equal(seen.size, 10_000);
+    });
+});
