@@ -37,7 +37,7 @@ function chunked(data: Buffer, chunkSizes: number[] = [data.length || 1]): Reada
 
 async function collect(source: Readable, transform: Transform): Promise<Buffer> {
     const out: Buffer[] = [];
-    await pipeline(source, transform, async function* (chunks: AsyncIterable<Buffer>) {
+    await pipeline(source, transform, async (chunks: AsyncIterable<Buffer>) => {
         for await (const c of chunks) out.push(c);
     });
     return Buffer.concat(out);
