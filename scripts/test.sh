@@ -7,4 +7,5 @@ bash "$repo/scripts/setup.sh" all
 cd "$repo"
 npm run lint
 npm run test:unit
+npm run test:services
 npm run test:integration
