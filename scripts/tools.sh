@@ -29,7 +29,7 @@ tier_of() {
     bao | minio) echo servers ;;
   esac
 }
-debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 shellcheck)
+debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck)
 
 field() { local IFS='|'; read -r -a parts <<<"$1"; echo "${parts[$2]:-}"; }
 

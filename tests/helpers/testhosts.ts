@@ -1,0 +1,61 @@
+// Real hosts for tests: network namespaces with sshd and their own /etc/wireguard (scripts/testhosts.sh).
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { repoRoot } from "./stackConfig";
+
+export interface TestHost {
+    name: string;
+    address: string;
+    namespace: string;
+}
+
+export interface TestHosts {
+    hosts: TestHost[];
+    /** The private key Pulumi (or a test) uses to reach the hosts; a test-only key. */
+    clientKeyPath: string;
+    /** Runs a shell script on a host over SSH, with optional stdin; resolves with stdout. */
+    run(host: TestHost, script: string, stdin?: string): Promise<string>;
+    /** Runs a command inside a host's network namespace, without SSH (for checks such as ping). */
+    inNamespace(host: TestHost, command: string[]): string;
+    stop(): void;
+}
+
+const script = path.join(repoRoot, "scripts", "testhosts.sh");
+
+export function startTestHosts(name: string, count: number): TestHosts {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-hosts-${name}-`));
+    const stop = () => execFileSync("bash", [script, "down", name, dir], { stdio: "inherit" });
+    try {
+        const hostsFile = execFileSync("bash", [script, "up", name, String(count), dir], { encoding: "utf8" }).trim();
+        const hosts = JSON.parse(fs.readFileSync(hostsFile, "utf8")) as TestHost[];
+        const clientKeyPath = path.join(dir, "client_key");
+        const sshArgs = (host: TestHost) => [
+            "-i",
+            clientKeyPath,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            `UserKnownHostsFile=${path.join(dir, "known_hosts")}`,
+            "-o",
+            "LogLevel=ERROR",
+            `root@${host.address}`,
+        ];
+        const run = (host: TestHost, remoteScript: string, stdin?: string) =>
+            new Promise<string>((resolve, reject) => {
+                const child = execFile("ssh", [...sshArgs(host), remoteScript], (err, stdout, stderr) =>
+                    err ? reject(new Error(`${host.name}: ${stderr || err.message}`)) : resolve(stdout),
+                );
+                child.stdin?.end(stdin ?? "");
+            });
+        const inNamespace = (host: TestHost, command: string[]) =>
+            execFileSync("ip", ["netns", "exec", host.namespace, ...command], { encoding: "utf8" });
+        return { hosts, clientKeyPath, run, inNamespace, stop };
+    } catch (err) {
+        stop();
+        throw err;
+    }
+}
