@@ -1,0 +1,216 @@
+// AWS Signature Version 4 verification for S3 requests: Authorization header or presigned query.
+// S3 signs the path as sent (no normalisation, no double encoding). Signatures compare in constant time.
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { S3Error } from "../errors";
+
+const ALGORITHM = "AWS4-HMAC-SHA256";
+const MAX_SKEW_MS = 15 * 60 * 1000;
+const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+
+export interface IncomingSigned {
+    method: string;
+    /** The request target as received: raw (still percent-encoded) path and query. */
+    url: string;
+    headers: Record<string, string | string[] | undefined>;
+}
+
+export interface Verified {
+    accessKeyId: string;
+    /** x-amz-content-sha256 of a header-signed request ("UNSIGNED-PAYLOAD" for presigned URLs). */
+    payloadHash: string;
+    /** For chained signatures of aws-chunked bodies. */
+    signature: string;
+    signingKey: Buffer;
+    scope: string;
+    amzDate: string;
+}
+
+/** AWS's URI encoding: RFC 3986 unreserved characters stay, everything else is %XX (uppercase). */
+export function uriEncode(value: string): string {
+    return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function hmac(key: Buffer | string, data: string): Buffer {
+    return createHmac("sha256", key).update(data).digest();
+}
+
+export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
+    return hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), "aws4_request");
+}
+
+function header(headers: IncomingSigned["headers"], name: string): string | undefined {
+    const v = headers[name];
+    return Array.isArray(v) ? v.join(",") : v;
+}
+
+function parseQuery(rawQuery: string): [string, string][] {
+    if (!rawQuery) return [];
+    return rawQuery.split("&").map((pair) => {
+        const eq = pair.indexOf("=");
+        const decode = (s: string) => decodeURIComponent(s.replace(/\+/g, "%20"));
+        return eq < 0 ? [decode(pair), ""] : [decode(pair.slice(0, eq)), decode(pair.slice(eq + 1))];
+    });
+}
+
+function canonicalQuery(pairs: [string, string][]): string {
+    return pairs
+        .map(([k, v]) => [uriEncode(k), uriEncode(v)])
+        .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+        .map(([k, v]) => `${k}=${v}`)
+        .join("&");
+}
+
+function parseAmzDate(value: string): Date | undefined {
+    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+    return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : undefined;
+}
+
+interface Parsed {
+    accessKeyId: string;
+    date: string;
+    region: string;
+    service: string;
+    signedHeaders: string[];
+    signature: string;
+    amzDate: string;
+    payloadHash: string;
+    query: [string, string][];
+    presigned: boolean;
+    expires?: number;
+}
+
+function parse(req: IncomingSigned): Parsed {
+    const q = req.url.indexOf("?");
+    const query = parseQuery(q < 0 ? "" : req.url.slice(q + 1));
+    const get = (k: string) => query.find(([name]) => name === k)?.[1];
+    const malformed = (why: string) => new S3Error("AuthorizationHeaderMalformed", why);
+
+    const authorization = header(req.headers, "authorization");
+    if (get("X-Amz-Algorithm") !== undefined) {
+        if (get("X-Amz-Algorithm") !== ALGORITHM)
+            throw new S3Error("AuthorizationQueryParametersError", "unsupported algorithm");
+        const credential = get("X-Amz-Credential") ?? "";
+        const [accessKeyId, date, region, service, terminator] = credential.split("/");
+        const expires = Number(get("X-Amz-Expires"));
+        if (!accessKeyId || terminator !== "aws4_request" || !Number.isInteger(expires)) {
+            throw new S3Error("AuthorizationQueryParametersError", "X-Amz-Credential or X-Amz-Expires is malformed");
+        }
+        if (expires < 1 || expires > MAX_PRESIGN_SECONDS) {
+            throw new S3Error(
+                "AuthorizationQueryParametersError",
+                "X-Amz-Expires must be between 1 and 604800 seconds",
+            );
+        }
+        return {
+            accessKeyId,
+            date,
+            region,
+            service,
+            signedHeaders: (get("X-Amz-SignedHeaders") ?? "").split(";"),
+            signature: get("X-Amz-Signature") ?? "",
+            amzDate: get("X-Amz-Date") ?? "",
+            payloadHash: "UNSIGNED-PAYLOAD",
+            query: query.filter(([k]) => k !== "X-Amz-Signature"),
+            presigned: true,
+            expires,
+        };
+    }
+    if (!authorization) throw new S3Error("AccessDenied", "the request is not signed");
+    if (!authorization.startsWith(`${ALGORITHM} `)) throw malformed("unsupported authorization scheme");
+    const fields = Object.fromEntries(
+        authorization
+            .slice(ALGORITHM.length + 1)
+            .split(",")
+            .map((part) => part.trim().split("=", 2) as [string, string]),
+    );
+    const [accessKeyId, date, region, service, terminator] = (fields.Credential ?? "").split("/");
+    if (!accessKeyId || terminator !== "aws4_request" || !fields.SignedHeaders || !fields.Signature) {
+        throw malformed("the Authorization header needs Credential, SignedHeaders and Signature");
+    }
+    const payloadHash = header(req.headers, "x-amz-content-sha256");
+    if (!payloadHash) throw new S3Error("InvalidRequest", "missing x-amz-content-sha256");
+    return {
+        accessKeyId,
+        date,
+        region,
+        service,
+        signedHeaders: fields.SignedHeaders.split(";"),
+        signature: fields.Signature,
+        amzDate: header(req.headers, "x-amz-date") ?? header(req.headers, "date") ?? "",
+        payloadHash,
+        query,
+        presigned: false,
+    };
+}
+
+/**
+ * Verifies a request's signature; throws the S3Error a client expects when it does not hold.
+ * `secretOf` returns the secret of an access key, or undefined for an unknown key.
+ */
+export function verifySignature(
+    req: IncomingSigned,
+    secretOf: (accessKeyId: string) => string | undefined,
+    region: string,
+    now: Date = new Date(),
+): Verified {
+    const p = parse(req);
+    const secret = secretOf(p.accessKeyId);
+    if (secret === undefined) throw new S3Error("InvalidAccessKeyId", "the access key id does not exist");
+    if (p.service !== "s3" || p.region !== region) {
+        throw new S3Error(
+            "AuthorizationHeaderMalformed",
+            `the credential scope must be <date>/${region}/s3/aws4_request`,
+        );
+    }
+    const signedAt = parseAmzDate(p.amzDate);
+    if (!signedAt || p.amzDate.slice(0, 8) !== p.date)
+        throw new S3Error("AccessDenied", "x-amz-date is missing or malformed");
+    if (p.presigned) {
+        if (now.getTime() > signedAt.getTime() + (p.expires ?? 0) * 1000)
+            throw new S3Error("AccessDenied", "Request has expired");
+        if (signedAt.getTime() - now.getTime() > MAX_SKEW_MS)
+            throw new S3Error("AccessDenied", "request is not yet valid");
+    } else if (Math.abs(now.getTime() - signedAt.getTime()) > MAX_SKEW_MS) {
+        throw new S3Error(
+            "RequestTimeTooSkewed",
+            "the difference between the request time and the server's time is too large",
+        );
+    }
+    if (!p.signedHeaders.includes("host"))
+        throw new S3Error("AuthorizationHeaderMalformed", "the host header must be signed");
+
+    const q = req.url.indexOf("?");
+    const path = q < 0 ? req.url : req.url.slice(0, q);
+    const canonicalHeaders = p.signedHeaders
+        .map((name) => `${name}:${(header(req.headers, name) ?? "").trim().replace(/\s+/g, " ")}\n`)
+        .join("");
+    const canonicalRequest = [
+        req.method,
+        path,
+        canonicalQuery(p.query),
+        canonicalHeaders,
+        p.signedHeaders.join(";"),
+        p.payloadHash,
+    ].join("\n");
+    const scope = `${p.date}/${p.region}/${p.service}/aws4_request`;
+    const stringToSign = [
+        ALGORITHM,
+        p.amzDate,
+        scope,
+        createHash("sha256").update(canonicalRequest).digest("hex"),
+    ].join("\n");
+    const key = signingKey(secret, p.date, p.region, p.service);
+    const expected = hmac(key, stringToSign);
+    const given = Buffer.from(p.signature, "hex");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new S3Error("SignatureDoesNotMatch", "the request signature does not match");
+    }
+    return {
+        accessKeyId: p.accessKeyId,
+        payloadHash: p.payloadHash,
+        signature: p.signature,
+        signingKey: key,
+        scope,
+        amzDate: p.amzDate,
+    };
+}

@@ -1,0 +1,55 @@
+// S3 errors as clients expect them: a code, its HTTP status, and the XML body.
+
+const statusOf = {
+    AccessDenied: 403,
+    AuthorizationHeaderMalformed: 400,
+    AuthorizationQueryParametersError: 400,
+    BucketAlreadyOwnedByYou: 409,
+    EntityTooLarge: 400,
+    IncompleteBody: 400,
+    InternalError: 500,
+    InvalidAccessKeyId: 403,
+    InvalidArgument: 400,
+    InvalidBucketName: 400,
+    InvalidRange: 416,
+    InvalidRequest: 400,
+    KeyTooLongError: 400,
+    MethodNotAllowed: 405,
+    NoSuchBucket: 404,
+    NoSuchKey: 404,
+    NotImplemented: 501,
+    PreconditionFailed: 412,
+    RequestTimeTooSkewed: 403,
+    ServiceUnavailable: 503,
+    SignatureDoesNotMatch: 403,
+    XAmzContentSHA256Mismatch: 400,
+} as const;
+
+export type S3ErrorCode = keyof typeof statusOf;
+
+export class S3Error extends Error {
+    readonly status: number;
+    constructor(
+        readonly code: S3ErrorCode,
+        message: string,
+    ) {
+        super(message);
+        this.name = "S3Error";
+        this.status = statusOf[code];
+    }
+}
+
+export function xmlEscape(value: string): string {
+    return value.replace(
+        /[<>&'"]/g,
+        (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c] ?? c,
+    );
+}
+
+export function errorXml(err: S3Error, resource: string, requestId: string): string {
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' +
+        `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>` +
+        `<Resource>${xmlEscape(resource)}</Resource><RequestId>${requestId}</RequestId></Error>`
+    );
+}
