@@ -1,0 +1,327 @@
+// The S3 front: path-style requests, authenticated before any body is read, objects encrypted on the way in.
+import { createHash, randomBytes } from "node:crypto";
+import * as http from "node:http";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
+import {
+    CreateBucketCommand,
+    DeleteBucketCommand,
+    HeadBucketCommand,
+    ListBucketsCommand,
+    ListObjectsV2Command,
+    type S3Client,
+} from "@aws-sdk/client-s3";
+import { verifySignature } from "./auth/sigv4";
+import { errorXml, S3Error, xmlEscape } from "./errors";
+import { EncryptedObjects } from "./objects";
+import { DEFAULT_SEGMENT_SIZE, plaintextLength } from "./format/segments";
+import type { TransitClient } from "./vault";
+
+export interface ServiceOptions {
+    region: string;
+    /** Access key id -> secret of the clients allowed in. */
+    accessKeys: Record<string, string>;
+    backend: S3Client;
+    transit: TransitClient;
+    etagKey: Buffer;
+    maxObjectSize?: number;
+}
+
+interface Route {
+    bucket?: string;
+    key?: string;
+    query: URLSearchParams;
+}
+
+function route(url: string): Route {
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+    const [bucket, ...rest] = path.slice(1).split("/");
+    const key = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
+    return { bucket: bucket ? decodeURIComponent(bucket) : undefined, key: key || undefined, query };
+}
+
+/** Checks a signed payload's SHA-256 as it streams; a mismatch fails the stream, so nothing is stored. */
+class PayloadHashCheck extends Transform {
+    private readonly hash = createHash("sha256");
+    constructor(private readonly expected: string) {
+        super();
+    }
+    override _transform(chunk: Buffer, _e: BufferEncoding, done: TransformCallback) {
+        this.hash.update(chunk);
+        done(null, chunk);
+    }
+    override _flush(done: TransformCallback) {
+        const actual = this.hash.digest("hex");
+        done(
+            actual === this.expected
+                ? null
+                : new S3Error("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256"),
+        );
+    }
+}
+
+/** Counts the body so a short one is refused rather than stored short. */
+class LengthCheck extends Transform {
+    private seen = 0;
+    constructor(private readonly expected: number) {
+        super();
+    }
+    override _transform(chunk: Buffer, _e: BufferEncoding, done: TransformCallback) {
+        this.seen += chunk.length;
+        done(
+            this.seen > this.expected ? new S3Error("InvalidRequest", "the body is longer than Content-Length") : null,
+            chunk,
+        );
+    }
+    override _flush(done: TransformCallback) {
+        done(
+            this.seen === this.expected
+                ? null
+                : new S3Error("IncompleteBody", "the body is shorter than Content-Length"),
+        );
+    }
+}
+
+function parseRange(header: string | undefined, length: number): { start: number; end: number } | undefined {
+    const m = header ? /^bytes=(\d*)-(\d*)$/.exec(header.trim()) : null;
+    if (!m || (m[1] === "" && m[2] === "")) return undefined; // absent, or a form S3 ignores (several ranges)
+    let start: number;
+    let end: number;
+    if (m[1] === "") {
+        start = Math.max(0, length - Number(m[2]));
+        end = length - 1;
+    } else {
+        start = Number(m[1]);
+        end = m[2] === "" ? length - 1 : Math.min(Number(m[2]), length - 1);
+    }
+    if (length === 0 || start >= length || start > end)
+        throw new S3Error("InvalidRange", "the requested range is not satisfiable");
+    return { start, end };
+}
+
+function firstChunk(stream: Readable): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+        const cleanup = () => {
+            stream.off("data", onData).off("end", onEnd).off("error", onError);
+        };
+        const onData = (chunk: Buffer) => {
+            cleanup();
+            stream.pause();
+            resolve(chunk);
+        };
+        const onEnd = () => {
+            cleanup();
+            resolve(null);
+        };
+        const onError = (err: Error) => {
+            cleanup();
+            reject(err);
+        };
+        stream.on("data", onData).on("end", onEnd).on("error", onError);
+    });
+}
+
+/** Maps a backend (AWS SDK) or Vault failure to what the client should see. */
+function asS3Error(err: unknown): S3Error {
+    if (err instanceof S3Error) return err;
+    const name = (err as { name?: string }).name;
+    if (name === "NoSuchKey" || name === "NotFound") return new S3Error("NoSuchKey", "the object does not exist");
+    if (name === "NoSuchBucket") return new S3Error("NoSuchBucket", "the bucket does not exist");
+    if (name === "BucketAlreadyOwnedByYou") return new S3Error("BucketAlreadyOwnedByYou", "the bucket exists already");
+    if (name === "PreconditionFailed") return new S3Error("PreconditionFailed", "a precondition failed");
+    return new S3Error("ServiceUnavailable", "the storage backend or Vault is unavailable");
+}
+
+function listBucketsXml(buckets: { Name?: string; CreationDate?: Date }[]): string {
+    const items = buckets
+        .map(
+            (b) =>
+                `<Bucket><Name>${xmlEscape(b.Name ?? "")}</Name><CreationDate>${b.CreationDate?.toISOString() ?? ""}</CreationDate></Bucket>`,
+        )
+        .join("");
+    return `<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult><Owner><ID>peoples-cloud</ID></Owner><Buckets>${items}</Buckets></ListAllMyBucketsResult>`;
+}
+
+export function createS3Server(options: ServiceOptions): http.Server {
+    const objects = new EncryptedObjects(options.backend, options.transit, options.etagKey);
+    const maxObjectSize = options.maxObjectSize ?? 5 * 1024 ** 3;
+
+    async function handle(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean) {
+        const method = req.method ?? "GET";
+        const url = req.url ?? "/";
+        const auth = verifySignature(
+            { method, url, headers: req.headers },
+            (id) => options.accessKeys[id],
+            options.region,
+        );
+        const { bucket, key, query } = route(url);
+        const send = (status: number, headers: http.OutgoingHttpHeaders = {}, body?: string) => {
+            res.writeHead(status, body ? { "Content-Type": "application/xml", ...headers } : headers);
+            res.end(body);
+        };
+
+        if (!bucket) {
+            if (method !== "GET") throw new S3Error("MethodNotAllowed", "only GET is allowed on the service");
+            const out = await options.backend.send(new ListBucketsCommand({}));
+            return send(200, {}, listBucketsXml(out.Buckets ?? []));
+        }
+        if (bucket.startsWith(".")) throw new S3Error("InvalidBucketName", "bucket names do not start with a dot");
+        if (key?.startsWith(".pce/")) throw new S3Error("AccessDenied", "keys under .pce/ are reserved");
+
+        if (!key) {
+            if (method === "PUT") {
+                if (expectsContinue) res.writeContinue();
+                await options.backend.send(new CreateBucketCommand({ Bucket: bucket }));
+                return send(200, { Location: `/${bucket}` });
+            }
+            if (method === "HEAD") {
+                await options.backend.send(new HeadBucketCommand({ Bucket: bucket }));
+                return send(200);
+            }
+            if (method === "DELETE") {
+                await options.backend.send(new DeleteBucketCommand({ Bucket: bucket }));
+                return send(204);
+            }
+            if (method === "GET" && query.get("list-type") === "2") {
+                const out = await options.backend.send(
+                    new ListObjectsV2Command({
+                        Bucket: bucket,
+                        Prefix: query.get("prefix") ?? undefined,
+                        Delimiter: query.get("delimiter") ?? undefined,
+                        ContinuationToken: query.get("continuation-token") ?? undefined,
+                        StartAfter: query.get("start-after") ?? undefined,
+                        MaxKeys: query.has("max-keys") ? Number(query.get("max-keys")) : undefined,
+                    }),
+                );
+                const contents = (out.Contents ?? [])
+                    .filter((o) => !o.Key?.startsWith(".pce/"))
+                    .map(
+                        (o) =>
+                            `<Contents><Key>${xmlEscape(o.Key ?? "")}</Key><LastModified>${o.LastModified?.toISOString() ?? ""}</LastModified>` +
+                            `<ETag>${xmlEscape(objects.clientEtag(o.ETag))}</ETag><Size>${plaintextLength(o.Size ?? 0, DEFAULT_SEGMENT_SIZE) ?? 0}</Size>` +
+                            `<StorageClass>STANDARD</StorageClass></Contents>`,
+                    )
+                    .join("");
+                const prefixes = (out.CommonPrefixes ?? [])
+                    .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p.Prefix ?? "")}</Prefix></CommonPrefixes>`)
+                    .join("");
+                const opt = (name: string, value: string | undefined) =>
+                    value ? `<${name}>${xmlEscape(value)}</${name}>` : "";
+                return send(
+                    200,
+                    {},
+                    `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
+                        `${opt("Prefix", out.Prefix)}${opt("Delimiter", out.Delimiter)}<MaxKeys>${out.MaxKeys ?? 1000}</MaxKeys>` +
+                        `<KeyCount>${out.KeyCount ?? 0}</KeyCount><IsTruncated>${out.IsTruncated ? "true" : "false"}</IsTruncated>` +
+                        `${opt("ContinuationToken", out.ContinuationToken)}${opt("NextContinuationToken", out.NextContinuationToken)}` +
+                        `${opt("StartAfter", out.StartAfter)}${contents}${prefixes}</ListBucketResult>`,
+                );
+            }
+            throw new S3Error("NotImplemented", `${method} on a bucket with these parameters is not implemented`);
+        }
+
+        if (method === "PUT") {
+            if (req.headers["x-amz-copy-source"] || query.has("uploadId") || query.has("partNumber")) {
+                throw new S3Error("NotImplemented", "CopyObject and multipart uploads are not implemented yet");
+            }
+            if (auth.payloadHash.startsWith("STREAMING-")) {
+                throw new S3Error("NotImplemented", "aws-chunked uploads are not implemented yet");
+            }
+            const length = Number(req.headers["content-length"]);
+            if (!Number.isSafeInteger(length) || length < 0)
+                throw new S3Error("InvalidRequest", "Content-Length is required");
+            if (length > maxObjectSize)
+                throw new S3Error("EntityTooLarge", `objects are at most ${maxObjectSize} bytes`);
+            const userMetadata = Object.fromEntries(
+                Object.entries(req.headers)
+                    .filter(([name]) => name.startsWith("x-amz-meta-"))
+                    .map(([name, value]) => [name.slice("x-amz-meta-".length), String(value)]),
+            );
+            if (expectsContinue) res.writeContinue();
+            let body: Readable = req.pipe(new LengthCheck(length));
+            req.on("error", (err) => body.destroy(err));
+            if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) {
+                const checked = body.pipe(new PayloadHashCheck(auth.payloadHash));
+                body.on("error", (err) => checked.destroy(err));
+                body = checked;
+            }
+            let streamError: unknown;
+            body.on("error", (err) => (streamError ??= err));
+            try {
+                const etag = await objects.put(bucket, key, body, {
+                    length,
+                    contentType: req.headers["content-type"],
+                    userMetadata,
+                });
+                return send(200, { ETag: etag });
+            } catch (err) {
+                throw streamError ?? err;
+            }
+        }
+
+        if (method === "GET" || method === "HEAD") {
+            const got =
+                method === "HEAD"
+                    ? { info: await objects.head(bucket, key), body: undefined, range: undefined }
+                    : await objects.get(bucket, key, (length) => parseRange(req.headers.range, length));
+            const { info, range } = got;
+            const headers: http.OutgoingHttpHeaders = {
+                "Content-Type": info.contentType ?? "binary/octet-stream",
+                "Content-Length": range ? range.end - range.start + 1 : info.length,
+                ETag: info.etag,
+                "Accept-Ranges": "bytes",
+                ...(info.lastModified ? { "Last-Modified": info.lastModified.toUTCString() } : {}),
+                ...Object.fromEntries(Object.entries(info.userMetadata).map(([k, v]) => [`x-amz-meta-${k}`, v])),
+                ...(range ? { "Content-Range": `bytes ${range.start}-${range.end}/${info.length}` } : {}),
+            };
+            if (!got.body) return send(200, headers);
+            // The first segment is authenticated before any header goes out; a later failure cuts the connection.
+            let streaming = false;
+            let failed = false;
+            got.body.on("error", () => {
+                failed = true;
+                if (streaming) res.destroy(); // before the headers, firstChunk rejects and a 500 goes out
+            });
+            const first = await firstChunk(got.body);
+            res.writeHead(range ? 206 : 200, headers);
+            streaming = true;
+            if (failed) {
+                res.destroy();
+                return;
+            }
+            if (first) res.write(first);
+            got.body.pipe(res);
+            return;
+        }
+
+        if (method === "DELETE") {
+            await objects.delete(bucket, key);
+            return send(204);
+        }
+        throw new S3Error("NotImplemented", `${method} on an object is not implemented`);
+    }
+
+    const onRequest = (expectsContinue: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+        const requestId = randomBytes(8).toString("hex").toUpperCase();
+        res.setHeader("x-amz-request-id", requestId);
+        handle(req, res, expectsContinue).catch((err: unknown) => {
+            const s3err = asS3Error(err);
+            if (res.headersSent) {
+                res.destroy();
+                return;
+            }
+            const body = req.method === "HEAD" ? undefined : errorXml(s3err, req.url ?? "/", requestId);
+            res.writeHead(
+                s3err.status,
+                body ? { "Content-Type": "application/xml", Connection: "close" } : { Connection: "close" },
+            );
+            res.end(body);
+            req.resume(); // drain what the client still sends, so it reads the error
+        });
+    };
+    const server = http.createServer(onRequest(false));
+    // Authenticate before accepting a body: a refused upload never gets sent.
+    server.on("checkContinue", onRequest(true));
+    return server;
+}

@@ -1,0 +1,260 @@
+// The service end to end with the AWS SDK as the client, real MinIO behind it and real OpenBao for keys.
+import * as assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import type { AddressInfo } from "node:net";
+import * as path from "node:path";
+import {
+    CopyObjectCommand,
+    CreateBucketCommand,
+    DeleteObjectCommand,
+    GetObjectCommand,
+    HeadObjectCommand,
+    ListObjectsV2Command,
+    PutObjectCommand,
+    S3Client,
+} from "@aws-sdk/client-s3";
+import type { Server } from "node:http";
+import { type MinioServer, type OpenBaoServer, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createS3Server } from "../src/server";
+import { TransitClient } from "../src/vault";
+
+const client = (endpoint: string, accessKeyId: string, secretAccessKey: string) =>
+    new S3Client({
+        endpoint,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+        maxAttempts: 1,
+    });
+
+/** Matches an SDK error by HTTP status and S3 error code. */
+const status = (code: number, name: string) => (err: unknown) => {
+    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    assert.equal(e.$metadata?.httpStatusCode, code);
+    assert.equal(e.name, name);
+    return true;
+};
+
+function filesUnder(dir: string): Buffer[] {
+    return fs
+        .readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => fs.readFileSync(path.join(e.parentPath, e.name)));
+}
+
+describe("storage-s3-api over real MinIO and OpenBao", function () {
+    this.timeout(120_000);
+    let minio: MinioServer;
+    let bao: OpenBaoServer;
+    let server: Server;
+    let transit: TransitClient;
+    let s3: S3Client;
+    let direct: S3Client;
+    const family = { id: "garcia-family", secret: randomBytes(24).toString("base64url") };
+
+    before(async () => {
+        [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
+        const post = (p: string, body: unknown) =>
+            fetch(`${bao.url}/v1/${p}`, {
+                method: "POST",
+                headers: { "X-Vault-Token": bao.rootToken ?? "" },
+                body: JSON.stringify(body),
+            });
+        assert.ok((await post("sys/mounts/transit", { type: "transit" })).ok);
+        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96" })).ok);
+        transit = new TransitClient({ address: bao.url, token: () => bao.rootToken ?? "", keyName: "storage-s3-api" });
+        direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
+        server = createS3Server({
+            region: "us-east-1",
+            accessKeys: { [family.id]: family.secret },
+            backend: direct,
+            transit,
+            etagKey: randomBytes(32),
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        s3 = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, family.id, family.secret);
+        await s3.send(new CreateBucketCommand({ Bucket: "photos" }));
+    });
+    after(async () => {
+        server?.closeAllConnections();
+        await new Promise((resolve) => server?.close(resolve));
+        await Promise.all([minio?.stop(), bao?.stop()]);
+    });
+
+    const sizes = [0, 1, 65_535, 65_536, 65_537, 200_003];
+    for (const size of sizes) {
+        it(`stores and returns ${size} bytes, encrypted at rest`, async () => {
+            const body = randomBytes(size);
+            const key = `2026/summer/${size}.bin`;
+            const put = await s3.send(
+                new PutObjectCommand({
+                    Bucket: "photos",
+                    Key: key,
+                    Body: body,
+                    ContentType: "image/jpeg",
+                    Metadata: { owner: "ana" },
+                }),
+            );
+            assert.match(put.ETag ?? "", /^"[0-9a-f]{40}"$/);
+            const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: key }));
+            assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
+            assert.equal(got.ContentType, "image/jpeg");
+            assert.deepEqual(got.Metadata, { owner: "ana" });
+            assert.equal(got.ETag, put.ETag);
+
+            const backend = await direct.send(new HeadObjectCommand({ Bucket: "photos", Key: key }));
+            assert.equal(backend.ContentType, "application/octet-stream", "the backend learned the content type");
+            assert.equal(backend.Metadata?.owner, undefined, "the backend learned user metadata");
+        });
+    }
+
+    it("leaves no 16-byte window of any plaintext in MinIO's files", async () => {
+        const plain = Buffer.from("Grandma's recipe: 3 eggs, 200 g flour, a pinch of salt. ".repeat(50));
+        await s3.send(
+            new PutObjectCommand({
+                Bucket: "photos",
+                Key: "recipes/cake.txt",
+                Body: plain,
+                ContentType: "text/x-secret-type",
+            }),
+        );
+        const stored = Buffer.concat(filesUnder(minio.dir));
+        const windows = new Set<string>();
+        for (const text of [plain, Buffer.from("text/x-secret-type")]) {
+            for (let i = 0; i + 16 <= text.length; i += 8) windows.add(text.subarray(i, i + 16).toString("hex"));
+        }
+        const hex = stored.toString("hex");
+        assert.deepEqual(
+            [...windows].filter((w) => hex.includes(w)),
+            [],
+        );
+    });
+
+    it("serves ranges, touching only the segments they need", async () => {
+        const body = randomBytes(300_000);
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "big.bin", Body: body }));
+        for (const [range, start, end] of [
+            ["bytes=0-0", 0, 0],
+            ["bytes=65535-65537", 65_535, 65_537],
+            ["bytes=299990-", 299_990, 299_999],
+            ["bytes=-5", 299_995, 299_999],
+        ] as const) {
+            const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "big.bin", Range: range }));
+            assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body.subarray(start, end + 1), range);
+            assert.equal(got.ContentRange, `bytes ${start}-${end}/300000`);
+        }
+        await assert.rejects(
+            s3.send(new GetObjectCommand({ Bucket: "photos", Key: "big.bin", Range: "bytes=300000-" })),
+            {
+                name: "InvalidRange",
+            },
+        );
+    });
+
+    it("calls Vault once per PUT and not at all for a cached GET", async () => {
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "count.txt", Body: "x" }));
+        const before = transit.calls;
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "count.txt", Body: "y" }));
+        assert.equal(transit.calls - before, 1);
+        for (let i = 0; i < 3; i++) await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "count.txt" }));
+        assert.equal(transit.calls - before, 1);
+    });
+
+    it("lists keys with their plaintext sizes, prefixes and delimiters", async () => {
+        for (const k of ["list/a/1", "list/a/2", "list/b/1", "list/c"]) {
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: k, Body: "12345" }));
+        }
+        const all = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "list/" }));
+        assert.deepEqual(
+            all.Contents?.map((o) => [o.Key, o.Size]),
+            [
+                ["list/a/1", 5],
+                ["list/a/2", 5],
+                ["list/b/1", 5],
+                ["list/c", 5],
+            ],
+        );
+        const tree = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "list/", Delimiter: "/" }));
+        assert.deepEqual(
+            tree.CommonPrefixes?.map((p) => p.Prefix),
+            ["list/a/", "list/b/"],
+        );
+        assert.deepEqual(
+            tree.Contents?.map((o) => o.Key),
+            ["list/c"],
+        );
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "list/", MaxKeys: 2 }));
+        assert.equal(page.IsTruncated, true);
+        const next = await s3.send(
+            new ListObjectsV2Command({
+                Bucket: "photos",
+                Prefix: "list/",
+                ContinuationToken: page.NextContinuationToken,
+            }),
+        );
+        assert.deepEqual(
+            next.Contents?.map((o) => o.Key),
+            ["list/b/1", "list/c"],
+        );
+    });
+
+    it("deletes", async () => {
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "gone.txt", Body: "bye" }));
+        await s3.send(new DeleteObjectCommand({ Bucket: "photos", Key: "gone.txt" }));
+        await assert.rejects(s3.send(new GetObjectCommand({ Bucket: "photos", Key: "gone.txt" })), {
+            name: "NoSuchKey",
+        });
+    });
+
+    describe("refuses", () => {
+        it("a wrong secret and an unknown key, with S3's codes", async () => {
+            const port = (server.address() as AddressInfo).port;
+            const wrong = client(`http://127.0.0.1:${port}`, family.id, "wrong");
+            await assert.rejects(
+                wrong.send(new GetObjectCommand({ Bucket: "photos", Key: "count.txt" })),
+                status(403, "SignatureDoesNotMatch"),
+            );
+            const stranger = client(`http://127.0.0.1:${port}`, "stranger", "x");
+            await assert.rejects(
+                stranger.send(new PutObjectCommand({ Bucket: "photos", Key: "x", Body: "x" })),
+                status(403, "InvalidAccessKeyId"),
+            );
+            await assert.rejects(direct.send(new HeadObjectCommand({ Bucket: "photos", Key: "x" })), {
+                name: "NotFound",
+            });
+        });
+
+        it("an object the backend tampered with", async () => {
+            const body = randomBytes(100_000);
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "tamper.bin", Body: body }));
+            const stored = await direct.send(new GetObjectCommand({ Bucket: "photos", Key: "tamper.bin" }));
+            const bytes = Buffer.from(await stored.Body!.transformToByteArray());
+            bytes[70_000] ^= 0x01; // inside the second segment
+            await direct.send(
+                new PutObjectCommand({ Bucket: "photos", Key: "tamper.bin", Body: bytes, Metadata: stored.Metadata }),
+            );
+            await assert.rejects(async () => {
+                const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "tamper.bin" }));
+                await got.Body!.transformToByteArray();
+            });
+        });
+
+        it("an object the backend moved to another name", async () => {
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "private/diary.txt", Body: "dear diary" }));
+            await direct.send(
+                new CopyObjectCommand({
+                    Bucket: "photos",
+                    Key: "public/diary.txt",
+                    CopySource: "photos/private/diary.txt",
+                }),
+            );
+            await assert.rejects(
+                s3.send(new GetObjectCommand({ Bucket: "photos", Key: "public/diary.txt" })),
+                status(500, "InternalError"),
+            );
+        });
+    });
+});
