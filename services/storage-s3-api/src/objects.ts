@@ -139,30 +139,51 @@ export class EncryptedObjects {
         return { ...meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
     }
 
-    /** The object's info and a stream of its plaintext (all of it, or bytes start..end inclusive). */
+    /**
+     * The object's info and a stream of its plaintext: all of it in one backend GET, or, given a range,
+     * bytes start..end (inclusive) fetched as whole segments after a HEAD tells the object's length.
+     */
     async get(
         bucket: string,
         key: string,
         range?: (length: number) => { start: number; end: number } | undefined,
     ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
+        if (!range) {
+            const res = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+            const source = res.Body as Readable;
+            try {
+                const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
+                const info = { ...opened.meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
+                return { info, body: this.decrypt(source, opened, wholeObject(info.length, opened.segmentSize)) };
+            } catch (err) {
+                source.destroy();
+                throw err;
+            }
+        }
         const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         const opened = await this.open(bucket, key, head.Metadata, head.ContentLength ?? 0);
         const info = { ...opened.meta, lastModified: head.LastModified, etag: this.clientEtag(head.ETag) };
-        const wanted = range?.(info.length);
-        let plan: OpenRange;
-        let backendRange: string | undefined;
-        if (wanted) {
-            const r = planRange(wanted.start, wanted.end, info.length, opened.segmentSize);
-            plan = r;
-            backendRange = `bytes=${r.cipherStart}-${r.cipherEnd}`;
-        } else {
-            plan = wholeObject(info.length, opened.segmentSize);
-        }
+        const wanted = range(info.length);
+        const plan = wanted
+            ? planRange(wanted.start, wanted.end, info.length, opened.segmentSize)
+            : { ...wholeObject(info.length, opened.segmentSize), cipherStart: undefined, cipherEnd: undefined };
         const res = await this.backend.send(
-            // The ETag condition makes the body the one whose metadata was just checked.
-            new GetObjectCommand({ Bucket: bucket, Key: key, Range: backendRange, IfMatch: head.ETag }),
+            new GetObjectCommand({
+                Bucket: bucket,
+                Key: key,
+                Range: plan.cipherEnd === undefined ? undefined : `bytes=${plan.cipherStart}-${plan.cipherEnd}`,
+                // The ETag condition makes the body the one whose metadata was just checked.
+                IfMatch: head.ETag,
+            }),
         );
-        const source = res.Body as Readable;
+        return { info, body: this.decrypt(res.Body as Readable, opened, plan), range: wanted };
+    }
+
+    private decrypt(
+        source: Readable,
+        opened: { keys: ObjectKeys; objectId: Buffer; segmentSize: number },
+        plan: OpenRange,
+    ) {
         const body = source.pipe(
             new OpenStream(
                 { key: opened.keys.data, objectId: opened.objectId, part: 0, segmentSize: opened.segmentSize },
@@ -170,7 +191,7 @@ export class EncryptedObjects {
             ),
         );
         source.on("error", (err) => body.destroy(err));
-        return { info, body, range: wanted };
+        return body;
     }
 
     async delete(bucket: string, key: string): Promise<void> {

@@ -264,7 +264,11 @@ export function createS3Server(options: ServiceOptions): http.Server {
             const got =
                 method === "HEAD"
                     ? { info: await objects.head(bucket, key), body: undefined, range: undefined }
-                    : await objects.get(bucket, key, (length) => parseRange(req.headers.range, length));
+                    : await objects.get(
+                          bucket,
+                          key,
+                          req.headers.range ? (length) => parseRange(req.headers.range, length) : undefined,
+                      );
             const { info, range } = got;
             const headers: http.OutgoingHttpHeaders = {
                 "Content-Type": info.contentType ?? "binary/octet-stream",
