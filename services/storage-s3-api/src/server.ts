@@ -10,6 +10,7 @@ import {
     ListObjectsV2Command,
     type S3Client,
 } from "@aws-sdk/client-s3";
+import { AwsChunkedDecoder } from "./auth/chunked";
 import { verifySignature } from "./auth/sigv4";
 import { errorXml, S3Error, xmlEscape } from "./errors";
 import { EncryptedObjects } from "./objects";
@@ -25,6 +26,12 @@ export interface ServiceOptions {
     etagKey: Buffer;
     maxObjectSize?: number;
 }
+
+const chunkedModes = new Set([
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+]);
 
 interface Route {
     bucket?: string;
@@ -225,10 +232,11 @@ export function createS3Server(options: ServiceOptions): http.Server {
             if (req.headers["x-amz-copy-source"] || query.has("uploadId") || query.has("partNumber")) {
                 throw new S3Error("NotImplemented", "CopyObject and multipart uploads are not implemented yet");
             }
-            if (auth.payloadHash.startsWith("STREAMING-")) {
-                throw new S3Error("NotImplemented", "aws-chunked uploads are not implemented yet");
+            const chunked = auth.payloadHash.startsWith("STREAMING-");
+            if (chunked && !chunkedModes.has(auth.payloadHash)) {
+                throw new S3Error("NotImplemented", `${auth.payloadHash} is not supported`);
             }
-            const length = Number(req.headers["content-length"]);
+            const length = Number(req.headers[chunked ? "x-amz-decoded-content-length" : "content-length"]);
             if (!Number.isSafeInteger(length) || length < 0)
                 throw new S3Error("InvalidRequest", "Content-Length is required");
             if (length > maxObjectSize)
@@ -239,8 +247,22 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     .map(([name, value]) => [name.slice("x-amz-meta-".length), String(value)]),
             );
             if (expectsContinue) res.writeContinue();
-            let body: Readable = req.pipe(new LengthCheck(length));
-            req.on("error", (err) => body.destroy(err));
+            let body: Readable = req;
+            if (chunked) {
+                const signing = auth.payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+                    ? {
+                          signingKey: auth.signingKey,
+                          seedSignature: auth.signature,
+                          amzDate: auth.amzDate,
+                          scope: auth.scope,
+                      }
+                    : undefined;
+                body = req.pipe(new AwsChunkedDecoder(signing, req.headers["x-amz-trailer"] as string | undefined));
+                req.on("error", (err) => body.destroy(err));
+            }
+            const raw = body;
+            body = raw.pipe(new LengthCheck(length));
+            raw.on("error", (err) => body.destroy(err));
             if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) {
                 const checked = body.pipe(new PayloadHashCheck(auth.payloadHash));
                 body.on("error", (err) => checked.destroy(err));

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import {
     CopyObjectCommand,
     CreateBucketCommand,
@@ -199,6 +200,28 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             next.Contents?.map((o) => o.Key),
             ["list/b/1", "list/c"],
         );
+    });
+
+    it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {
+        const port = (server.address() as AddressInfo).port;
+        const defaults = new S3Client({
+            endpoint: `http://127.0.0.1:${port}`,
+            region: "us-east-1",
+            forcePathStyle: true,
+            credentials: { accessKeyId: family.id, secretAccessKey: family.secret },
+            maxAttempts: 1,
+        });
+        const body = randomBytes(150_000);
+        for (const [key, payload] of [
+            ["chunked/buffer.bin", body],
+            ["chunked/stream.bin", Readable.from([body.subarray(0, 70_000), body.subarray(70_000)])],
+        ] as const) {
+            await defaults.send(
+                new PutObjectCommand({ Bucket: "photos", Key: key, Body: payload, ContentLength: body.length }),
+            );
+            const got = await defaults.send(new GetObjectCommand({ Bucket: "photos", Key: key }));
+            assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body, key);
+        }
     });
 
     it("deletes", async () => {
