@@ -43,4 +43,9 @@ function main(): void {
     process.on("SIGTERM", stop).on("SIGINT", stop);
 }
 
-main();
+try {
+    main();
+} catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+}
