@@ -81,7 +81,11 @@ async function main(): Promise<void> {
             return path.join(secrets, name);
         };
         const port = await freePort();
-        child = spawn(process.execPath, ["--require", "tsx/cjs", "src/main.ts"], {
+        // BENCH_CPU_PROF=<dir> writes a CPU profile of the service, to see where its time goes.
+        const profile = process.env.BENCH_CPU_PROF
+            ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+            : [];
+        child = spawn(process.execPath, [...profile, "--require", "tsx/cjs", "src/main.ts"], {
             cwd: service,
             stdio: ["ignore", "ignore", "inherit"],
             env: {
@@ -182,7 +186,11 @@ async function main(): Promise<void> {
         console.table(ratios.map((r) => ({ ...r, putRatio: r.putRatio.toFixed(2), getRatio: r.getRatio.toFixed(2) })));
         console.log(`written to ${out}`);
     } finally {
-        child?.kill("SIGTERM");
+        if (child && child.exitCode === null) {
+            const exited = new Promise((resolve) => child?.once("exit", resolve));
+            child.kill("SIGTERM");
+            await exited;
+        }
         fs.rmSync(secrets, { recursive: true, force: true });
         await Promise.all([minio.stop(), bao.stop()]);
     }

@@ -39,7 +39,10 @@ function main(): void {
     });
     const [host, port] = setting("LISTEN", "0.0.0.0:8080").split(/:(?=\d+$)/);
     server.listen(Number(port), host, () => console.log(`storage-s3-api listening on ${host}:${port}`));
-    const stop = () => server.close(() => process.exit(0));
+    const stop = () => {
+        server.close(() => process.exit(0));
+        server.closeAllConnections();
+    };
     process.on("SIGTERM", stop).on("SIGINT", stop);
 }
 
