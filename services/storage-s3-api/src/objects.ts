@@ -77,7 +77,8 @@ export class EncryptedObjects {
             .slice(0, 40)}"`;
     }
 
-    async put(bucket: string, key: string, body: Readable, info: SealedMeta): Promise<string> {
+    /** `ifNoneMatch: "*"` writes only if the key is free: one conditional backend call, atomic by construction. */
+    async put(bucket: string, key: string, body: Readable, info: SealedMeta, ifNoneMatch?: "*"): Promise<string> {
         const objectId = randomBytes(OBJECT_ID_BYTES);
         const dek = await this.transit.newDataKey(objectId);
         const keys = deriveObjectKeys(dek.plaintext, objectId);
@@ -92,6 +93,7 @@ export class EncryptedObjects {
                 Body: sealed,
                 ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
                 ContentType: "application/octet-stream",
+                IfNoneMatch: ifNoneMatch,
                 Metadata: {
                     pce: `1;${SEGMENT_LOG2};s`,
                     "pce-id": b64u(objectId),

@@ -107,6 +107,27 @@ function parseRange(header: string | undefined, length: number): { start: number
     return { start, end };
 }
 
+/** RFC 9110 order as S3 applies it: If-Match, then If-Unmodified-Since, If-None-Match, If-Modified-Since. */
+function preconditionFails(
+    headers: http.IncomingHttpHeaders,
+    info: { etag: string; lastModified?: Date },
+): 304 | 412 | undefined {
+    const matches = (list: string) => list.split(",").some((t) => t.trim() === "*" || t.trim() === info.etag);
+    const modified = info.lastModified?.getTime() ?? 0;
+    const since = (h: string | undefined) => (h ? Date.parse(h) : NaN);
+    if (headers["if-match"] !== undefined) {
+        if (!matches(headers["if-match"])) return 412;
+    } else if (since(headers["if-unmodified-since"]) < Math.floor(modified / 1000) * 1000) {
+        return 412;
+    }
+    if (headers["if-none-match"] !== undefined) {
+        if (matches(headers["if-none-match"])) return 304;
+    } else if (since(headers["if-modified-since"]) >= Math.floor(modified / 1000) * 1000) {
+        return 304;
+    }
+    return undefined;
+}
+
 function firstChunk(stream: Readable): Promise<Buffer | null> {
     return new Promise((resolve, reject) => {
         const cleanup = () => {
@@ -271,11 +292,18 @@ export function createS3Server(options: ServiceOptions): http.Server {
             let streamError: unknown;
             body.on("error", (err) => (streamError ??= err));
             try {
-                const etag = await objects.put(bucket, key, body, {
-                    length,
-                    contentType: req.headers["content-type"],
-                    userMetadata,
-                });
+                const ifNoneMatch = req.headers["if-none-match"];
+                if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
+                    throw new S3Error("NotImplemented", "If-None-Match on PUT takes only *");
+                }
+                if (req.headers["if-match"] !== undefined) throw new S3Error("NotImplemented", "If-Match on PUT");
+                const etag = await objects.put(
+                    bucket,
+                    key,
+                    body,
+                    { length, contentType: req.headers["content-type"], userMetadata },
+                    ifNoneMatch,
+                );
                 return send(200, { ETag: etag });
             } catch (err) {
                 throw streamError ?? err;
@@ -292,6 +320,12 @@ export function createS3Server(options: ServiceOptions): http.Server {
                           req.headers.range ? (length) => parseRange(req.headers.range, length) : undefined,
                       );
             const { info, range } = got;
+            const notModified = preconditionFails(req.headers, info);
+            if (notModified) {
+                got.body?.destroy();
+                if (notModified === 304) return send(304, { ETag: info.etag });
+                throw new S3Error("PreconditionFailed", "a precondition does not hold");
+            }
             const headers: http.OutgoingHttpHeaders = {
                 "Content-Type": info.contentType ?? "binary/octet-stream",
                 "Content-Length": range ? range.end - range.start + 1 : info.length,

@@ -224,6 +224,45 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         }
     });
 
+    it("writes with If-None-Match: * exactly once among concurrent writers", async () => {
+        const attempts = await Promise.allSettled(
+            Array.from({ length: 8 }, (_, i) =>
+                s3.send(
+                    new PutObjectCommand({
+                        Bucket: "photos",
+                        Key: "race/claim",
+                        Body: `writer ${i}`,
+                        IfNoneMatch: "*",
+                    }),
+                ),
+            ),
+        );
+        const won = attempts.filter((a) => a.status === "fulfilled");
+        assert.equal(won.length, 1);
+        for (const a of attempts.filter((r) => r.status === "rejected")) {
+            assert.ok(
+                [409, 412].includes((a.reason as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode),
+            );
+        }
+    });
+
+    it("answers conditional GETs: 304 for a matching If-None-Match, 412 for a failing If-Match", async () => {
+        const put = await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "cond.txt", Body: "v1" }));
+        await assert.rejects(
+            s3.send(new GetObjectCommand({ Bucket: "photos", Key: "cond.txt", IfNoneMatch: put.ETag })),
+            (err: unknown) => {
+                assert.equal((err as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode, 304);
+                return true;
+            },
+        );
+        await assert.rejects(
+            s3.send(new GetObjectCommand({ Bucket: "photos", Key: "cond.txt", IfMatch: '"0000"' })),
+            status(412, "PreconditionFailed"),
+        );
+        const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "cond.txt", IfMatch: put.ETag }));
+        assert.equal(await got.Body!.transformToString(), "v1");
+    });
+
     it("deletes", async () => {
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "gone.txt", Body: "bye" }));
         await s3.send(new DeleteObjectCommand({ Bucket: "photos", Key: "gone.txt" }));
