@@ -14,6 +14,7 @@ const statusOf = {
     InvalidRange: 416,
     InvalidRequest: 400,
     KeyTooLongError: 400,
+    MalformedXML: 400,
     MethodNotAllowed: 405,
     NoSuchBucket: 404,
     NoSuchKey: 404,

@@ -2,6 +2,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import {
+    CopyObjectCommand,
     DeleteObjectCommand,
     GetObjectCommand,
     HeadObjectCommand,
@@ -198,5 +199,36 @@ export class EncryptedObjects {
 
     async delete(bucket: string, key: string): Promise<void> {
         await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    }
+
+    /**
+     * Server-side copy without re-encryption: the backend copies the ciphertext, and only the name binding
+     * (and, when the client replaces them, the sealed metadata) is written anew for the destination.
+     */
+    async copy(
+        source: { bucket: string; key: string },
+        target: { bucket: string; key: string },
+        replaceMetadata?: { contentType?: string; userMetadata: Record<string, string> },
+    ): Promise<{ etag: string; lastModified?: Date }> {
+        const head = await this.backend.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key }));
+        const opened = await this.open(source.bucket, source.key, head.Metadata, head.ContentLength ?? 0);
+        const meta = replaceMetadata ? { length: opened.meta.length, ...replaceMetadata } : opened.meta;
+        const res = await this.backend.send(
+            new CopyObjectCommand({
+                Bucket: target.bucket,
+                Key: target.key,
+                CopySource: `${source.bucket}/${encodeURIComponent(source.key)}`,
+                // The ciphertext copied is the one whose metadata was just checked.
+                CopySourceIfMatch: head.ETag,
+                MetadataDirective: "REPLACE",
+                ContentType: "application/octet-stream",
+                Metadata: {
+                    ...head.Metadata,
+                    "pce-b": b64u(nameBinding(opened.keys, target.bucket, target.key)),
+                    "pce-m": sealMeta(opened.keys, opened.objectId, meta),
+                },
+            }),
+        );
+        return { etag: this.clientEtag(res.CopyObjectResult?.ETag), lastModified: res.CopyObjectResult?.LastModified };
     }
 }

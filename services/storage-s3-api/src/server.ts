@@ -5,6 +5,7 @@ import { type Readable, Transform, type TransformCallback } from "node:stream";
 import {
     CreateBucketCommand,
     DeleteBucketCommand,
+    DeleteObjectsCommand,
     HeadBucketCommand,
     ListBucketsCommand,
     ListObjectsV2Command,
@@ -105,6 +106,37 @@ function parseRange(header: string | undefined, length: number): { start: number
     if (length === 0 || start >= length || start > end)
         throw new S3Error("InvalidRange", "the requested range is not satisfiable");
     return { start, end };
+}
+
+function xmlUnescape(value: string): string {
+    return value.replace(
+        /&(lt|gt|amp|apos|quot);/g,
+        (_, e: string) => ({ lt: "<", gt: ">", amp: "&", apos: "'", quot: '"' })[e] ?? "",
+    );
+}
+
+/** A request body of at most 1 MiB, checked against its signed SHA-256 when there is one. */
+async function readSmallBody(req: http.IncomingMessage, payloadHash: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > 1024 * 1024) throw new S3Error("EntityTooLarge", "the request body is over 1 MiB");
+        chunks.push(chunk);
+    }
+    const body = Buffer.concat(chunks);
+    if (/^[0-9a-f]{64}$/.test(payloadHash) && createHash("sha256").update(body).digest("hex") !== payloadHash) {
+        throw new S3Error("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256");
+    }
+    return body;
+}
+
+function userMetadataOf(headers: http.IncomingHttpHeaders): Record<string, string> {
+    return Object.fromEntries(
+        Object.entries(headers)
+            .filter(([name]) => name.startsWith("x-amz-meta-"))
+            .map(([name, value]) => [name.slice("x-amz-meta-".length), String(value)]),
+    );
 }
 
 /** RFC 9110 order as S3 applies it: If-Match, then If-Unmodified-Since, If-None-Match, If-Modified-Since. */
@@ -211,6 +243,35 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 await options.backend.send(new DeleteBucketCommand({ Bucket: bucket }));
                 return send(204);
             }
+            if (method === "POST" && query.has("delete")) {
+                if (expectsContinue) res.writeContinue();
+                const xml = (await readSmallBody(req, auth.payloadHash)).toString("utf8");
+                const keys = [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => xmlUnescape(m[1]));
+                if (keys.length === 0 || keys.length > 1000) {
+                    throw new S3Error("MalformedXML", "Delete lists between 1 and 1000 keys");
+                }
+                const quiet = /<Quiet>\s*true\s*<\/Quiet>/.test(xml);
+                const out = await options.backend.send(
+                    new DeleteObjectsCommand({
+                        Bucket: bucket,
+                        Delete: {
+                            Objects: keys.filter((k) => !k.startsWith(".pce/")).map((Key) => ({ Key })),
+                            Quiet: quiet,
+                        },
+                    }),
+                );
+                const deleted = (out.Deleted ?? []).map(
+                    (d) => `<Deleted><Key>${xmlEscape(d.Key ?? "")}</Key></Deleted>`,
+                );
+                const failed = (out.Errors ?? []).map(
+                    (e) => `<Error><Key>${xmlEscape(e.Key ?? "")}</Key><Code>${xmlEscape(e.Code ?? "")}</Code></Error>`,
+                );
+                return send(
+                    200,
+                    {},
+                    `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${deleted.join("")}${failed.join("")}</DeleteResult>`,
+                );
+            }
             if (method === "GET" && query.get("list-type") === "2") {
                 const out = await options.backend.send(
                     new ListObjectsV2Command({
@@ -249,9 +310,30 @@ export function createS3Server(options: ServiceOptions): http.Server {
             throw new S3Error("NotImplemented", `${method} on a bucket with these parameters is not implemented`);
         }
 
+        if (method === "PUT" && req.headers["x-amz-copy-source"]) {
+            if (query.has("uploadId")) throw new S3Error("NotImplemented", "UploadPartCopy is not implemented yet");
+            const raw = decodeURIComponent(String(req.headers["x-amz-copy-source"]).replace(/^\//, ""));
+            const slash = raw.indexOf("/");
+            if (slash < 1) throw new S3Error("InvalidArgument", "x-amz-copy-source must be bucket/key");
+            const replace = req.headers["x-amz-metadata-directive"] === "REPLACE";
+            const copied = await objects.copy(
+                { bucket: raw.slice(0, slash), key: raw.slice(slash + 1).split("?")[0] },
+                { bucket, key },
+                replace
+                    ? { contentType: req.headers["content-type"], userMetadata: userMetadataOf(req.headers) }
+                    : undefined,
+            );
+            return send(
+                200,
+                {},
+                `<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult><LastModified>${copied.lastModified?.toISOString() ?? ""}</LastModified>` +
+                    `<ETag>${xmlEscape(copied.etag)}</ETag></CopyObjectResult>`,
+            );
+        }
+
         if (method === "PUT") {
-            if (req.headers["x-amz-copy-source"] || query.has("uploadId") || query.has("partNumber")) {
-                throw new S3Error("NotImplemented", "CopyObject and multipart uploads are not implemented yet");
+            if (query.has("uploadId") || query.has("partNumber")) {
+                throw new S3Error("NotImplemented", "multipart uploads are not implemented yet");
             }
             const chunked = auth.payloadHash.startsWith("STREAMING-");
             if (chunked && !chunkedModes.has(auth.payloadHash)) {
@@ -262,11 +344,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 throw new S3Error("InvalidRequest", "Content-Length is required");
             if (length > maxObjectSize)
                 throw new S3Error("EntityTooLarge", `objects are at most ${maxObjectSize} bytes`);
-            const userMetadata = Object.fromEntries(
-                Object.entries(req.headers)
-                    .filter(([name]) => name.startsWith("x-amz-meta-"))
-                    .map(([name, value]) => [name.slice("x-amz-meta-".length), String(value)]),
-            );
+            const userMetadata = userMetadataOf(req.headers);
             if (expectsContinue) res.writeContinue();
             let body: Readable = req;
             if (chunked) {

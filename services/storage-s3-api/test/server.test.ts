@@ -9,6 +9,7 @@ import {
     CopyObjectCommand,
     CreateBucketCommand,
     DeleteObjectCommand,
+    DeleteObjectsCommand,
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
@@ -261,6 +262,57 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         );
         const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "cond.txt", IfMatch: put.ETag }));
         assert.equal(await got.Body!.transformToString(), "v1");
+    });
+
+    it("copies without re-encrypting, bound to the new name, keeping or replacing metadata", async () => {
+        const body = randomBytes(70_000);
+        await s3.send(
+            new PutObjectCommand({
+                Bucket: "photos",
+                Key: "copy/src.bin",
+                Body: body,
+                ContentType: "image/png",
+                Metadata: { a: "1" },
+            }),
+        );
+        const calls = transit.calls;
+        await s3.send(
+            new CopyObjectCommand({ Bucket: "photos", Key: "copy/same.bin", CopySource: "photos/copy/src.bin" }),
+        );
+        await s3.send(
+            new CopyObjectCommand({
+                Bucket: "photos",
+                Key: "copy/new.bin",
+                CopySource: "photos/copy/src.bin",
+                MetadataDirective: "REPLACE",
+                ContentType: "text/plain",
+                Metadata: { b: "2" },
+            }),
+        );
+        assert.equal(transit.calls, calls, "a copy called Vault (it should reuse the cached key)");
+        const same = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "copy/same.bin" }));
+        assert.deepEqual(Buffer.from(await same.Body!.transformToByteArray()), body);
+        assert.deepEqual([same.ContentType, same.Metadata], ["image/png", { a: "1" }]);
+        const replaced = await s3.send(new HeadObjectCommand({ Bucket: "photos", Key: "copy/new.bin" }));
+        assert.deepEqual(
+            [replaced.ContentType, replaced.Metadata, replaced.ContentLength],
+            ["text/plain", { b: "2" }, 70_000],
+        );
+        const src = await direct.send(new HeadObjectCommand({ Bucket: "photos", Key: "copy/src.bin" }));
+        const dst = await direct.send(new HeadObjectCommand({ Bucket: "photos", Key: "copy/same.bin" }));
+        assert.equal(dst.Metadata?.["pce-k"], src.Metadata?.["pce-k"], "the copy was re-encrypted");
+        assert.notEqual(dst.Metadata?.["pce-b"], src.Metadata?.["pce-b"]);
+    });
+
+    it("deletes many objects at once", async () => {
+        const keys = ["bulk/a", "bulk/b & c", "bulk/<d>"];
+        for (const Key of keys) await s3.send(new PutObjectCommand({ Bucket: "photos", Key, Body: "x" }));
+        const out = await s3.send(
+            new DeleteObjectsCommand({ Bucket: "photos", Delete: { Objects: keys.map((Key) => ({ Key })) } }),
+        );
+        assert.deepEqual(out.Deleted?.map((d) => d.Key).sort(), [...keys].sort());
+        const left = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "bulk/" }));
+        assert.equal(left.KeyCount, 0);
     });
 
     it("deletes", async () => {
