@@ -73,7 +73,7 @@ async function main(): Promise<void> {
                 body: JSON.stringify(body),
             });
         await post("sys/mounts/transit", { type: "transit" });
-        await post("transit/keys/storage-s3-api", { type: "aes256-gcm96" });
+        await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true });
 
         const access = { id: "bench", secret: randomBytes(24).toString("base64url") };
         const write = (name: string, value: string) => {

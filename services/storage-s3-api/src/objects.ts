@@ -6,6 +6,7 @@ import {
     DeleteObjectCommand,
     GetObjectCommand,
     HeadObjectCommand,
+    ListObjectsV2Command,
     PutObjectCommand,
     type S3Client,
 } from "@aws-sdk/client-s3";
@@ -199,6 +200,50 @@ export class EncryptedObjects {
 
     async delete(bucket: string, key: string): Promise<void> {
         await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    }
+
+    /**
+     * After a transit key rotation: re-wraps every object's data key under the newest key version. Content is
+     * not touched; the backend copies each object onto itself with the new wrapped key, only if it is still
+     * the object that was read (a concurrent overwrite is left alone, it has a fresh key already).
+     */
+    async rewrapBucket(bucket: string): Promise<{ objects: number; rewrapped: number }> {
+        let objects = 0;
+        let rewrapped = 0;
+        let token: string | undefined;
+        do {
+            const page = await this.backend.send(
+                new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 250 }),
+            );
+            const keys = (page.Contents ?? []).map((o) => o.Key ?? "").filter((k) => k && !k.startsWith(".pce/"));
+            const heads = await Promise.all(
+                keys.map((Key) => this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key }))),
+            );
+            const sealed = heads
+                .map((h, i) => ({ key: keys[i], head: h, meta: h.Metadata ?? {} }))
+                .filter((o) => o.meta["pce-k"]);
+            const fresh = await this.transit.rewrap(
+                sealed.map((o) => ({ wrapped: o.meta["pce-k"], context: Buffer.from(o.meta["pce-id"], "base64url") })),
+            );
+            for (const [i, o] of sealed.entries()) {
+                objects++;
+                if (fresh[i] === o.meta["pce-k"]) continue;
+                await this.backend.send(
+                    new CopyObjectCommand({
+                        Bucket: bucket,
+                        Key: o.key,
+                        CopySource: `${bucket}/${encodeURIComponent(o.key)}`,
+                        CopySourceIfMatch: o.head.ETag,
+                        MetadataDirective: "REPLACE",
+                        ContentType: "application/octet-stream",
+                        Metadata: { ...o.meta, "pce-k": fresh[i] },
+                    }),
+                );
+                rewrapped++;
+            }
+            token = page.NextContinuationToken;
+        } while (token);
+        return { objects, rewrapped };
     }
 
     /**

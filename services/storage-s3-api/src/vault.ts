@@ -56,14 +56,15 @@ export class TransitClient {
     }
 
     /**
-     * A fresh 256-bit data key, wrapped by transit with `context` (the object id) as associated data.
-     * It is made here and wrapped with `encrypt`: OpenBao's `datakey` endpoint ignores associated data.
+     * A fresh 256-bit data key, wrapped by transit under a key derived for `context` (the object id), so a
+     * wrapped key moved to another object does not unwrap. The transit key is created with `derived: true`;
+     * derivation, unlike associated data, survives `rewrap`.
      */
     async newDataKey(context: Buffer): Promise<DataKey> {
         const plaintext = randomBytes(32);
         const data = await this.call("encrypt", {
             plaintext: plaintext.toString("base64"),
-            associated_data: context.toString("base64"),
+            context: context.toString("base64"),
         });
         const key = { plaintext, wrapped: data.ciphertext };
         this.remember(context, key.wrapped, key.plaintext);
@@ -78,10 +79,23 @@ export class TransitClient {
             this.cache.set(cacheKey(context, wrapped), cached);
             return cached;
         }
-        const data = await this.call("decrypt", { ciphertext: wrapped, associated_data: context.toString("base64") });
+        const data = await this.call("decrypt", { ciphertext: wrapped, context: context.toString("base64") });
         const plaintext = Buffer.from(data.plaintext, "base64");
         this.remember(context, wrapped, plaintext);
         return plaintext;
+    }
+
+    /** Re-wraps data keys under the transit key's newest version; Vault never returns them in plain text. */
+    async rewrap(items: { wrapped: string; context: Buffer }[]): Promise<string[]> {
+        if (items.length === 0) return [];
+        const data = (await this.call("rewrap", {
+            batch_input: items.map((i) => ({ ciphertext: i.wrapped, context: i.context.toString("base64") })),
+        })) as unknown as { batch_results: { ciphertext?: string; error?: string }[] };
+        return data.batch_results.map((r, i) => {
+            if (!r.ciphertext)
+                throw new VaultError(`transit rewrap of item ${i} failed: ${r.error ?? "no ciphertext"}`, 400);
+            return r.ciphertext;
+        });
     }
 
     private remember(context: Buffer, wrapped: string, plaintext: Buffer): void {

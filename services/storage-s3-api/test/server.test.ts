@@ -18,6 +18,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Server } from "node:http";
 import { type MinioServer, type OpenBaoServer, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { EncryptedObjects } from "../src/objects";
 import { createS3Server } from "../src/server";
 import { TransitClient } from "../src/vault";
 
@@ -66,7 +67,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                 body: JSON.stringify(body),
             });
         assert.ok((await post("sys/mounts/transit", { type: "transit" })).ok);
-        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96" })).ok);
+        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true })).ok);
         transit = new TransitClient({ address: bao.url, token: () => bao.rootToken ?? "", keyName: "storage-s3-api" });
         direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
         server = createS3Server({
@@ -313,6 +314,68 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         assert.deepEqual(out.Deleted?.map((d) => d.Key).sort(), [...keys].sort());
         const left = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "bulk/" }));
         assert.equal(left.KeyCount, 0);
+    });
+
+    it("follows a transit key rotation: rewraps every key, content untouched, old key version retired", async () => {
+        await s3.send(new CreateBucketCommand({ Bucket: "rotation" }));
+        const bodies = Array.from({ length: 5 }, () => randomBytes(1000));
+        const etags: string[] = [];
+        for (const [i, Body] of bodies.entries()) {
+            etags.push((await s3.send(new PutObjectCommand({ Bucket: "rotation", Key: `o${i}`, Body }))).ETag ?? "");
+        }
+        const post = (p: string, body: unknown) =>
+            fetch(`${bao.url}/v1/${p}`, {
+                method: "POST",
+                headers: { "X-Vault-Token": bao.rootToken ?? "" },
+                body: JSON.stringify(body),
+            });
+        assert.ok((await post("transit/keys/storage-s3-api/rotate", {})).ok);
+
+        const objects = new EncryptedObjects(direct, transit, randomBytes(32));
+        assert.deepEqual(await objects.rewrapBucket("rotation"), { objects: 5, rewrapped: 5 });
+        const current = (await (
+            await fetch(`${bao.url}/v1/transit/keys/storage-s3-api`, {
+                headers: { "X-Vault-Token": bao.rootToken ?? "" },
+            })
+        ).json()) as {
+            data: { latest_version: number };
+        };
+        assert.ok(
+            (await post("transit/keys/storage-s3-api/config", { min_decryption_version: current.data.latest_version }))
+                .ok,
+        );
+
+        // A fresh service (empty key cache) reads everything; no object keeps an old key version.
+        const fresh = createS3Server({
+            region: "us-east-1",
+            accessKeys: { [family.id]: family.secret },
+            backend: direct,
+            transit: new TransitClient({
+                address: bao.url,
+                token: () => bao.rootToken ?? "",
+                keyName: "storage-s3-api",
+            }),
+            etagKey: randomBytes(32),
+        });
+        await new Promise<void>((resolve) => fresh.listen(0, "127.0.0.1", resolve));
+        try {
+            const reader = client(
+                `http://127.0.0.1:${(fresh.address() as AddressInfo).port}`,
+                family.id,
+                family.secret,
+            );
+            for (const [i, body] of bodies.entries()) {
+                const got = await reader.send(new GetObjectCommand({ Bucket: "rotation", Key: `o${i}` }));
+                assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
+                const backend = await direct.send(new HeadObjectCommand({ Bucket: "rotation", Key: `o${i}` }));
+                assert.match(backend.Metadata?.["pce-k"] ?? "", new RegExp(`^vault:v${current.data.latest_version}:`));
+            }
+        } finally {
+            fresh.closeAllConnections();
+            await new Promise((resolve) => fresh.close(resolve));
+        }
+        const again = await s3.send(new HeadObjectCommand({ Bucket: "rotation", Key: "o0" }));
+        assert.equal(again.ETag, etags[0], "the client ETag changed with the rewrap");
     });
 
     it("deletes", async () => {

@@ -18,7 +18,7 @@ describe("transit client (real OpenBao)", function () {
                 body: JSON.stringify(body),
             });
         assert.ok((await post("sys/mounts/transit", { type: "transit" })).ok);
-        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96" })).ok);
+        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true })).ok);
     });
     after(async () => bao?.stop());
 
