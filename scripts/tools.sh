@@ -54,7 +54,7 @@ on_path_at_version() { # name, version -> path of a tool on PATH that reports ex
   path=$(command -v "$1" 2>/dev/null) || return 1
   case $1 in
     pulumi) [ "$("$path" version 2>/dev/null)" = "$2" ] ;;
-    bao) "$path" version 2>/dev/null | grep -qF "v${2#v} " ;;
+    bao) "$path" version 2>/dev/null | grep -qE "^OpenBao v${2#v}( |$)" ;;
     *) return 1 ;; # MinIO's pseudo-version is not in its own version output; always use the pinned build
   esac && echo "$path"
 }
