@@ -146,3 +146,20 @@ export async function startMinio(): Promise<MinioServer> {
     await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
     return { url, dir: p.dir, log: p.log, stop: p.stop, accessKeyId, secretAccessKey };
 }
+
+/** A request to an OpenBao server's HTTP API with its root token; fails on any non-2xx answer. */
+export async function baoApi(bao: OpenBaoServer, method: string, apiPath: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${bao.url}/v1/${apiPath}`, {
+        method,
+        headers: { "X-Vault-Token": bao.rootToken ?? "" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${apiPath}: ${res.status} ${await res.text()}`);
+    return res.status === 204 ? {} : res.json();
+}
+
+/** Mounts transit and creates the key storage-s3-api expects (AES-256-GCM, derived per object). */
+export async function createTransitKey(bao: OpenBaoServer, name: string): Promise<void> {
+    await baoApi(bao, "POST", "sys/mounts/transit", { type: "transit" });
+    await baoApi(bao, "POST", `transit/keys/${name}`, { type: "aes256-gcm96", derived: true });
+}

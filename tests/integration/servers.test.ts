@@ -1,6 +1,7 @@
 // The OpenBao and MinIO built by scripts/tools.sh run and answer their APIs, for the layers' and services' tests.
 import * as assert from "node:assert/strict";
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { s3Client } from "../helpers/s3";
 import {
     type MinioServer,
     type OpenBaoServer,
@@ -51,13 +52,7 @@ describe("MinIO", () => {
 
     it("stores and returns an object over the S3 API", async () => {
         minio = await startMinio();
-        const client = (secretAccessKey: string) =>
-            new S3Client({
-                endpoint: minio.url,
-                region: "us-east-1",
-                forcePathStyle: true,
-                credentials: { accessKeyId: minio.accessKeyId, secretAccessKey },
-            });
+        const client = (secretAccessKey: string) => s3Client(minio.url, minio.accessKeyId, secretAccessKey);
         const s3 = client(minio.secretAccessKey);
         await s3.send(new CreateBucketCommand({ Bucket: "family" }));
         await s3.send(new PutObjectCommand({ Bucket: "family", Key: "hello.txt", Body: "hello" }));

@@ -6,8 +6,9 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { freePort, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { s3Client } from "../../../tests/helpers/s3";
+import { createTransitKey, freePort, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
 const service = path.resolve(__dirname, "..");
@@ -29,16 +30,8 @@ interface Result {
     serviceCpuSecondsPerGiB?: number;
 }
 
-function client(endpoint: string, accessKeyId: string, secretAccessKey: string): S3Client {
-    return new S3Client({
-        endpoint,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId, secretAccessKey },
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-    });
-}
+const client = (endpoint: string, accessKeyId: string, secretAccessKey: string) =>
+    s3Client(endpoint, accessKeyId, secretAccessKey, { maxAttempts: 3 });
 
 /** CPU seconds a process has used so far (user + system), from /proc. */
 function cpuSeconds(pid: number | undefined): number {
@@ -66,14 +59,7 @@ async function main(): Promise<void> {
     const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-bench-"));
     let child: ChildProcess | undefined;
     try {
-        const post = (p: string, body: unknown) =>
-            fetch(`${bao.url}/v1/${p}`, {
-                method: "POST",
-                headers: { "X-Vault-Token": bao.rootToken ?? "" },
-                body: JSON.stringify(body),
-            });
-        await post("sys/mounts/transit", { type: "transit" });
-        await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true });
+        await createTransitKey(bao, "storage-s3-api");
 
         const access = { id: "bench", secret: randomBytes(24).toString("base64url") };
         const write = (name: string, value: string) => {

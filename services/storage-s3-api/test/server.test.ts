@@ -14,24 +14,23 @@ import {
     HeadObjectCommand,
     ListObjectsV2Command,
     PutObjectCommand,
-    S3Client,
+    type S3Client,
 } from "@aws-sdk/client-s3";
 import type { Server } from "node:http";
-import { type MinioServer, type OpenBaoServer, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { s3Client } from "../../../tests/helpers/s3";
+import {
+    baoApi,
+    createTransitKey,
+    type MinioServer,
+    type OpenBaoServer,
+    startMinio,
+    startOpenBaoDev,
+} from "../../../tests/helpers/servers";
 import { EncryptedObjects } from "../src/objects";
 import { createS3Server } from "../src/server";
 import { TransitClient } from "../src/vault";
 
-const client = (endpoint: string, accessKeyId: string, secretAccessKey: string) =>
-    new S3Client({
-        endpoint,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId, secretAccessKey },
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-        maxAttempts: 1,
-    });
+const client = s3Client;
 
 /** Matches an SDK error by HTTP status and S3 error code. */
 const status = (code: number, name: string) => (err: unknown) => {
@@ -60,14 +59,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
 
     before(async () => {
         [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
-        const post = (p: string, body: unknown) =>
-            fetch(`${bao.url}/v1/${p}`, {
-                method: "POST",
-                headers: { "X-Vault-Token": bao.rootToken ?? "" },
-                body: JSON.stringify(body),
-            });
-        assert.ok((await post("sys/mounts/transit", { type: "transit" })).ok);
-        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true })).ok);
+        await createTransitKey(bao, "storage-s3-api");
         transit = new TransitClient({ address: bao.url, token: () => bao.rootToken ?? "", keyName: "storage-s3-api" });
         direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
         server = createS3Server({
@@ -206,12 +198,10 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
 
     it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {
         const port = (server.address() as AddressInfo).port;
-        const defaults = new S3Client({
-            endpoint: `http://127.0.0.1:${port}`,
-            region: "us-east-1",
-            forcePathStyle: true,
-            credentials: { accessKeyId: family.id, secretAccessKey: family.secret },
-            maxAttempts: 1,
+        // The SDK's own defaults: CRC32 checksums, sent as aws-chunked trailers for streams.
+        const defaults = s3Client(`http://127.0.0.1:${port}`, family.id, family.secret, {
+            requestChecksumCalculation: "WHEN_SUPPORTED",
+            responseChecksumValidation: "WHEN_SUPPORTED",
         });
         const body = randomBytes(150_000);
         for (const [key, payload] of [
@@ -323,27 +313,16 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         for (const [i, Body] of bodies.entries()) {
             etags.push((await s3.send(new PutObjectCommand({ Bucket: "rotation", Key: `o${i}`, Body }))).ETag ?? "");
         }
-        const post = (p: string, body: unknown) =>
-            fetch(`${bao.url}/v1/${p}`, {
-                method: "POST",
-                headers: { "X-Vault-Token": bao.rootToken ?? "" },
-                body: JSON.stringify(body),
-            });
-        assert.ok((await post("transit/keys/storage-s3-api/rotate", {})).ok);
+        await baoApi(bao, "POST", "transit/keys/storage-s3-api/rotate", {});
 
         const objects = new EncryptedObjects(direct, transit, randomBytes(32));
         assert.deepEqual(await objects.rewrapBucket("rotation"), { objects: 5, rewrapped: 5 });
-        const current = (await (
-            await fetch(`${bao.url}/v1/transit/keys/storage-s3-api`, {
-                headers: { "X-Vault-Token": bao.rootToken ?? "" },
-            })
-        ).json()) as {
+        const current = (await baoApi(bao, "GET", "transit/keys/storage-s3-api")) as {
             data: { latest_version: number };
         };
-        assert.ok(
-            (await post("transit/keys/storage-s3-api/config", { min_decryption_version: current.data.latest_version }))
-                .ok,
-        );
+        await baoApi(bao, "POST", "transit/keys/storage-s3-api/config", {
+            min_decryption_version: current.data.latest_version,
+        });
 
         // A fresh service (empty key cache) reads everything; no object keeps an old key version.
         const fresh = createS3Server({

@@ -1,7 +1,7 @@
 // The transit client against a real OpenBao server.
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { type OpenBaoServer, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createTransitKey, type OpenBaoServer, startOpenBaoDev } from "../../../tests/helpers/servers";
 import { TransitClient, VaultError } from "../src/vault";
 
 describe("transit client (real OpenBao)", function () {
@@ -11,14 +11,7 @@ describe("transit client (real OpenBao)", function () {
 
     before(async () => {
         bao = await startOpenBaoDev();
-        const post = (path: string, body: unknown) =>
-            fetch(`${bao.url}/v1/${path}`, {
-                method: "POST",
-                headers: { "X-Vault-Token": token() },
-                body: JSON.stringify(body),
-            });
-        assert.ok((await post("sys/mounts/transit", { type: "transit" })).ok);
-        assert.ok((await post("transit/keys/storage-s3-api", { type: "aes256-gcm96", derived: true })).ok);
+        await createTransitKey(bao, "storage-s3-api");
     });
     after(async () => bao?.stop());
 
