@@ -357,6 +357,20 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         assert.equal(again.ETag, etags[0], "the client ETag changed with the rewrap");
     });
 
+    it("leaks no data key into MinIO's or OpenBao's output", async () => {
+        const key = await transit.newDataKey(randomBytes(16));
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "logs.txt", Body: "x" }));
+        const logs = minio.log() + bao.log();
+        assert.ok(logs.length > 0, "no server output was captured");
+        for (const form of [
+            key.plaintext.toString("base64"),
+            key.plaintext.toString("hex"),
+            key.plaintext.toString("base64url"),
+        ]) {
+            assert.ok(!logs.includes(form), "a data key appears in a server's output");
+        }
+    });
+
     it("deletes", async () => {
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "gone.txt", Body: "bye" }));
         await s3.send(new DeleteObjectCommand({ Bucket: "photos", Key: "gone.txt" }));
