@@ -2,14 +2,30 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import {
+    AbortMultipartUploadCommand,
+    CompleteMultipartUploadCommand,
     CopyObjectCommand,
+    CreateMultipartUploadCommand,
     DeleteObjectCommand,
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
     PutObjectCommand,
     type S3Client,
+    UploadPartCommand,
 } from "@aws-sdk/client-s3";
+import { Readable as ReadableStream } from "node:stream";
+import {
+    openParts,
+    openTable,
+    partCipherLength,
+    partEtag,
+    partHeader,
+    partKey,
+    type PartEntry,
+    readPartEtag,
+    sealTable,
+} from "./format/parts";
 import { S3Error } from "./errors";
 import { commitmentMatches, deriveObjectKeys, nameBinding, type ObjectKeys, OBJECT_ID_BYTES } from "./format/keys";
 import {
@@ -131,10 +147,18 @@ export class EncryptedObjects {
             throw new S3Error("InternalError", "the object was not written under this name");
         }
         const meta = openMeta(keys, objectId, m["pce-m"]);
-        if (plaintextLength(size, segmentSize) !== meta.length) {
+        let table: PartEntry[] | undefined;
+        if (m.pce.endsWith(";m")) {
+            const sidecar = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: tableKey(objectId) }));
+            table = openTable(keys.meta, objectId, Buffer.from(await sidecar.Body!.transformToByteArray()));
+            meta.length = table.reduce((sum, p) => sum + p.plainLength, 0);
+            if (table.reduce((sum, p) => sum + partCipherLength(p.plainLength, segmentSize), 0) !== size) {
+                throw new S3Error("InternalError", "the object's size does not match its part table");
+            }
+        } else if (plaintextLength(size, segmentSize) !== meta.length) {
             throw new S3Error("InternalError", "the object's size does not match its sealed length");
         }
-        return { keys, objectId, segmentSize, meta };
+        return { keys, objectId, segmentSize, meta, table };
     }
 
     async head(bucket: string, key: string): Promise<ObjectInfo> {
@@ -152,12 +176,25 @@ export class EncryptedObjects {
         key: string,
         range?: (length: number) => { start: number; end: number } | undefined,
     ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
-        if (!range) {
+        if (!range || (await this.isMultipart(bucket, key))) {
             const res = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
             const source = res.Body as Readable;
             try {
                 const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
                 const info = { ...opened.meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
+                if (opened.table) {
+                    // Multipart objects are read from their first part; a range is cut from that stream.
+                    const wanted = range?.(info.length);
+                    const plain = openParts(
+                        source,
+                        opened.keys.data,
+                        opened.objectId,
+                        opened.table,
+                        opened.segmentSize,
+                    );
+                    const body = ReadableStream.from(wanted ? slice(plain, wanted.start, wanted.end) : plain);
+                    return { info, body, range: wanted };
+                }
                 return { info, body: this.decrypt(source, opened, wholeObject(info.length, opened.segmentSize)) };
             } catch (err) {
                 source.destroy();
@@ -196,6 +233,118 @@ export class EncryptedObjects {
         );
         source.on("error", (err) => body.destroy(err));
         return body;
+    }
+
+    private async isMultipart(bucket: string, key: string): Promise<boolean> {
+        const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return head.Metadata?.pce?.endsWith(";m") ?? false;
+    }
+
+    private readonly uploads = new Map<string, { objectId: Buffer; keys: ObjectKeys }>();
+
+    /** The keys of an upload in progress, from its sidecar (the backend does not return an upload's metadata). */
+    private async uploadKeys(bucket: string, uploadId: string) {
+        const known = this.uploads.get(uploadId);
+        if (known) return known;
+        const res = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: uploadKey(uploadId) }));
+        const sidecar = JSON.parse(await res.Body!.transformToString()) as { id: string; k: string };
+        const objectId = Buffer.from(sidecar.id, "base64url");
+        const keys = deriveObjectKeys(await this.transit.unwrap(sidecar.k, objectId), objectId);
+        this.uploads.set(uploadId, { objectId, keys });
+        return { objectId, keys };
+    }
+
+    async createUpload(bucket: string, key: string, info: Omit<SealedMeta, "length">): Promise<string> {
+        const objectId = randomBytes(OBJECT_ID_BYTES);
+        const dek = await this.transit.newDataKey(objectId);
+        const keys = deriveObjectKeys(dek.plaintext, objectId);
+        const res = await this.backend.send(
+            new CreateMultipartUploadCommand({
+                Bucket: bucket,
+                Key: key,
+                ContentType: "application/octet-stream",
+                Metadata: {
+                    pce: `1;${SEGMENT_LOG2};m`,
+                    "pce-id": b64u(objectId),
+                    "pce-k": dek.wrapped,
+                    "pce-c": b64u(keys.commitment),
+                    "pce-b": b64u(nameBinding(keys, bucket, key)),
+                    // The length is known only at completion; the part table carries it.
+                    "pce-m": sealMeta(keys, objectId, { ...info, length: -1 }),
+                },
+            }),
+        );
+        const uploadId = res.UploadId ?? "";
+        await this.backend.send(
+            new PutObjectCommand({
+                Bucket: bucket,
+                Key: uploadKey(uploadId),
+                Body: JSON.stringify({ id: b64u(objectId), k: dek.wrapped }),
+            }),
+        );
+        this.uploads.set(uploadId, { objectId, keys });
+        return uploadId;
+    }
+
+    async uploadPart(bucket: string, key: string, uploadId: string, part: number, body: Readable, length: number) {
+        const { objectId, keys } = await this.uploadKeys(bucket, uploadId);
+        const salt = randomBytes(16);
+        const s = { key: partKey(keys.data, objectId, part, salt), objectId, part, segmentSize: DEFAULT_SEGMENT_SIZE };
+        const sealed = body.pipe(new SealStream(s));
+        body.on("error", (err) => sealed.destroy(err));
+        const res = await this.backend.send(
+            new UploadPartCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: part,
+                Body: ReadableStream.from(withHeader(partHeader(salt), sealed)),
+                ContentLength: partCipherLength(length, DEFAULT_SEGMENT_SIZE),
+            }),
+        );
+        return partEtag(this.etagKey, uploadId, { part, salt, plainLength: length }, res.ETag ?? "");
+    }
+
+    async completeUpload(bucket: string, key: string, uploadId: string, parts: { part: number; etag: string }[]) {
+        const { objectId, keys } = await this.uploadKeys(bucket, uploadId);
+        const decoded = parts.map((p) => {
+            try {
+                return readPartEtag(this.etagKey, uploadId, p.part, p.etag);
+            } catch {
+                throw new S3Error("InvalidPart", `part ${p.part} has an ETag this upload did not give`);
+            }
+        });
+        if (decoded.some((d, i) => i > 0 && d.entry.part <= decoded[i - 1].entry.part)) {
+            throw new S3Error("InvalidPartOrder", "parts must be listed in ascending order");
+        }
+        await this.backend.send(
+            new PutObjectCommand({
+                Bucket: bucket,
+                Key: tableKey(objectId),
+                Body: sealTable(
+                    keys.meta,
+                    objectId,
+                    decoded.map((d) => d.entry),
+                ),
+            }),
+        );
+        const res = await this.backend.send(
+            new CompleteMultipartUploadCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: uploadId,
+                MultipartUpload: { Parts: decoded.map((d) => ({ PartNumber: d.entry.part, ETag: d.backendEtag })) },
+            }),
+        );
+        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: uploadKey(uploadId) }));
+        this.uploads.delete(uploadId);
+        return this.clientEtag(res.ETag);
+    }
+
+    async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+        await this.backend.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: uploadKey(uploadId) }));
+        this.uploads.delete(uploadId);
     }
 
     async delete(bucket: string, key: string): Promise<void> {
@@ -275,5 +424,25 @@ export class EncryptedObjects {
             }),
         );
         return { etag: this.clientEtag(res.CopyObjectResult?.ETag), lastModified: res.CopyObjectResult?.LastModified };
+    }
+}
+
+const uploadKey = (uploadId: string) => `.pce/mpu/${uploadId}`;
+const tableKey = (objectId: Buffer) => `.pce/mpt/${b64u(objectId)}`;
+
+async function* withHeader(header: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    yield header;
+    yield* body;
+}
+
+/** Plaintext bytes start..end (inclusive) of a stream. */
+async function* slice(source: AsyncIterable<Buffer>, start: number, end: number): AsyncGenerator<Buffer> {
+    let at = 0;
+    for await (const chunk of source) {
+        const from = Math.max(0, start - at);
+        const to = Math.min(chunk.length, end + 1 - at);
+        if (from < to) yield chunk.subarray(from, to);
+        at += chunk.length;
+        if (at > end) return;
     }
 }

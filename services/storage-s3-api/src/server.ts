@@ -12,7 +12,7 @@ import {
     type S3Client,
 } from "@aws-sdk/client-s3";
 import { AwsChunkedDecoder } from "./auth/chunked";
-import { verifySignature } from "./auth/sigv4";
+import { type Verified, verifySignature } from "./auth/sigv4";
 import { errorXml, S3Error, xmlEscape } from "./errors";
 import { EncryptedObjects } from "./objects";
 import { DEFAULT_SEGMENT_SIZE, plaintextLength } from "./format/segments";
@@ -106,6 +106,42 @@ function parseRange(header: string | undefined, length: number): { start: number
     if (length === 0 || start >= length || start > end)
         throw new S3Error("InvalidRange", "the requested range is not satisfiable");
     return { start, end };
+}
+
+/**
+ * The plaintext body of an upload, whatever its encoding (plain, signed hash, aws-chunked), checked against
+ * its declared length and signed hash as it streams. `failure()` is the first error the stream hit.
+ */
+function uploadBody(
+    req: http.IncomingMessage,
+    auth: Verified,
+    maxSize: number,
+): { body: Readable; length: number; failure: () => unknown } {
+    const chunked = auth.payloadHash.startsWith("STREAMING-");
+    if (chunked && !chunkedModes.has(auth.payloadHash)) {
+        throw new S3Error("NotImplemented", `${auth.payloadHash} is not supported`);
+    }
+    const length = Number(req.headers[chunked ? "x-amz-decoded-content-length" : "content-length"]);
+    if (!Number.isSafeInteger(length) || length < 0) throw new S3Error("InvalidRequest", "Content-Length is required");
+    if (length > maxSize) throw new S3Error("EntityTooLarge", `uploads are at most ${maxSize} bytes`);
+    const stages: Transform[] = [];
+    if (chunked) {
+        const signing = auth.payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+            ? { signingKey: auth.signingKey, seedSignature: auth.signature, amzDate: auth.amzDate, scope: auth.scope }
+            : undefined;
+        stages.push(new AwsChunkedDecoder(signing, req.headers["x-amz-trailer"] as string | undefined));
+    }
+    stages.push(new LengthCheck(length));
+    if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) stages.push(new PayloadHashCheck(auth.payloadHash));
+    let failure: unknown;
+    let body: Readable = req;
+    for (const stage of stages) {
+        const upstream = body;
+        body = upstream.pipe(stage);
+        upstream.on("error", (err) => stage.destroy(err));
+    }
+    body.on("error", (err) => (failure ??= err));
+    return { body, length, failure: () => failure };
 }
 
 function xmlUnescape(value: string): string {
@@ -283,8 +319,10 @@ export function createS3Server(options: ServiceOptions): http.Server {
                         MaxKeys: query.has("max-keys") ? Number(query.get("max-keys")) : undefined,
                     }),
                 );
-                const contents = (out.Contents ?? [])
-                    .filter((o) => !o.Key?.startsWith(".pce/"))
+                // The service's own sidecars (.pce/) are not the client's objects.
+                const visible = (out.Contents ?? []).filter((o) => !o.Key?.startsWith(".pce/"));
+                const visiblePrefixes = (out.CommonPrefixes ?? []).filter((p) => !p.Prefix?.startsWith(".pce/"));
+                const contents = visible
                     .map(
                         (o) =>
                             `<Contents><Key>${xmlEscape(o.Key ?? "")}</Key><LastModified>${o.LastModified?.toISOString() ?? ""}</LastModified>` +
@@ -292,7 +330,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                             `<StorageClass>STANDARD</StorageClass></Contents>`,
                     )
                     .join("");
-                const prefixes = (out.CommonPrefixes ?? [])
+                const prefixes = visiblePrefixes
                     .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p.Prefix ?? "")}</Prefix></CommonPrefixes>`)
                     .join("");
                 const opt = (name: string, value: string | undefined) =>
@@ -302,7 +340,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     {},
                     `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
                         `${opt("Prefix", out.Prefix)}${opt("Delimiter", out.Delimiter)}<MaxKeys>${out.MaxKeys ?? 1000}</MaxKeys>` +
-                        `<KeyCount>${out.KeyCount ?? 0}</KeyCount><IsTruncated>${out.IsTruncated ? "true" : "false"}</IsTruncated>` +
+                        `<KeyCount>${visible.length + visiblePrefixes.length}</KeyCount><IsTruncated>${out.IsTruncated ? "true" : "false"}</IsTruncated>` +
                         `${opt("ContinuationToken", out.ContinuationToken)}${opt("NextContinuationToken", out.NextContinuationToken)}` +
                         `${opt("StartAfter", out.StartAfter)}${contents}${prefixes}</ListBucketResult>`,
                 );
@@ -331,60 +369,84 @@ export function createS3Server(options: ServiceOptions): http.Server {
             );
         }
 
-        if (method === "PUT") {
-            if (query.has("uploadId") || query.has("partNumber")) {
-                throw new S3Error("NotImplemented", "multipart uploads are not implemented yet");
-            }
-            const chunked = auth.payloadHash.startsWith("STREAMING-");
-            if (chunked && !chunkedModes.has(auth.payloadHash)) {
-                throw new S3Error("NotImplemented", `${auth.payloadHash} is not supported`);
-            }
-            const length = Number(req.headers[chunked ? "x-amz-decoded-content-length" : "content-length"]);
-            if (!Number.isSafeInteger(length) || length < 0)
-                throw new S3Error("InvalidRequest", "Content-Length is required");
-            if (length > maxObjectSize)
-                throw new S3Error("EntityTooLarge", `objects are at most ${maxObjectSize} bytes`);
-            const userMetadata = userMetadataOf(req.headers);
+        if (method === "POST" && query.has("uploads")) {
+            const uploadId = await objects.createUpload(bucket, key, {
+                contentType: req.headers["content-type"],
+                userMetadata: userMetadataOf(req.headers),
+            });
+            return send(
+                200,
+                {},
+                `<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult><Bucket>${xmlEscape(bucket)}</Bucket>` +
+                    `<Key>${xmlEscape(key)}</Key><UploadId>${xmlEscape(uploadId)}</UploadId></InitiateMultipartUploadResult>`,
+            );
+        }
+
+        const uploadId = query.get("uploadId");
+        if (method === "POST" && uploadId) {
             if (expectsContinue) res.writeContinue();
-            let body: Readable = req;
-            if (chunked) {
-                const signing = auth.payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
-                    ? {
-                          signingKey: auth.signingKey,
-                          seedSignature: auth.signature,
-                          amzDate: auth.amzDate,
-                          scope: auth.scope,
-                      }
-                    : undefined;
-                body = req.pipe(new AwsChunkedDecoder(signing, req.headers["x-amz-trailer"] as string | undefined));
-                req.on("error", (err) => body.destroy(err));
+            const xml = (await readSmallBody(req, auth.payloadHash)).toString("utf8");
+            const parts = [...xml.matchAll(/<Part>([\s\S]*?)<\/Part>/g)].map((m) => ({
+                part: Number(/<PartNumber>\s*(\d+)\s*<\/PartNumber>/.exec(m[1])?.[1]),
+                etag: xmlUnescape(/<ETag>([^<]*)<\/ETag>/.exec(m[1])?.[1] ?? ""),
+            }));
+            if (parts.length === 0 || parts.some((p) => !Number.isInteger(p.part) || !p.etag)) {
+                throw new S3Error("MalformedXML", "CompleteMultipartUpload lists parts with PartNumber and ETag");
             }
-            const raw = body;
-            body = raw.pipe(new LengthCheck(length));
-            raw.on("error", (err) => body.destroy(err));
-            if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) {
-                const checked = body.pipe(new PayloadHashCheck(auth.payloadHash));
-                body.on("error", (err) => checked.destroy(err));
-                body = checked;
+            const etag = await objects.completeUpload(bucket, key, uploadId, parts);
+            return send(
+                200,
+                {},
+                `<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult><Location>/${xmlEscape(bucket)}/${xmlEscape(key)}</Location>` +
+                    `<Bucket>${xmlEscape(bucket)}</Bucket><Key>${xmlEscape(key)}</Key><ETag>${xmlEscape(etag)}</ETag></CompleteMultipartUploadResult>`,
+            );
+        }
+        if (method === "DELETE" && uploadId) {
+            await objects.abortUpload(bucket, key, uploadId);
+            return send(204);
+        }
+        if (uploadId && method !== "PUT") throw new S3Error("NotImplemented", "ListParts is not implemented yet");
+
+        if (method === "PUT") {
+            const part = query.get("partNumber");
+            if (part !== null && !uploadId) throw new S3Error("InvalidRequest", "partNumber needs an uploadId");
+            const ifNoneMatch = req.headers["if-none-match"];
+            if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
+                throw new S3Error("NotImplemented", "If-None-Match on PUT takes only *");
             }
-            let streamError: unknown;
-            body.on("error", (err) => (streamError ??= err));
+            if (req.headers["if-match"] !== undefined) throw new S3Error("NotImplemented", "If-Match on PUT");
+            const upload = uploadBody(req, auth, maxObjectSize);
+            if (expectsContinue) res.writeContinue();
             try {
-                const ifNoneMatch = req.headers["if-none-match"];
-                if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
-                    throw new S3Error("NotImplemented", "If-None-Match on PUT takes only *");
+                if (uploadId) {
+                    const partNumber = Number(part);
+                    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
+                        throw new S3Error("InvalidArgument", "partNumber is a whole number from 1 to 10000");
+                    }
+                    const etag = await objects.uploadPart(
+                        bucket,
+                        key,
+                        uploadId,
+                        partNumber,
+                        upload.body,
+                        upload.length,
+                    );
+                    return send(200, { ETag: etag });
                 }
-                if (req.headers["if-match"] !== undefined) throw new S3Error("NotImplemented", "If-Match on PUT");
                 const etag = await objects.put(
                     bucket,
                     key,
-                    body,
-                    { length, contentType: req.headers["content-type"], userMetadata },
+                    upload.body,
+                    {
+                        length: upload.length,
+                        contentType: req.headers["content-type"],
+                        userMetadata: userMetadataOf(req.headers),
+                    },
                     ifNoneMatch,
                 );
                 return send(200, { ETag: etag });
             } catch (err) {
-                throw streamError ?? err;
+                throw upload.failure() ?? err;
             }
         }
 

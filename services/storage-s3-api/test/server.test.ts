@@ -6,8 +6,11 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import {
+    AbortMultipartUploadCommand,
+    CompleteMultipartUploadCommand,
     CopyObjectCommand,
     CreateBucketCommand,
+    CreateMultipartUploadCommand,
     DeleteObjectCommand,
     DeleteObjectsCommand,
     GetObjectCommand,
@@ -15,6 +18,7 @@ import {
     ListObjectsV2Command,
     PutObjectCommand,
     type S3Client,
+    UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import type { Server } from "node:http";
 import { s3Client } from "../../../tests/helpers/s3";
@@ -369,6 +373,113 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         ]) {
             assert.ok(!logs.includes(form), "a data key appears in a server's output");
         }
+    });
+
+    describe("multipart uploads", () => {
+        const partOne = randomBytes(5 * 1024 * 1024 + 7);
+        const partTwo = randomBytes(100_003);
+
+        it("upload, retry a part, complete; read whole and across the part boundary", async () => {
+            const { UploadId } = await s3.send(
+                new CreateMultipartUploadCommand({ Bucket: "photos", Key: "video.mp4", ContentType: "video/mp4" }),
+            );
+            const upload = (PartNumber: number, Body: Buffer) =>
+                s3.send(new UploadPartCommand({ Bucket: "photos", Key: "video.mp4", UploadId, PartNumber, Body }));
+            await upload(1, randomBytes(5 * 1024 * 1024 + 7)); // a first attempt, replaced by the retry below
+            const one = await upload(1, partOne);
+            const two = await upload(2, partTwo);
+            await s3.send(
+                new CompleteMultipartUploadCommand({
+                    Bucket: "photos",
+                    Key: "video.mp4",
+                    UploadId,
+                    MultipartUpload: {
+                        Parts: [
+                            { PartNumber: 1, ETag: one.ETag },
+                            { PartNumber: 2, ETag: two.ETag },
+                        ],
+                    },
+                }),
+            );
+            const whole = Buffer.concat([partOne, partTwo]);
+            const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "video.mp4" }));
+            assert.equal(got.ContentType, "video/mp4");
+            assert.equal(got.ContentLength, whole.length);
+            assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(whole));
+            const start = partOne.length - 10;
+            const ranged = await s3.send(
+                new GetObjectCommand({ Bucket: "photos", Key: "video.mp4", Range: `bytes=${start}-${start + 19}` }),
+            );
+            assert.deepEqual(Buffer.from(await ranged.Body!.transformToByteArray()), whole.subarray(start, start + 20));
+            const listed = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: ".pce/" }));
+            assert.equal(listed.KeyCount ?? 0, 0, "the service's own sidecars are listed to clients");
+        });
+
+        it("refuses a forged part ETag and parts out of order", async () => {
+            const { UploadId } = await s3.send(
+                new CreateMultipartUploadCommand({ Bucket: "photos", Key: "forged.bin" }),
+            );
+            const part = await s3.send(
+                new UploadPartCommand({ Bucket: "photos", Key: "forged.bin", UploadId, PartNumber: 1, Body: partTwo }),
+            );
+            const raw = Buffer.from((part.ETag ?? "").replace(/"/g, ""), "base64url");
+            raw[raw.length - 20] ^= 1; // the plaintext length, under the MAC
+            const complete = (Parts: { PartNumber: number; ETag?: string }[]) =>
+                s3.send(
+                    new CompleteMultipartUploadCommand({
+                        Bucket: "photos",
+                        Key: "forged.bin",
+                        UploadId,
+                        MultipartUpload: { Parts },
+                    }),
+                );
+            await assert.rejects(
+                complete([{ PartNumber: 1, ETag: `"${raw.toString("base64url")}"` }]),
+                status(400, "InvalidPart"),
+            );
+            await assert.rejects(complete([{ PartNumber: 2, ETag: part.ETag }]), status(400, "InvalidPart"));
+            await s3.send(new AbortMultipartUploadCommand({ Bucket: "photos", Key: "forged.bin", UploadId }));
+            await assert.rejects(
+                direct.send(new HeadObjectCommand({ Bucket: "photos", Key: `.pce/mpu/${UploadId}` })),
+                {
+                    name: "NotFound",
+                },
+            );
+        });
+
+        it("refuses a multipart object whose parts the backend reordered", async () => {
+            const { UploadId } = await s3.send(
+                new CreateMultipartUploadCommand({ Bucket: "photos", Key: "order.bin" }),
+            );
+            const upload = (PartNumber: number, Body: Buffer) =>
+                s3.send(new UploadPartCommand({ Bucket: "photos", Key: "order.bin", UploadId, PartNumber, Body }));
+            const one = await upload(1, partOne);
+            const two = await upload(2, partTwo);
+            await s3.send(
+                new CompleteMultipartUploadCommand({
+                    Bucket: "photos",
+                    Key: "order.bin",
+                    UploadId,
+                    MultipartUpload: {
+                        Parts: [
+                            { PartNumber: 1, ETag: one.ETag },
+                            { PartNumber: 2, ETag: two.ETag },
+                        ],
+                    },
+                }),
+            );
+            const stored = await direct.send(new GetObjectCommand({ Bucket: "photos", Key: "order.bin" }));
+            const bytes = Buffer.from(await stored.Body!.transformToByteArray());
+            const cut = bytes.length - (32 + partTwo.length + 16 * 2);
+            const swapped = Buffer.concat([bytes.subarray(cut), bytes.subarray(0, cut)]);
+            await direct.send(
+                new PutObjectCommand({ Bucket: "photos", Key: "order.bin", Body: swapped, Metadata: stored.Metadata }),
+            );
+            await assert.rejects(async () => {
+                const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "order.bin" }));
+                await got.Body!.transformToByteArray();
+            });
+        });
     });
 
     it("deletes", async () => {
