@@ -235,6 +235,17 @@ export class EncryptedObjects {
         return body;
     }
 
+    /**
+     * The plaintext size to list for a backend entry. Single-PUT sizes follow from the ciphertext size;
+     * multipart objects (their backend ETag has a part count, or their size fits no single PUT) need their
+     * part table, read through a HEAD.
+     */
+    async listedSize(bucket: string, key: string, size: number, backendEtag: string | undefined): Promise<number> {
+        const single = plaintextLength(size, DEFAULT_SEGMENT_SIZE);
+        if (single !== undefined && !backendEtag?.includes("-")) return single;
+        return (await this.head(bucket, key)).length;
+    }
+
     private async isMultipart(bucket: string, key: string): Promise<boolean> {
         const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         return head.Metadata?.pce?.endsWith(";m") ?? false;

@@ -15,7 +15,6 @@ import { AwsChunkedDecoder } from "./auth/chunked";
 import { type Verified, verifySignature } from "./auth/sigv4";
 import { errorXml, S3Error, xmlEscape } from "./errors";
 import { EncryptedObjects } from "./objects";
-import { DEFAULT_SEGMENT_SIZE, plaintextLength } from "./format/segments";
 import type { TransitClient } from "./vault";
 
 export interface ServiceOptions {
@@ -322,11 +321,14 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 // The service's own sidecars (.pce/) are not the client's objects.
                 const visible = (out.Contents ?? []).filter((o) => !o.Key?.startsWith(".pce/"));
                 const visiblePrefixes = (out.CommonPrefixes ?? []).filter((p) => !p.Prefix?.startsWith(".pce/"));
+                const sizes = await Promise.all(
+                    visible.map((o) => objects.listedSize(bucket, o.Key ?? "", o.Size ?? 0, o.ETag)),
+                );
                 const contents = visible
                     .map(
-                        (o) =>
+                        (o, i) =>
                             `<Contents><Key>${xmlEscape(o.Key ?? "")}</Key><LastModified>${o.LastModified?.toISOString() ?? ""}</LastModified>` +
-                            `<ETag>${xmlEscape(objects.clientEtag(o.ETag))}</ETag><Size>${plaintextLength(o.Size ?? 0, DEFAULT_SEGMENT_SIZE) ?? 0}</Size>` +
+                            `<ETag>${xmlEscape(objects.clientEtag(o.ETag))}</ETag><Size>${sizes[i]}</Size>` +
                             `<StorageClass>STANDARD</StorageClass></Contents>`,
                     )
                     .join("");

@@ -411,6 +411,8 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                 new GetObjectCommand({ Bucket: "photos", Key: "video.mp4", Range: `bytes=${start}-${start + 19}` }),
             );
             assert.deepEqual(Buffer.from(await ranged.Body!.transformToByteArray()), whole.subarray(start, start + 20));
+            const entry = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "video.mp4" }));
+            assert.equal(entry.Contents?.[0]?.Size, whole.length, "a multipart object is listed with a wrong size");
             const listed = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: ".pce/" }));
             assert.equal(listed.KeyCount ?? 0, 0, "the service's own sidecars are listed to clients");
         });
