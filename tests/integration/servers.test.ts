@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { s3Client } from "../helpers/s3";
 import {
+    baoApi,
     type MinioServer,
     type OpenBaoServer,
     startMinio,
@@ -16,25 +17,13 @@ describe("OpenBao", () => {
 
     it("a dev server encrypts and decrypts with transit", async () => {
         bao = await startOpenBaoDev();
-        const call = async (method: string, p: string, body?: unknown) => {
-            const res = await fetch(`${bao.url}/v1/${p}`, {
-                method,
-                headers: { "X-Vault-Token": bao.rootToken ?? "" },
-                body: body === undefined ? undefined : JSON.stringify(body),
-            });
-            assert.ok(res.ok, `${method} ${p}: ${res.status} ${await res.clone().text()}`);
-            return res.status === 204 ? {} : ((await res.json()) as { data: Record<string, string> });
-        };
-        await call("POST", "sys/mounts/transit", { type: "transit" });
-        await call("POST", "transit/keys/test", { type: "aes256-gcm96" });
+        type Data = { data: Record<string, string> };
+        await baoApi(bao, "POST", "sys/mounts/transit", { type: "transit" });
+        await baoApi(bao, "POST", "transit/keys/test", { type: "aes256-gcm96" });
         const plaintext = Buffer.from("a family photo").toString("base64");
-        const { data: sealed } = (await call("POST", "transit/encrypt/test", { plaintext })) as {
-            data: Record<string, string>;
-        };
+        const { data: sealed } = (await baoApi(bao, "POST", "transit/encrypt/test", { plaintext })) as Data;
         assert.match(sealed.ciphertext, /^vault:v1:/);
-        const { data: opened } = (await call("POST", "transit/decrypt/test", sealed)) as {
-            data: Record<string, string>;
-        };
+        const { data: opened } = (await baoApi(bao, "POST", "transit/decrypt/test", sealed)) as Data;
         assert.equal(opened.plaintext, plaintext);
     });
 
