@@ -2,18 +2,11 @@
 // Secrets are not here: they are listed in `secrets.ts` and never pass through this schema.
 import { isIP } from "node:net";
 import { z } from "zod";
+import { meshCollisions } from "../components/infra/mesh-addresses";
+import { parseCidr } from "./cidr";
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const fqdn = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
-
-export function parseCidr(value: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
-    const match = /^([^/]+)\/(\d{1,3})$/.exec(value);
-    if (!match) return undefined;
-    const family = isIP(match[1]);
-    const prefix = Number(match[2]);
-    if (family === 0 || prefix > (family === 4 ? 32 : 128)) return undefined;
-    return { address: match[1], prefix, family: family as 4 | 6 };
-}
 
 const hostAddress = z.string().refine((v) => isIP(v) !== 0 || fqdn.test(v), {
     error: "expected an IP address or a DNS name",
@@ -22,7 +15,7 @@ const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
     error: "expected a CIDR such as 203.0.113.0/24 or 2001:db8::/48",
 });
 const ipv4Cidr = z.string().refine((v) => parseCidr(v)?.family === 4, {
-    error: "expected an IPv4 CIDR such as 10.99.0.0/24",
+    error: "expected an IPv4 CIDR such as 10.99.0.0/16",
 });
 const nodeName = z.string().regex(dnsLabel, { error: "expected a DNS label: a-z, 0-9 and '-', at most 63 characters" });
 const port = z.int().min(1).max(65535);
@@ -101,7 +94,7 @@ const nodes = z.discriminatedUnion("provider", [hetznerNodes, bareMetalNodes], {
 });
 
 const mesh = z.strictObject({
-    cidr: ipv4Cidr.default("10.99.0.0/24"),
+    cidr: ipv4Cidr.default("10.99.0.0/16"),
     port: port.default(51820),
 });
 
@@ -216,6 +209,32 @@ export const settingsSchema = z
                 if (cidrsOverlap(entries[i][1], entries[j][1])) {
                     issue(entries[j][0].split("."), `overlaps ${entries[i][0]} (${entries[i][1]})`);
                 }
+            }
+        }
+        const members: { name: string; path: (string | number)[] }[] =
+            s.nodes.provider === "hetzner"
+                ? [
+                      ...Array.from({ length: s.nodes.servers.count }, (_, i) => ({
+                          name: `server-${i + 1}`,
+                          path: ["nodes", "servers", "count"],
+                      })),
+                      ...Array.from({ length: s.nodes.agents.count }, (_, i) => ({
+                          name: `agent-${i + 1}`,
+                          path: ["nodes", "agents", "count"],
+                      })),
+                  ]
+                : s.nodes.hosts.map((h, i) => ({ name: h.name, path: ["nodes", "hosts", i, "name"] }));
+        members.push(...s.devices.map((d, i) => ({ name: d.name, path: ["devices", i, "name"] })));
+        if ((parseCidr(s.mesh.cidr)?.prefix ?? 32) <= 30) {
+            for (const c of meshCollisions(
+                members.map((m) => m.name),
+                s.mesh.cidr,
+            )) {
+                const at = members.find((m) => m.name === c.name)?.path ?? ["mesh", "cidr"];
+                issue(
+                    at,
+                    `'${c.name}' gets the same mesh address as '${c.other}' (${c.address}); rename one or widen mesh.cidr`,
+                );
             }
         }
         const meshSize = 2 ** (32 - (parseCidr(s.mesh.cidr)?.prefix ?? 32)) - 2;

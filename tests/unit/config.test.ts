@@ -429,7 +429,7 @@ describe("stack config", () => {
                 provider: "bare-metal",
                 hosts: [{ name: "node-1", address: "192.0.2.11", user: "root", port: 22, role: "server" }],
             });
-            assert.deepEqual(s.mesh, { cidr: "10.99.0.0/24", port: 51820 });
+            assert.deepEqual(s.mesh, { cidr: "10.99.0.0/16", port: 51820 });
             assert.deepEqual(s.k3s, {
                 version: "v1.33.5+k3s1",
                 clusterCidr: "10.42.0.0/16",

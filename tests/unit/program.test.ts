@@ -27,7 +27,7 @@ describe("program", () => {
             stack: "dev",
             nodeProvider: "bare-metal",
             nodeCount: 2,
-            meshCidr: "10.99.0.0/24",
+            meshCidr: "10.99.0.0/16",
             k3sVersion: "v1.33.5+k3s1",
         });
     });
