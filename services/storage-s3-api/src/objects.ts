@@ -1,5 +1,5 @@
 // Encrypted objects on the backend: what a PUT writes and what a GET or HEAD checks before any byte is sent.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Readable } from "node:stream";
 import {
     AbortMultipartUploadCommand,
@@ -88,15 +88,52 @@ export class EncryptedObjects {
         private readonly etagKey: Buffer,
     ) {}
 
+    /**
+     * The client's ETag: the backend ETag encrypted deterministically (SIV: the IV is a MAC of it), so it
+     * is stable, opaque, never MD5-shaped, and can be turned back into the backend ETag for If-Match.
+     */
     clientEtag(backendEtag: string | undefined): string {
-        return `"${createHmac("sha256", this.etagKey)
-            .update(backendEtag ?? "")
-            .digest("hex")
-            .slice(0, 40)}"`;
+        const plain = Buffer.from(backendEtag ?? "", "utf8");
+        const iv = createHmac("sha256", this.etagKeys.mac).update(plain).digest().subarray(0, 16);
+        const cipher = createCipheriv("aes-256-ctr", this.etagKeys.enc, iv);
+        return `"${Buffer.concat([iv, cipher.update(plain), cipher.final()]).toString("base64url")}"`;
     }
 
-    /** `ifNoneMatch: "*"` writes only if the key is free: one conditional backend call, atomic by construction. */
-    async put(bucket: string, key: string, body: Readable, info: SealedMeta, ifNoneMatch?: "*"): Promise<string> {
+    /** The backend ETag behind a client ETag; undefined for an ETag this service did not give. */
+    backendEtag(clientEtag: string): string | undefined {
+        const raw = Buffer.from(clientEtag.trim().replace(/^"|"$/g, ""), "base64url");
+        if (raw.length < 16) return undefined;
+        const iv = raw.subarray(0, 16);
+        const decipher = createDecipheriv("aes-256-ctr", this.etagKeys.enc, iv);
+        const plain = Buffer.concat([decipher.update(raw.subarray(16)), decipher.final()]);
+        const expected = createHmac("sha256", this.etagKeys.mac).update(plain).digest().subarray(0, 16);
+        return timingSafeEqual(iv, expected) ? plain.toString("utf8") : undefined;
+    }
+
+    private get etagKeys(): { enc: Buffer; mac: Buffer } {
+        this.derivedEtagKeys ??= {
+            enc: Buffer.from(hkdfSync("sha256", this.etagKey, Buffer.alloc(0), "pce1 etag enc", 32)),
+            mac: Buffer.from(hkdfSync("sha256", this.etagKey, Buffer.alloc(0), "pce1 etag mac", 32)),
+        };
+        return this.derivedEtagKeys;
+    }
+    private derivedEtagKeys?: { enc: Buffer; mac: Buffer };
+
+    /**
+     * A conditional write is one conditional backend call, atomic by construction: `ifNoneMatch: "*"` only
+     * if the key is free, `ifMatch` (a client ETag) only if the object is still that version.
+     */
+    async put(
+        bucket: string,
+        key: string,
+        body: Readable,
+        info: SealedMeta,
+        conditions: { ifNoneMatch?: "*"; ifMatch?: string } = {},
+    ): Promise<string> {
+        const ifMatch = conditions.ifMatch === undefined ? undefined : this.backendEtag(conditions.ifMatch);
+        if (conditions.ifMatch !== undefined && ifMatch === undefined) {
+            throw new S3Error("PreconditionFailed", "If-Match names no version of this object");
+        }
         const objectId = randomBytes(OBJECT_ID_BYTES);
         const dek = await this.transit.newDataKey(objectId);
         const keys = deriveObjectKeys(dek.plaintext, objectId);
@@ -111,7 +148,8 @@ export class EncryptedObjects {
                 Body: sealed,
                 ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
                 ContentType: "application/octet-stream",
-                IfNoneMatch: ifNoneMatch,
+                IfNoneMatch: conditions.ifNoneMatch,
+                IfMatch: ifMatch,
                 Metadata: {
                     pce: `1;${SEGMENT_LOG2};s`,
                     "pce-id": b64u(objectId),

@@ -416,7 +416,6 @@ export function createS3Server(options: ServiceOptions): http.Server {
             if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
                 throw new S3Error("NotImplemented", "If-None-Match on PUT takes only *");
             }
-            if (req.headers["if-match"] !== undefined) throw new S3Error("NotImplemented", "If-Match on PUT");
             const upload = uploadBody(req, auth, maxObjectSize);
             if (expectsContinue) res.writeContinue();
             try {
@@ -444,7 +443,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                         contentType: req.headers["content-type"],
                         userMetadata: userMetadataOf(req.headers),
                     },
-                    ifNoneMatch,
+                    { ifNoneMatch, ifMatch: req.headers["if-match"] },
                 );
                 return send(200, { ETag: etag });
             } catch (err) {

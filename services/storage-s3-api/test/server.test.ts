@@ -97,7 +97,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                     Metadata: { owner: "ana" },
                 }),
             );
-            assert.match(put.ETag ?? "", /^"[0-9a-f]{40}"$/);
+            assert.match(put.ETag ?? "", /^"[A-Za-z0-9_-]{40,}"$/);
             const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: key }));
             assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
             assert.equal(got.ContentType, "image/jpeg");
@@ -240,6 +240,34 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                 [409, 412].includes((a.reason as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode),
             );
         }
+    });
+
+    it("updates with If-Match: exactly one of concurrent writers of one version wins, a stale version is refused", async () => {
+        const v1 = await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "cas/doc", Body: "v1" }));
+        const v2 = await s3.send(
+            new PutObjectCommand({ Bucket: "photos", Key: "cas/doc", Body: "v2", IfMatch: v1.ETag }),
+        );
+        await assert.rejects(
+            s3.send(new PutObjectCommand({ Bucket: "photos", Key: "cas/doc", Body: "stale", IfMatch: v1.ETag })),
+            status(412, "PreconditionFailed"),
+        );
+        const attempts = await Promise.allSettled(
+            Array.from({ length: 8 }, (_, i) =>
+                s3.send(
+                    new PutObjectCommand({ Bucket: "photos", Key: "cas/doc", Body: `v3 by ${i}`, IfMatch: v2.ETag }),
+                ),
+            ),
+        );
+        assert.equal(attempts.filter((a) => a.status === "fulfilled").length, 1);
+        await assert.rejects(
+            s3.send(new PutObjectCommand({ Bucket: "photos", Key: "cas/missing", Body: "x", IfMatch: v2.ETag })),
+            (err: unknown) =>
+                [404, 412].includes((err as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode),
+        );
+        await assert.rejects(
+            s3.send(new PutObjectCommand({ Bucket: "photos", Key: "cas/doc", Body: "x", IfMatch: '"forged"' })),
+            status(412, "PreconditionFailed"),
+        );
     });
 
     it("answers conditional GETs: 304 for a matching If-None-Match, 412 for a failing If-Match", async () => {
