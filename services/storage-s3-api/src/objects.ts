@@ -7,9 +7,11 @@ import {
     CopyObjectCommand,
     CreateMultipartUploadCommand,
     DeleteObjectCommand,
+    DeleteObjectsCommand,
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
+    ListPartsCommand,
     PutObjectCommand,
     type S3Client,
     UploadPartCommand,
@@ -351,7 +353,53 @@ export class EncryptedObjects {
                 ContentLength: partCipherLength(length, DEFAULT_SEGMENT_SIZE),
             }),
         );
-        return partEtag(this.etagKey, uploadId, { part, salt, plainLength: length }, res.ETag ?? "");
+        const etag = partEtag(this.etagKey, uploadId, { part, salt, plainLength: length }, res.ETag ?? "");
+        // ListParts learns only backend ETags from the backend; this record turns them back into ours.
+        await this.backend.send(
+            new PutObjectCommand({ Bucket: bucket, Key: partRecordKey(uploadId, part, res.ETag ?? ""), Body: etag }),
+        );
+        return etag;
+    }
+
+    async listParts(bucket: string, key: string, uploadId: string, marker?: number, maxParts?: number) {
+        const res = await this.backend.send(
+            new ListPartsCommand({
+                Bucket: bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumberMarker: marker?.toString(),
+                MaxParts: maxParts,
+            }),
+        );
+        const parts = await Promise.all(
+            (res.Parts ?? []).map(async (p) => {
+                const record = await this.backend.send(
+                    new GetObjectCommand({
+                        Bucket: bucket,
+                        Key: partRecordKey(uploadId, p.PartNumber ?? 0, p.ETag ?? ""),
+                    }),
+                );
+                const etag = await record.Body!.transformToString();
+                const { entry } = readPartEtag(this.etagKey, uploadId, p.PartNumber ?? 0, etag);
+                return { part: entry.part, etag, size: entry.plainLength, lastModified: p.LastModified };
+            }),
+        );
+        return { parts, truncated: res.IsTruncated ?? false, nextMarker: res.NextPartNumberMarker };
+    }
+
+    /** Removes an upload's own records once it is completed or aborted. */
+    private async forgetUpload(bucket: string, uploadId: string): Promise<void> {
+        const records = await this.backend.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: partRecordPrefix(uploadId) }),
+        );
+        const keys = [uploadKey(uploadId), ...(records.Contents ?? []).map((o) => o.Key ?? "")];
+        await this.backend.send(
+            new DeleteObjectsCommand({
+                Bucket: bucket,
+                Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+            }),
+        );
+        this.uploads.delete(uploadId);
     }
 
     async completeUpload(bucket: string, key: string, uploadId: string, parts: { part: number; etag: string }[]) {
@@ -385,15 +433,13 @@ export class EncryptedObjects {
                 MultipartUpload: { Parts: decoded.map((d) => ({ PartNumber: d.entry.part, ETag: d.backendEtag })) },
             }),
         );
-        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: uploadKey(uploadId) }));
-        this.uploads.delete(uploadId);
+        await this.forgetUpload(bucket, uploadId);
         return this.clientEtag(res.ETag);
     }
 
     async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
         await this.backend.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
-        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: uploadKey(uploadId) }));
-        this.uploads.delete(uploadId);
+        await this.forgetUpload(bucket, uploadId);
     }
 
     async delete(bucket: string, key: string): Promise<void> {
@@ -478,6 +524,9 @@ export class EncryptedObjects {
 
 const uploadKey = (uploadId: string) => `.pce/mpu/${uploadId}`;
 const tableKey = (objectId: Buffer) => `.pce/mpt/${b64u(objectId)}`;
+const partRecordPrefix = (uploadId: string) => `.pce/mpu/${uploadId}.parts/`;
+const partRecordKey = (uploadId: string, part: number, backendEtag: string) =>
+    `${partRecordPrefix(uploadId)}${part}/${Buffer.from(backendEtag).toString("hex")}`;
 
 async function* withHeader(header: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     yield header;

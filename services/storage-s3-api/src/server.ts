@@ -407,7 +407,33 @@ export function createS3Server(options: ServiceOptions): http.Server {
             await objects.abortUpload(bucket, key, uploadId);
             return send(204);
         }
-        if (uploadId && method !== "PUT") throw new S3Error("NotImplemented", "ListParts is not implemented yet");
+        if (method === "GET" && uploadId) {
+            const marker = query.get("part-number-marker");
+            const max = query.get("max-parts");
+            const out = await objects.listParts(
+                bucket,
+                key,
+                uploadId,
+                marker ? Number(marker) : undefined,
+                max ? Number(max) : undefined,
+            );
+            const parts = out.parts
+                .map(
+                    (p) =>
+                        `<Part><PartNumber>${p.part}</PartNumber><LastModified>${p.lastModified?.toISOString() ?? ""}</LastModified>` +
+                        `<ETag>${xmlEscape(p.etag)}</ETag><Size>${p.size}</Size></Part>`,
+                )
+                .join("");
+            return send(
+                200,
+                {},
+                `<?xml version="1.0" encoding="UTF-8"?>\n<ListPartsResult><Bucket>${xmlEscape(bucket)}</Bucket><Key>${xmlEscape(key)}</Key>` +
+                    `<UploadId>${xmlEscape(uploadId)}</UploadId><IsTruncated>${out.truncated}</IsTruncated>` +
+                    `${out.nextMarker ? `<NextPartNumberMarker>${out.nextMarker}</NextPartNumberMarker>` : ""}${parts}</ListPartsResult>`,
+            );
+        }
+        if (uploadId && method !== "PUT")
+            throw new S3Error("NotImplemented", `${method} on an upload is not implemented`);
 
         if (method === "PUT") {
             const part = query.get("partNumber");

@@ -16,6 +16,7 @@ import {
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
+    ListPartsCommand,
     PutObjectCommand,
     type S3Client,
     UploadPartCommand,
@@ -416,6 +417,14 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             await upload(1, randomBytes(5 * 1024 * 1024 + 7)); // a first attempt, replaced by the retry below
             const one = await upload(1, partOne);
             const two = await upload(2, partTwo);
+            const listed = await s3.send(new ListPartsCommand({ Bucket: "photos", Key: "video.mp4", UploadId }));
+            assert.deepEqual(
+                listed.Parts?.map((p) => [p.PartNumber, p.ETag, p.Size]),
+                [
+                    [1, one.ETag, partOne.length],
+                    [2, two.ETag, partTwo.length],
+                ],
+            );
             await s3.send(
                 new CompleteMultipartUploadCommand({
                     Bucket: "photos",
@@ -441,8 +450,12 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             assert.deepEqual(Buffer.from(await ranged.Body!.transformToByteArray()), whole.subarray(start, start + 20));
             const entry = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "video.mp4" }));
             assert.equal(entry.Contents?.[0]?.Size, whole.length, "a multipart object is listed with a wrong size");
-            const listed = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: ".pce/" }));
-            assert.equal(listed.KeyCount ?? 0, 0, "the service's own sidecars are listed to clients");
+            const sidecars = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: ".pce/" }));
+            assert.equal(sidecars.KeyCount ?? 0, 0, "the service's own sidecars are listed to clients");
+            const records = await direct.send(
+                new ListObjectsV2Command({ Bucket: "photos", Prefix: `.pce/mpu/${UploadId}` }),
+            );
+            assert.equal(records.KeyCount ?? 0, 0, "a completed upload left its records behind");
         });
 
         it("refuses a forged part ETag and parts out of order", async () => {
