@@ -25,6 +25,7 @@ import {
     partHeader,
     partKey,
     type PartEntry,
+    planPartsRange,
     readPartEtag,
     sealTable,
 } from "./format/parts";
@@ -216,26 +217,18 @@ export class EncryptedObjects {
         key: string,
         range?: (length: number) => { start: number; end: number } | undefined,
     ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
-        if (!range || (await this.isMultipart(bucket, key))) {
+        if (!range) {
             const res = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
             const source = res.Body as Readable;
             try {
                 const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
                 const info = { ...opened.meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
-                if (opened.table) {
-                    // Multipart objects are read from their first part; a range is cut from that stream.
-                    const wanted = range?.(info.length);
-                    const plain = openParts(
-                        source,
-                        opened.keys.data,
-                        opened.objectId,
-                        opened.table,
-                        opened.segmentSize,
-                    );
-                    const body = ReadableStream.from(wanted ? slice(plain, wanted.start, wanted.end) : plain);
-                    return { info, body, range: wanted };
-                }
-                return { info, body: this.decrypt(source, opened, wholeObject(info.length, opened.segmentSize)) };
+                const body = opened.table
+                    ? ReadableStream.from(
+                          openParts(source, opened.keys.data, opened.objectId, opened.table, opened.segmentSize),
+                      )
+                    : this.decrypt(source, opened, wholeObject(info.length, opened.segmentSize));
+                return { info, body };
             } catch (err) {
                 source.destroy();
                 throw err;
@@ -245,18 +238,36 @@ export class EncryptedObjects {
         const opened = await this.open(bucket, key, head.Metadata, head.ContentLength ?? 0);
         const info = { ...opened.meta, lastModified: head.LastModified, etag: this.clientEtag(head.ETag) };
         const wanted = range(info.length);
+        // One ranged backend GET of whole segments; the ETag condition makes the body the one whose metadata
+        // was just checked.
+        const fetch = (cipherStart?: number, cipherEnd?: number) =>
+            this.backend.send(
+                new GetObjectCommand({
+                    Bucket: bucket,
+                    Key: key,
+                    Range: cipherEnd === undefined ? undefined : `bytes=${cipherStart}-${cipherEnd}`,
+                    IfMatch: head.ETag,
+                }),
+            );
+        if (opened.table) {
+            const span = wanted
+                ? planPartsRange(opened.table, opened.segmentSize, wanted.start, wanted.end)
+                : undefined;
+            const res = await fetch(span?.cipherStart, span?.cipherEnd);
+            const plain = openParts(
+                res.Body as Readable,
+                opened.keys.data,
+                opened.objectId,
+                opened.table,
+                opened.segmentSize,
+                span,
+            );
+            return { info, body: ReadableStream.from(plain), range: wanted };
+        }
         const plan = wanted
             ? planRange(wanted.start, wanted.end, info.length, opened.segmentSize)
             : { ...wholeObject(info.length, opened.segmentSize), cipherStart: undefined, cipherEnd: undefined };
-        const res = await this.backend.send(
-            new GetObjectCommand({
-                Bucket: bucket,
-                Key: key,
-                Range: plan.cipherEnd === undefined ? undefined : `bytes=${plan.cipherStart}-${plan.cipherEnd}`,
-                // The ETag condition makes the body the one whose metadata was just checked.
-                IfMatch: head.ETag,
-            }),
-        );
+        const res = await fetch(plan.cipherStart, plan.cipherEnd);
         return { info, body: this.decrypt(res.Body as Readable, opened, plan), range: wanted };
     }
 
@@ -284,11 +295,6 @@ export class EncryptedObjects {
         const single = plaintextLength(size, DEFAULT_SEGMENT_SIZE);
         if (single !== undefined && !backendEtag?.includes("-")) return single;
         return (await this.head(bucket, key)).length;
-    }
-
-    private async isMultipart(bucket: string, key: string): Promise<boolean> {
-        const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-        return head.Metadata?.pce?.endsWith(";m") ?? false;
     }
 
     private readonly uploads = new Map<string, { objectId: Buffer; keys: ObjectKeys }>();
@@ -531,16 +537,4 @@ const partRecordKey = (uploadId: string, part: number, backendEtag: string) =>
 async function* withHeader(header: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     yield header;
     yield* body;
-}
-
-/** Plaintext bytes start..end (inclusive) of a stream. */
-async function* slice(source: AsyncIterable<Buffer>, start: number, end: number): AsyncGenerator<Buffer> {
-    let at = 0;
-    for await (const chunk of source) {
-        const from = Math.max(0, start - at);
-        const to = Math.min(chunk.length, end + 1 - at);
-        if (from < to) yield chunk.subarray(from, to);
-        at += chunk.length;
-        if (at > end) return;
-    }
 }

@@ -4,6 +4,7 @@ import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as fc from "fast-check";
 import { commitmentMatches, deriveObjectKeys, nameBinding } from "../src/format/keys";
+import { PART_HEADER_BYTES, planPartsRange } from "../src/format/parts";
 import {
     ciphertextLength,
     IntegrityError,
@@ -204,5 +205,21 @@ describe("pce1 format", () => {
         const seen = new Set<string>();
         for (let i = 0; i < 10_000; i++) seen.add(deriveObjectKeys(dek, randomBytes(16)).data.toString("hex"));
         assert.equal(seen.size, 10_000);
+    });
+});
+
+describe("pce1 multipart ranges", () => {
+    it("fetch only the segments a range needs, across parts", () => {
+        const S64 = 64 * 1024;
+        const table = [
+            { part: 1, salt: Buffer.alloc(16), plainLength: 5 * 1024 * 1024 },
+            { part: 2, salt: Buffer.alloc(16), plainLength: 100_003 },
+        ];
+        const oneByte = planPartsRange(table, S64, 5 * 1024 * 1024 + 10, 5 * 1024 * 1024 + 10);
+        assert.equal(oneByte.cipherEnd - oneByte.cipherStart + 1, S64 + TAG_BYTES);
+        const across = planPartsRange(table, S64, 5 * 1024 * 1024 - 1, 5 * 1024 * 1024);
+        // The last segment of part 1, part 2's header and its first segment.
+        assert.equal(across.cipherEnd - across.cipherStart + 1, 2 * (S64 + TAG_BYTES) + PART_HEADER_BYTES);
+        assert.throws(() => planPartsRange(table, S64, 6_000_000, 6_000_000), RangeError);
     });
 });

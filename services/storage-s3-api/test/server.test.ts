@@ -443,11 +443,24 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             assert.equal(got.ContentType, "video/mp4");
             assert.equal(got.ContentLength, whole.length);
             assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(whole));
-            const start = partOne.length - 10;
-            const ranged = await s3.send(
-                new GetObjectCommand({ Bucket: "photos", Key: "video.mp4", Range: `bytes=${start}-${start + 19}` }),
-            );
-            assert.deepEqual(Buffer.from(await ranged.Body!.transformToByteArray()), whole.subarray(start, start + 20));
+            const last = whole.length - 1;
+            for (const [from, to] of [
+                [0, 0],
+                [70_000, 200_000],
+                [partOne.length - 10, partOne.length + 9],
+                [partOne.length, partOne.length + 65_536],
+                [last - 5, last],
+                [0, last],
+            ]) {
+                const ranged = await s3.send(
+                    new GetObjectCommand({ Bucket: "photos", Key: "video.mp4", Range: `bytes=${from}-${to}` }),
+                );
+                assert.ok(
+                    Buffer.from(await ranged.Body!.transformToByteArray()).equals(whole.subarray(from, to + 1)),
+                    `bytes ${from}-${to}`,
+                );
+                assert.equal(ranged.ContentRange, `bytes ${from}-${to}/${whole.length}`);
+            }
             const entry = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "video.mp4" }));
             assert.equal(entry.Contents?.[0]?.Size, whole.length, "a multipart object is listed with a wrong size");
             const sidecars = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: ".pce/" }));

@@ -122,25 +122,86 @@ class ExactReader {
     }
 }
 
-/** Decrypts a whole multipart object, part after part, checking each header against the table. */
+export interface PartsRange {
+    /** Ciphertext bytes to fetch from the backend, inclusive. */
+    cipherStart: number;
+    cipherEnd: number;
+    start: number;
+    end: number;
+}
+
+/** The ciphertext span that holds plaintext bytes start..end (inclusive) of a multipart object. */
+export function planPartsRange(table: PartEntry[], segmentSize: number, start: number, end: number): PartsRange {
+    let plainAt = 0;
+    let cipherAt = 0;
+    let cipherStart = -1;
+    let cipherEnd = -1;
+    for (const entry of table) {
+        const plainEnd = plainAt + entry.plainLength - 1;
+        if (entry.plainLength > 0 && start <= plainEnd && end >= plainAt) {
+            const local = { start: Math.max(start, plainAt) - plainAt, end: Math.min(end, plainEnd) - plainAt };
+            const sealed = segmentSize + TAG_BYTES;
+            const first = Math.floor(local.start / segmentSize);
+            const last = Math.floor(local.end / segmentSize);
+            if (cipherStart < 0) cipherStart = cipherAt + PART_HEADER_BYTES + first * sealed;
+            const lastPlain = Math.min(segmentSize, entry.plainLength - last * segmentSize);
+            cipherEnd = cipherAt + PART_HEADER_BYTES + last * sealed + lastPlain + TAG_BYTES - 1;
+        }
+        plainAt += entry.plainLength;
+        cipherAt += partCipherLength(entry.plainLength, segmentSize);
+    }
+    if (cipherStart < 0) throw new RangeError(`bytes ${start}-${end} are outside the object`);
+    return { cipherStart, cipherEnd, start, end };
+}
+
+/**
+ * Decrypts a multipart object, part after part, checking each part's header against the table. Given a
+ * range (from planPartsRange), the source starts at its first needed segment and only that span is read.
+ */
 export async function* openParts(
     source: AsyncIterable<Buffer>,
     dataKey: Buffer,
     objectId: Buffer,
     table: PartEntry[],
     segmentSize: number,
+    range?: PartsRange,
 ): AsyncGenerator<Buffer> {
     const reader = new ExactReader(source[Symbol.asyncIterator]());
+    const sealed = segmentSize + TAG_BYTES;
+    let plainAt = 0;
+    let cipherAt = 0;
     for (const entry of table) {
-        const header = await reader.read(PART_HEADER_BYTES);
-        if (!header.subarray(0, 8).equals(PART_MAGIC) || !header.subarray(8, 24).equals(entry.salt)) {
-            throw new IntegrityError(`part ${entry.part}: header does not match the part table`);
+        const partPlainStart = plainAt;
+        const partCipherStart = cipherAt;
+        plainAt += entry.plainLength;
+        cipherAt += partCipherLength(entry.plainLength, segmentSize);
+        const n = segmentCount(entry.plainLength, segmentSize);
+        // Segments of this part inside the requested span (all of them without a range).
+        let first = 0;
+        let last = n - 1;
+        if (range) {
+            if (cipherAt - 1 < range.cipherStart || partCipherStart > range.cipherEnd) continue;
+            first = Math.max(0, Math.floor((range.cipherStart - partCipherStart - PART_HEADER_BYTES) / sealed));
+            last = Math.min(n - 1, Math.floor((range.cipherEnd - partCipherStart - PART_HEADER_BYTES) / sealed));
+        }
+        const headerInSpan = !range || range.cipherStart <= partCipherStart;
+        if (headerInSpan) {
+            const header = await reader.read(PART_HEADER_BYTES);
+            if (!header.subarray(0, 8).equals(PART_MAGIC) || !header.subarray(8, 24).equals(entry.salt)) {
+                throw new IntegrityError(`part ${entry.part}: header does not match the part table`);
+            }
         }
         const s = { key: partKey(dataKey, objectId, entry.part, entry.salt), objectId, part: entry.part, segmentSize };
-        const n = segmentCount(entry.plainLength, segmentSize);
-        for (let i = 0; i < n; i++) {
-            const plain = i === n - 1 ? entry.plainLength - i * segmentSize : segmentSize;
-            yield openSegment(s, i, i === n - 1, await reader.read(plain + TAG_BYTES));
+        for (let i = first; i <= last; i++) {
+            const plainLength = i === n - 1 ? entry.plainLength - i * segmentSize : segmentSize;
+            let plain = openSegment(s, i, i === n - 1, await reader.read(plainLength + TAG_BYTES));
+            if (range) {
+                const segmentStart = partPlainStart + i * segmentSize;
+                const from = Math.max(0, range.start - segmentStart);
+                const to = Math.min(plain.length, range.end + 1 - segmentStart);
+                plain = plain.subarray(from, Math.max(from, to));
+            }
+            if (plain.length) yield plain;
         }
     }
     if (!(await reader.atEnd())) throw new IntegrityError("data after the last part");
