@@ -122,6 +122,22 @@ export class EncryptedObjects {
     }
     private derivedEtagKeys?: { enc: Buffer; mac: Buffer };
 
+    /** A new object's id, data key (wrapped by transit) and keys, and the backend metadata that carries them. */
+    private async newObject(bucket: string, key: string, kind: "s" | "m", meta: SealedMeta) {
+        const objectId = randomBytes(OBJECT_ID_BYTES);
+        const dek = await this.transit.newDataKey(objectId);
+        const keys = deriveObjectKeys(dek.plaintext, objectId);
+        const metadata: Record<string, string> = {
+            pce: `1;${SEGMENT_LOG2};${kind}`,
+            "pce-id": b64u(objectId),
+            "pce-k": dek.wrapped,
+            "pce-c": b64u(keys.commitment),
+            "pce-b": b64u(nameBinding(keys, bucket, key)),
+            "pce-m": sealMeta(keys, objectId, meta),
+        };
+        return { objectId, keys, metadata };
+    }
+
     /**
      * A conditional write is one conditional backend call, atomic by construction: `ifNoneMatch: "*"` only
      * if the key is free, `ifMatch` (a client ETag) only if the object is still that version.
@@ -137,9 +153,7 @@ export class EncryptedObjects {
         if (conditions.ifMatch !== undefined && ifMatch === undefined) {
             throw new S3Error("PreconditionFailed", "If-Match names no version of this object");
         }
-        const objectId = randomBytes(OBJECT_ID_BYTES);
-        const dek = await this.transit.newDataKey(objectId);
-        const keys = deriveObjectKeys(dek.plaintext, objectId);
+        const { objectId, keys, metadata } = await this.newObject(bucket, key, "s", info);
         const sealed = body.pipe(
             new SealStream({ key: keys.data, objectId, part: 0, segmentSize: DEFAULT_SEGMENT_SIZE }),
         );
@@ -153,14 +167,7 @@ export class EncryptedObjects {
                 ContentType: "application/octet-stream",
                 IfNoneMatch: conditions.ifNoneMatch,
                 IfMatch: ifMatch,
-                Metadata: {
-                    pce: `1;${SEGMENT_LOG2};s`,
-                    "pce-id": b64u(objectId),
-                    "pce-k": dek.wrapped,
-                    "pce-c": b64u(keys.commitment),
-                    "pce-b": b64u(nameBinding(keys, bucket, key)),
-                    "pce-m": sealMeta(keys, objectId, info),
-                },
+                Metadata: metadata,
             }),
         );
         return this.clientEtag(res.ETag);
@@ -312,23 +319,14 @@ export class EncryptedObjects {
     }
 
     async createUpload(bucket: string, key: string, info: Omit<SealedMeta, "length">): Promise<string> {
-        const objectId = randomBytes(OBJECT_ID_BYTES);
-        const dek = await this.transit.newDataKey(objectId);
-        const keys = deriveObjectKeys(dek.plaintext, objectId);
+        // The length is known only at completion; the part table carries it.
+        const { objectId, keys, metadata } = await this.newObject(bucket, key, "m", { ...info, length: -1 });
         const res = await this.backend.send(
             new CreateMultipartUploadCommand({
                 Bucket: bucket,
                 Key: key,
                 ContentType: "application/octet-stream",
-                Metadata: {
-                    pce: `1;${SEGMENT_LOG2};m`,
-                    "pce-id": b64u(objectId),
-                    "pce-k": dek.wrapped,
-                    "pce-c": b64u(keys.commitment),
-                    "pce-b": b64u(nameBinding(keys, bucket, key)),
-                    // The length is known only at completion; the part table carries it.
-                    "pce-m": sealMeta(keys, objectId, { ...info, length: -1 }),
-                },
+                Metadata: metadata,
             }),
         );
         const uploadId = res.UploadId ?? "";
@@ -336,7 +334,7 @@ export class EncryptedObjects {
             new PutObjectCommand({
                 Bucket: bucket,
                 Key: uploadKey(uploadId),
-                Body: JSON.stringify({ id: b64u(objectId), k: dek.wrapped }),
+                Body: JSON.stringify({ id: metadata["pce-id"], k: metadata["pce-k"] }),
             }),
         );
         this.uploads.set(uploadId, { objectId, keys });
