@@ -36,6 +36,7 @@ function main(): void {
             keyName: setting("TRANSIT_KEY", "storage-s3-api"),
         }),
         etagKey: Buffer.from(secretFile("ETAG_KEY_FILE"), "base64"),
+        nameKey: process.env.NAME_KEY_FILE ? Buffer.from(secretFile("NAME_KEY_FILE"), "base64") : undefined,
     });
     const [host, port] = setting("LISTEN", "0.0.0.0:8080").split(/:(?=\d+$)/);
     server.listen(Number(port), host, () => console.log(`storage-s3-api listening on ${host}:${port}`));

@@ -30,6 +30,7 @@ import {
     sealTable,
 } from "./format/parts";
 import { S3Error } from "./errors";
+import { MAX_BACKEND_KEY_BYTES, type NameCipher } from "./format/names";
 import { commitmentMatches, deriveObjectKeys, nameBinding, type ObjectKeys, OBJECT_ID_BYTES } from "./format/keys";
 import {
     ciphertextLength,
@@ -89,7 +90,19 @@ export class EncryptedObjects {
         private readonly transit: TransitClient,
         /** Turns backend ETags into opaque client ETags (never MD5-shaped). */
         private readonly etagKey: Buffer,
+        /** With name privacy on, encrypts every key before it reaches the backend. */
+        private readonly names?: NameCipher,
     ) {}
+
+    /** The backend key of a client key. */
+    stored(bucket: string, key: string): string {
+        if (!this.names) return key;
+        const stored = this.names.encrypt(bucket, key);
+        if (Buffer.byteLength(stored) > MAX_BACKEND_KEY_BYTES) {
+            throw new S3Error("KeyTooLongError", "the key is too long once encrypted for the backend");
+        }
+        return stored;
+    }
 
     /**
      * The client's ETag: the backend ETag encrypted deterministically (SIV: the IV is a MAC of it), so it
@@ -161,7 +174,7 @@ export class EncryptedObjects {
         const res = await this.backend.send(
             new PutObjectCommand({
                 Bucket: bucket,
-                Key: key,
+                Key: this.stored(bucket, key),
                 Body: sealed,
                 ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
                 ContentType: "application/octet-stream",
@@ -210,7 +223,7 @@ export class EncryptedObjects {
     }
 
     async head(bucket: string, key: string): Promise<ObjectInfo> {
-        const res = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const res = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
         const { meta } = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
         return { ...meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
     }
@@ -225,7 +238,9 @@ export class EncryptedObjects {
         range?: (length: number) => { start: number; end: number } | undefined,
     ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
         if (!range) {
-            const res = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+            const res = await this.backend.send(
+                new GetObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }),
+            );
             const source = res.Body as Readable;
             try {
                 const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
@@ -241,7 +256,7 @@ export class EncryptedObjects {
                 throw err;
             }
         }
-        const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
         const opened = await this.open(bucket, key, head.Metadata, head.ContentLength ?? 0);
         const info = { ...opened.meta, lastModified: head.LastModified, etag: this.clientEtag(head.ETag) };
         const wanted = range(info.length);
@@ -251,7 +266,7 @@ export class EncryptedObjects {
             this.backend.send(
                 new GetObjectCommand({
                     Bucket: bucket,
-                    Key: key,
+                    Key: this.stored(bucket, key),
                     Range: cipherEnd === undefined ? undefined : `bytes=${cipherStart}-${cipherEnd}`,
                     IfMatch: head.ETag,
                 }),
@@ -324,7 +339,7 @@ export class EncryptedObjects {
         const res = await this.backend.send(
             new CreateMultipartUploadCommand({
                 Bucket: bucket,
-                Key: key,
+                Key: this.stored(bucket, key),
                 ContentType: "application/octet-stream",
                 Metadata: metadata,
             }),
@@ -350,7 +365,7 @@ export class EncryptedObjects {
         const res = await this.backend.send(
             new UploadPartCommand({
                 Bucket: bucket,
-                Key: key,
+                Key: this.stored(bucket, key),
                 UploadId: uploadId,
                 PartNumber: part,
                 Body: ReadableStream.from(withHeader(partHeader(salt), sealed)),
@@ -369,7 +384,7 @@ export class EncryptedObjects {
         const res = await this.backend.send(
             new ListPartsCommand({
                 Bucket: bucket,
-                Key: key,
+                Key: this.stored(bucket, key),
                 UploadId: uploadId,
                 PartNumberMarker: marker?.toString(),
                 MaxParts: maxParts,
@@ -432,7 +447,7 @@ export class EncryptedObjects {
         const res = await this.backend.send(
             new CompleteMultipartUploadCommand({
                 Bucket: bucket,
-                Key: key,
+                Key: this.stored(bucket, key),
                 UploadId: uploadId,
                 MultipartUpload: { Parts: decoded.map((d) => ({ PartNumber: d.entry.part, ETag: d.backendEtag })) },
             }),
@@ -442,12 +457,14 @@ export class EncryptedObjects {
     }
 
     async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
-        await this.backend.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+        await this.backend.send(
+            new AbortMultipartUploadCommand({ Bucket: bucket, Key: this.stored(bucket, key), UploadId: uploadId }),
+        );
         await this.forgetUpload(bucket, uploadId);
     }
 
     async delete(bucket: string, key: string): Promise<void> {
-        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+        await this.backend.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
     }
 
     /**
@@ -503,14 +520,16 @@ export class EncryptedObjects {
         target: { bucket: string; key: string },
         replaceMetadata?: { contentType?: string; userMetadata: Record<string, string> },
     ): Promise<{ etag: string; lastModified?: Date }> {
-        const head = await this.backend.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key }));
+        const head = await this.backend.send(
+            new HeadObjectCommand({ Bucket: source.bucket, Key: this.stored(source.bucket, source.key) }),
+        );
         const opened = await this.open(source.bucket, source.key, head.Metadata, head.ContentLength ?? 0);
         const meta = replaceMetadata ? { length: opened.meta.length, ...replaceMetadata } : opened.meta;
         const res = await this.backend.send(
             new CopyObjectCommand({
                 Bucket: target.bucket,
-                Key: target.key,
-                CopySource: `${source.bucket}/${encodeURIComponent(source.key)}`,
+                Key: this.stored(target.bucket, target.key),
+                CopySource: `${source.bucket}/${encodeURIComponent(this.stored(source.bucket, source.key))}`,
                 // The ciphertext copied is the one whose metadata was just checked.
                 CopySourceIfMatch: head.ETag,
                 MetadataDirective: "REPLACE",

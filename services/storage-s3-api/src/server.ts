@@ -8,12 +8,13 @@ import {
     DeleteObjectsCommand,
     HeadBucketCommand,
     ListBucketsCommand,
-    ListObjectsV2Command,
     type S3Client,
 } from "@aws-sdk/client-s3";
 import { AwsChunkedDecoder } from "./auth/chunked";
 import { type Verified, verifySignature } from "./auth/sigv4";
 import { errorXml, S3Error, xmlEscape } from "./errors";
+import { NameCipher } from "./format/names";
+import { type Listing, type ListRequest, listObjects } from "./listing";
 import { EncryptedObjects } from "./objects";
 import type { TransitClient } from "./vault";
 
@@ -24,6 +25,8 @@ export interface ServiceOptions {
     backend: S3Client;
     transit: TransitClient;
     etagKey: Buffer;
+    /** Turns name privacy on: object keys are encrypted before they reach the backend. */
+    nameKey?: Buffer;
     maxObjectSize?: number;
 }
 
@@ -238,8 +241,39 @@ function listBucketsXml(buckets: { Name?: string; CreationDate?: Date }[]): stri
     return `<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult><Owner><ID>peoples-cloud</ID></Owner><Buckets>${items}</Buckets></ListAllMyBucketsResult>`;
 }
 
+async function listingXml(
+    bucket: string,
+    request: ListRequest,
+    listing: Listing,
+    objects: EncryptedObjects,
+): Promise<string> {
+    const sizes = await Promise.all(
+        listing.objects.map((o) => objects.listedSize(bucket, o.key, o.backendSize, o.backendEtag)),
+    );
+    const contents = listing.objects
+        .map(
+            (o, i) =>
+                `<Contents><Key>${xmlEscape(o.key)}</Key><LastModified>${o.lastModified?.toISOString() ?? ""}</LastModified>` +
+                `<ETag>${xmlEscape(objects.clientEtag(o.backendEtag))}</ETag><Size>${sizes[i]}</Size>` +
+                `<StorageClass>STANDARD</StorageClass></Contents>`,
+        )
+        .join("");
+    const prefixes = listing.prefixes
+        .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p)}</Prefix></CommonPrefixes>`)
+        .join("");
+    const opt = (name: string, value: string | undefined) => (value ? `<${name}>${xmlEscape(value)}</${name}>` : "");
+    return (
+        `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
+        `${opt("Prefix", request.prefix)}${opt("Delimiter", request.delimiter)}<MaxKeys>${request.maxKeys}</MaxKeys>` +
+        `<KeyCount>${listing.objects.length + listing.prefixes.length}</KeyCount><IsTruncated>${listing.truncated}</IsTruncated>` +
+        `${opt("ContinuationToken", request.continuationToken)}${opt("NextContinuationToken", listing.nextContinuationToken)}` +
+        `${opt("StartAfter", request.startAfter)}${contents}${prefixes}</ListBucketResult>`
+    );
+}
+
 export function createS3Server(options: ServiceOptions): http.Server {
-    const objects = new EncryptedObjects(options.backend, options.transit, options.etagKey);
+    const names = options.nameKey ? new NameCipher(options.nameKey) : undefined;
+    const objects = new EncryptedObjects(options.backend, options.transit, options.etagKey, names);
     const maxObjectSize = options.maxObjectSize ?? 5 * 1024 ** 3;
 
     async function handle(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean) {
@@ -285,21 +319,24 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 if (keys.length === 0 || keys.length > 1000) {
                     throw new S3Error("MalformedXML", "Delete lists between 1 and 1000 keys");
                 }
+                if (keys.some((k) => k.startsWith(".pce/"))) {
+                    throw new S3Error("AccessDenied", "keys under .pce/ are reserved");
+                }
+                const stored = keys.map((k) => objects.stored(bucket, k));
                 const quiet = /<Quiet>\s*true\s*<\/Quiet>/.test(xml);
                 const out = await options.backend.send(
                     new DeleteObjectsCommand({
                         Bucket: bucket,
-                        Delete: {
-                            Objects: keys.filter((k) => !k.startsWith(".pce/")).map((Key) => ({ Key })),
-                            Quiet: quiet,
-                        },
+                        Delete: { Objects: stored.map((Key) => ({ Key })), Quiet: quiet },
                     }),
                 );
+                const clientKey = (key: string | undefined) => keys[stored.indexOf(key ?? "")] ?? "";
                 const deleted = (out.Deleted ?? []).map(
-                    (d) => `<Deleted><Key>${xmlEscape(d.Key ?? "")}</Key></Deleted>`,
+                    (d) => `<Deleted><Key>${xmlEscape(clientKey(d.Key))}</Key></Deleted>`,
                 );
                 const failed = (out.Errors ?? []).map(
-                    (e) => `<Error><Key>${xmlEscape(e.Key ?? "")}</Key><Code>${xmlEscape(e.Code ?? "")}</Code></Error>`,
+                    (e) =>
+                        `<Error><Key>${xmlEscape(clientKey(e.Key))}</Key><Code>${xmlEscape(e.Code ?? "")}</Code></Error>`,
                 );
                 return send(
                     200,
@@ -308,44 +345,16 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 );
             }
             if (method === "GET" && query.get("list-type") === "2") {
-                const out = await options.backend.send(
-                    new ListObjectsV2Command({
-                        Bucket: bucket,
-                        Prefix: query.get("prefix") ?? undefined,
-                        Delimiter: query.get("delimiter") ?? undefined,
-                        ContinuationToken: query.get("continuation-token") ?? undefined,
-                        StartAfter: query.get("start-after") ?? undefined,
-                        MaxKeys: query.has("max-keys") ? Number(query.get("max-keys")) : undefined,
-                    }),
-                );
-                // The service's own sidecars (.pce/) are not the client's objects.
-                const visible = (out.Contents ?? []).filter((o) => !o.Key?.startsWith(".pce/"));
-                const visiblePrefixes = (out.CommonPrefixes ?? []).filter((p) => !p.Prefix?.startsWith(".pce/"));
-                const sizes = await Promise.all(
-                    visible.map((o) => objects.listedSize(bucket, o.Key ?? "", o.Size ?? 0, o.ETag)),
-                );
-                const contents = visible
-                    .map(
-                        (o, i) =>
-                            `<Contents><Key>${xmlEscape(o.Key ?? "")}</Key><LastModified>${o.LastModified?.toISOString() ?? ""}</LastModified>` +
-                            `<ETag>${xmlEscape(objects.clientEtag(o.ETag))}</ETag><Size>${sizes[i]}</Size>` +
-                            `<StorageClass>STANDARD</StorageClass></Contents>`,
-                    )
-                    .join("");
-                const prefixes = visiblePrefixes
-                    .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p.Prefix ?? "")}</Prefix></CommonPrefixes>`)
-                    .join("");
-                const opt = (name: string, value: string | undefined) =>
-                    value ? `<${name}>${xmlEscape(value)}</${name}>` : "";
-                return send(
-                    200,
-                    {},
-                    `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
-                        `${opt("Prefix", out.Prefix)}${opt("Delimiter", out.Delimiter)}<MaxKeys>${out.MaxKeys ?? 1000}</MaxKeys>` +
-                        `<KeyCount>${visible.length + visiblePrefixes.length}</KeyCount><IsTruncated>${out.IsTruncated ? "true" : "false"}</IsTruncated>` +
-                        `${opt("ContinuationToken", out.ContinuationToken)}${opt("NextContinuationToken", out.NextContinuationToken)}` +
-                        `${opt("StartAfter", out.StartAfter)}${contents}${prefixes}</ListBucketResult>`,
-                );
+                const maxKeys = query.has("max-keys") ? Number(query.get("max-keys")) : 1000;
+                const request = {
+                    prefix: query.get("prefix") ?? "",
+                    delimiter: query.get("delimiter") || undefined,
+                    startAfter: query.get("start-after") ?? undefined,
+                    continuationToken: query.get("continuation-token") ?? undefined,
+                    maxKeys: Math.min(maxKeys, 1000),
+                };
+                const listing = await listObjects(options.backend, bucket, request, names);
+                return send(200, {}, await listingXml(bucket, request, listing, objects));
             }
             throw new S3Error("NotImplemented", `${method} on a bucket with these parameters is not implemented`);
         }

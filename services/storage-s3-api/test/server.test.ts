@@ -1,9 +1,6 @@
 // The service end to end with the AWS SDK as the client, real MinIO behind it and real OpenBao for keys.
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
-import type { AddressInfo } from "node:net";
-import * as path from "node:path";
 import { Readable } from "node:stream";
 import {
     AbortMultipartUploadCommand,
@@ -21,18 +18,10 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import type { Server } from "node:http";
 import { s3Client } from "../../../tests/helpers/s3";
-import {
-    baoApi,
-    createTransitKey,
-    type MinioServer,
-    type OpenBaoServer,
-    startMinio,
-    startOpenBaoDev,
-} from "../../../tests/helpers/servers";
+import { baoApi, type MinioServer, type OpenBaoServer } from "../../../tests/helpers/servers";
 import { EncryptedObjects } from "../src/objects";
-import { createS3Server } from "../src/server";
+import { type Chain, filesUnder, type RunningService, startChain } from "./chain";
 import { TransitClient } from "../src/vault";
 
 const client = s3Client;
@@ -45,37 +34,21 @@ const status = (code: number, name: string) => (err: unknown) => {
     return true;
 };
 
-function filesUnder(dir: string): Buffer[] {
-    return fs
-        .readdirSync(dir, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => fs.readFileSync(path.join(e.parentPath, e.name)));
-}
-
 describe("storage-s3-api over real MinIO and OpenBao", function () {
     this.timeout(120_000);
+    let chain: Chain;
     let minio: MinioServer;
     let bao: OpenBaoServer;
-    let server: Server;
+    let service: RunningService;
     let transit: TransitClient;
     let s3: S3Client;
     let direct: S3Client;
-    const family = { id: "garcia-family", secret: randomBytes(24).toString("base64url") };
 
     before(async () => {
-        [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
-        await createTransitKey(bao, "storage-s3-api");
-        transit = new TransitClient({ address: bao.url, token: () => bao.rootToken ?? "", keyName: "storage-s3-api" });
-        direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
-        server = createS3Server({
-            region: "us-east-1",
-            accessKeys: { [family.id]: family.secret },
-            backend: direct,
-            transit,
-            etagKey: randomBytes(32),
-        });
-        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-        s3 = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, family.id, family.secret);
+        chain = await startChain();
+        ({ minio, bao, transit, direct } = chain);
+        service = await chain.startService();
+        ({ s3 } = service);
         await s3.send(new CreateBucketCommand({ Bucket: "photos" }));
     });
     /** What a backend that tampers does: rewrite an object's bytes, keeping its metadata. */
@@ -91,9 +64,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
     }
 
     after(async () => {
-        server?.closeAllConnections();
-        await new Promise((resolve) => server?.close(resolve));
-        await Promise.all([minio?.stop(), bao?.stop()]);
+        await chain?.stop();
     });
 
     const sizes = [0, 1, 65_535, 65_536, 65_537, 200_003];
@@ -133,7 +104,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                 ContentType: "text/x-secret-type",
             }),
         );
-        const stored = Buffer.concat(filesUnder(minio.dir));
+        const stored = Buffer.concat(filesUnder(minio.dir).map((f) => f.bytes));
         const windows = new Set<string>();
         for (const text of [plain, Buffer.from("text/x-secret-type")]) {
             for (let i = 0; i + 16 <= text.length; i += 8) windows.add(text.subarray(i, i + 16).toString("hex"));
@@ -214,9 +185,8 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
     });
 
     it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {
-        const port = (server.address() as AddressInfo).port;
         // The SDK's own defaults: CRC32 checksums, sent as aws-chunked trailers for streams.
-        const defaults = s3Client(`http://127.0.0.1:${port}`, family.id, family.secret, {
+        const defaults = s3Client(service.url, service.accessKey.id, service.accessKey.secret, {
             requestChecksumCalculation: "WHEN_SUPPORTED",
             responseChecksumValidation: "WHEN_SUPPORTED",
         });
@@ -370,24 +340,15 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         });
 
         // A fresh service (empty key cache) reads everything; no object keeps an old key version.
-        const fresh = createS3Server({
-            region: "us-east-1",
-            accessKeys: { [family.id]: family.secret },
-            backend: direct,
+        const fresh = await chain.startService({
             transit: new TransitClient({
                 address: bao.url,
                 token: () => bao.rootToken ?? "",
                 keyName: "storage-s3-api",
             }),
-            etagKey: randomBytes(32),
         });
-        await new Promise<void>((resolve) => fresh.listen(0, "127.0.0.1", resolve));
         try {
-            const reader = client(
-                `http://127.0.0.1:${(fresh.address() as AddressInfo).port}`,
-                family.id,
-                family.secret,
-            );
+            const reader = fresh.s3;
             for (const [i, body] of bodies.entries()) {
                 const got = await reader.send(new GetObjectCommand({ Bucket: "rotation", Key: `o${i}` }));
                 assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
@@ -395,8 +356,7 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
                 assert.match(backend.Metadata?.["pce-k"] ?? "", new RegExp(`^vault:v${current.data.latest_version}:`));
             }
         } finally {
-            fresh.closeAllConnections();
-            await new Promise((resolve) => fresh.close(resolve));
+            await fresh.stop();
         }
         const again = await s3.send(new HeadObjectCommand({ Bucket: "rotation", Key: "o0" }));
         assert.equal(again.ETag, etags[0], "the client ETag changed with the rewrap");
@@ -554,13 +514,12 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
 
     describe("refuses", () => {
         it("a wrong secret and an unknown key, with S3's codes", async () => {
-            const port = (server.address() as AddressInfo).port;
-            const wrong = client(`http://127.0.0.1:${port}`, family.id, "wrong");
+            const wrong = client(service.url, service.accessKey.id, "wrong");
             await assert.rejects(
                 wrong.send(new GetObjectCommand({ Bucket: "photos", Key: "count.txt" })),
                 status(403, "SignatureDoesNotMatch"),
             );
-            const stranger = client(`http://127.0.0.1:${port}`, "stranger", "x");
+            const stranger = client(service.url, "stranger", "x");
             await assert.rejects(
                 stranger.send(new PutObjectCommand({ Bucket: "photos", Key: "x", Body: "x" })),
                 status(403, "InvalidAccessKeyId"),
