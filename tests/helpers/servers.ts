@@ -36,8 +36,14 @@ async function waitUntil(what: string, ready: () => Promise<boolean>, child: Chi
     throw new Error(`${what} was not ready within ${timeoutMs} ms`);
 }
 
-function startProcess(name: string, binary: string, args: string[], env: Record<string, string>) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-${name}-`));
+function startProcess(
+    name: string,
+    binary: string,
+    args: string[],
+    env: Record<string, string>,
+    existingDir?: string,
+) {
+    const dir = existingDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-${name}-`));
     let output = "";
     const child = spawn(
         binary,
@@ -49,16 +55,19 @@ function startProcess(name: string, binary: string, args: string[], env: Record<
     );
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    const stop = async () => {
+    const halt = async () => {
         if (child.exitCode === null) {
             const exited = new Promise((r) => child.once("exit", r));
             child.kill("SIGTERM");
             await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
             if (child.exitCode === null) child.kill("SIGKILL");
         }
+    };
+    const stop = async () => {
+        await halt();
         fs.rmSync(dir, { recursive: true, force: true });
     };
-    return { child, dir, log: () => output, stop };
+    return { child, dir, log: () => output, stop, halt };
 }
 
 export interface OpenBaoServer extends RunningServer {
@@ -114,13 +123,22 @@ export async function startOpenBaoRaft(): Promise<OpenBaoServer> {
 export interface MinioServer extends RunningServer {
     accessKeyId: string;
     secretAccessKey: string;
+    /** Stops the server and keeps its data, for `restartMinio`. */
+    halt(): Promise<void>;
 }
 
 export async function startMinio(): Promise<MinioServer> {
-    const port = await freePort();
+    return runMinio(await freePort(), `test${randomBytes(6).toString("hex")}`, randomBytes(24).toString("base64url"));
+}
+
+/** The same server again, on its port and data, after `halt()`. */
+export async function restartMinio(halted: MinioServer): Promise<MinioServer> {
+    const port = Number(new URL(halted.url).port);
+    return runMinio(port, halted.accessKeyId, halted.secretAccessKey, halted.dir);
+}
+
+async function runMinio(port: number, accessKeyId: string, secretAccessKey: string, dir?: string) {
     const consolePort = await freePort();
-    const accessKeyId = `test${randomBytes(6).toString("hex")}`;
-    const secretAccessKey = randomBytes(24).toString("base64url");
     const minio = path.join(toolsBinDir("servers"), "minio");
     const p = startProcess(
         "minio",
@@ -141,10 +159,11 @@ export async function startMinio(): Promise<MinioServer> {
             MINIO_BROWSER: "off",
             HOME: os.tmpdir(),
         },
+        dir,
     );
     const url = `http://127.0.0.1:${port}`;
     await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
-    return { url, dir: p.dir, log: p.log, stop: p.stop, accessKeyId, secretAccessKey };
+    return { url, dir: p.dir, log: p.log, stop: p.stop, halt: p.halt, accessKeyId, secretAccessKey };
 }
 
 /** A request to an OpenBao server's HTTP API with its root token; fails on any non-2xx answer. */

@@ -1,22 +1,22 @@
-// storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 16 MiB
-// objects, with the CPU each process spent. Writes the figures and the machine's conditions to
-// .bench/storage-s3-api-<time>.json in the repository (ignored by git) and prints them.
-import { type ChildProcess, spawn } from "node:child_process";
+// storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 64 MiB
+// objects, with the CPU the service spent, then its peak memory while streaming 2 GiB each way. Writes the
+// figures and the machine's conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { s3Client } from "../../../tests/helpers/s3";
-import { createTransitKey, freePort, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { type ServiceProcess, spawnService } from "../test/chain";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
-const service = path.resolve(__dirname, "..");
 
 const cases = [
     { name: "4 KiB", size: 4 * 1024, count: 300 },
     { name: "1 MiB", size: 1024 * 1024, count: 40 },
-    { name: "16 MiB", size: 16 * 1024 * 1024, count: 6 },
+    { name: "64 MiB", size: 64 * 1024 * 1024, count: 3 },
 ];
 
 interface Result {
@@ -41,56 +41,37 @@ function cpuSeconds(pid: number | undefined): number {
     return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-    for (let i = 0; i < 100; i++) {
-        if (child.exitCode !== null) throw new Error(`storage-s3-api exited with ${child.exitCode}`);
-        const ok = await fetch(`http://127.0.0.1:${port}/`).then(
-            () => true,
-            () => false,
-        );
-        if (ok) return;
-        await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error("storage-s3-api did not start");
+/** The process's resident memory now and at its peak so far, in MiB, from /proc. */
+function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
+    const status = pid ? fs.readFileSync(`/proc/${pid}/status`, "utf8") : "";
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+/** `size` bytes of pseudo-random content, made as it is read: the client holds one chunk at a time. */
+function generated(size: number): Readable {
+    const chunk = randomBytes(1024 * 1024);
+    let left = size;
+    return new Readable({
+        read() {
+            const n = Math.min(left, chunk.length);
+            left -= n;
+            this.push(n ? chunk.subarray(0, n) : null);
+        },
+    });
 }
 
 async function main(): Promise<void> {
     const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
-    const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-bench-"));
-    let child: ChildProcess | undefined;
+    let service: ServiceProcess | undefined;
     try {
         await createTransitKey(bao, "storage-s3-api");
-
-        const access = { id: "bench", secret: randomBytes(24).toString("base64url") };
-        const write = (name: string, value: string) => {
-            fs.writeFileSync(path.join(secrets, name), value, { mode: 0o600 });
-            return path.join(secrets, name);
-        };
-        const port = await freePort();
         // BENCH_CPU_PROF=<dir> writes a CPU profile of the service, to see where its time goes.
-        const profile = process.env.BENCH_CPU_PROF
-            ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-            : [];
-        child = spawn(process.execPath, [...profile, "--require", "tsx/cjs", "src/main.ts"], {
-            cwd: service,
-            stdio: ["ignore", "ignore", "inherit"],
-            env: {
-                ...process.env,
-                LISTEN: `127.0.0.1:${port}`,
-                BACKEND_ENDPOINT: minio.url,
-                VAULT_ADDR: bao.url,
-                ACCESS_KEYS_FILE: write("access-keys.json", JSON.stringify({ [access.id]: access.secret })),
-                BACKEND_CREDENTIALS_FILE: write(
-                    "backend.json",
-                    JSON.stringify({ accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey }),
-                ),
-                VAULT_TOKEN_FILE: write("vault-token", bao.rootToken ?? ""),
-                ETAG_KEY_FILE: write("etag-key", randomBytes(32).toString("base64")),
-            },
+        service = await spawnService(minio, bao, {
+            execArgv: process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
         });
-        await waitForPort(port, child);
-
-        const encrypted = client(`http://127.0.0.1:${port}`, access.id, access.secret);
+        const child = service.child;
+        const encrypted = client(service.url, service.accessKey.id, service.accessKey.secret);
         const direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
         await direct.send(new CreateBucketCommand({ Bucket: "bench" }));
 
@@ -133,6 +114,29 @@ async function main(): Promise<void> {
             }
         }
 
+        // Memory while streaming: the peak after the largest case above, and after 2 GiB each way.
+        const afterCases = memoryMiB(child.pid);
+        const streamSize = Number(process.env.BENCH_STREAM_GIB ?? 2) * 1024 ** 3;
+        const streamStarted = process.hrtime.bigint();
+        await encrypted.send(
+            new PutObjectCommand({
+                Bucket: "bench",
+                Key: "stream",
+                Body: generated(streamSize),
+                ContentLength: streamSize,
+            }),
+        );
+        const streamed = await encrypted.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
+        let read = 0;
+        for await (const chunk of streamed.Body as Readable) read += (chunk as Buffer).length;
+        if (read !== streamSize) throw new Error(`short stream: ${read}`);
+        const memory = {
+            streamedGiB: streamSize / 1024 ** 3,
+            streamSeconds: Number(process.hrtime.bigint() - streamStarted) / 1e9,
+            peakRssMiBAfterCases: afterCases.peak,
+            peakRssMiBAfterStream: memoryMiB(child.pid).peak,
+        };
+
         const ratios = cases.map((c) => {
             const d = results.find((r) => r.case === c.name && r.path === "direct")!;
             const e = results.find((r) => r.case === c.name && r.path === "encrypted")!;
@@ -154,6 +158,7 @@ async function main(): Promise<void> {
             },
             results,
             ratios,
+            memory,
         };
         const out = path.join(repo, ".bench", `storage-s3-api-${report.when.replace(/[:.]/g, "-")}.json`);
         fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -170,14 +175,10 @@ async function main(): Promise<void> {
             })),
         );
         console.table(ratios.map((r) => ({ ...r, putRatio: r.putRatio.toFixed(2), getRatio: r.getRatio.toFixed(2) })));
+        console.table([memory]);
         console.log(`written to ${out}`);
     } finally {
-        if (child && child.exitCode === null) {
-            const exited = new Promise((resolve) => child?.once("exit", resolve));
-            child.kill("SIGTERM");
-            await exited;
-        }
-        fs.rmSync(secrets, { recursive: true, force: true });
+        await service?.stop();
         await Promise.all([minio.stop(), bao.stop()]);
     }
 }

@@ -16,6 +16,7 @@ import { errorXml, S3Error, xmlEscape } from "./errors";
 import { NameCipher } from "./format/names";
 import { type Listing, type ListRequest, listObjects } from "./listing";
 import { EncryptedObjects } from "./objects";
+import { operationOf, type RequestEvent } from "./ops";
 import type { TransitClient } from "./vault";
 
 export interface ServiceOptions {
@@ -28,6 +29,8 @@ export interface ServiceOptions {
     /** Turns name privacy on: object keys are encrypted before they reach the backend. */
     nameKey?: Buffer;
     maxObjectSize?: number;
+    /** Called once per request when it ends, for metrics and logs. */
+    observe?: (event: RequestEvent) => void;
 }
 
 const chunkedModes = new Set([
@@ -541,8 +544,41 @@ export function createS3Server(options: ServiceOptions): http.Server {
     const onRequest = (expectsContinue: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
         const requestId = randomBytes(8).toString("hex").toUpperCase();
         res.setHeader("x-amz-request-id", requestId);
+        let errorCode: string | undefined;
+        let cause: string | undefined;
+        if (options.observe) {
+            const observe = options.observe;
+            const started = process.hrtime.bigint();
+            const { bytesWritten } = req.socket;
+            // Counting chunks as they pass; the socket's read count already holds some body at this point.
+            let bytesIn = 0;
+            req.on("data", (chunk: Buffer) => (bytesIn += chunk.length));
+            res.once("close", () => {
+                const { bucket, key, query } = route(req.url ?? "/");
+                observe({
+                    requestId,
+                    operation: operationOf(
+                        req.method ?? "GET",
+                        bucket !== undefined,
+                        key !== undefined,
+                        query,
+                        req.headers["x-amz-copy-source"] !== undefined,
+                    ),
+                    bucket,
+                    status: res.statusCode,
+                    errorCode: errorCode ?? (res.writableFinished ? undefined : "ConnectionCut"),
+                    cause,
+                    durationSeconds: Number(process.hrtime.bigint() - started) / 1e9,
+                    bytesIn,
+                    bytesOut: req.socket.bytesWritten - bytesWritten,
+                });
+            });
+        }
         handle(req, res, expectsContinue).catch((err: unknown) => {
             const s3err = asS3Error(err);
+            errorCode = s3err.code;
+            // For operators: what failed underneath (an error class or a socket code, never a message).
+            if (!(err instanceof S3Error)) cause = (err as { code?: string }).code ?? (err as Error).name;
             if (res.headersSent) {
                 res.destroy();
                 return;

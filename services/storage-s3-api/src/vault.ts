@@ -39,6 +39,13 @@ export class TransitClient {
 
     constructor(private readonly options: TransitOptions) {}
 
+    /** Throws unless Vault answers and is unsealed (a standby is fine: it forwards). */
+    async health(): Promise<void> {
+        const res = await fetch(`${this.options.address}/v1/sys/health?standbyok=true`).catch(() => undefined);
+        if (!res?.ok)
+            throw new Error(res ? `Vault answers ${res.status} (sealed or not initialised)` : "Vault is unreachable");
+    }
+
     private async call(path: string, body: Record<string, unknown>): Promise<Record<string, string>> {
         const mount = this.options.mount ?? "transit";
         this.calls++;

@@ -1,6 +1,8 @@
 // The real chain the service tests run against: MinIO and OpenBao on loopback, and services in this process.
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
@@ -8,6 +10,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { s3Client } from "../../../tests/helpers/s3";
 import {
     createTransitKey,
+    freePort,
     type MinioServer,
     type OpenBaoServer,
     startMinio,
@@ -89,4 +92,94 @@ export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
             const file = path.join(e.parentPath, e.name);
             return { path: path.relative(dir, file), bytes: fs.readFileSync(file) };
         });
+}
+
+export interface ServiceProcess {
+    child: ChildProcess;
+    url: string;
+    /** Liveness, readiness and metrics. */
+    opsUrl: string;
+    s3: S3Client;
+    accessKey: { id: string; secret: string };
+    /** Everything the process wrote to stdout and stderr. */
+    output(): string;
+    /** Its structured log: the JSON lines on stdout. */
+    logs(): Record<string, unknown>[];
+    /** SIGTERM, and the exit code once it exited. */
+    stop(): Promise<number | null>;
+}
+
+/** The service as it runs in its container: `src/main.ts` in its own process, secrets in files. */
+export async function spawnService(
+    backend: { url: string; accessKeyId: string; secretAccessKey: string },
+    vault: { url: string; rootToken?: string },
+    options: { env?: Record<string, string>; execArgv?: string[] } = {},
+): Promise<ServiceProcess> {
+    const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-s3-api-"));
+    const write = (name: string, value: string) => {
+        fs.writeFileSync(path.join(secrets, name), value, { mode: 0o600 });
+        return path.join(secrets, name);
+    };
+    const accessKey = { id: "garcia-family", secret: randomBytes(24).toString("base64url") };
+    const [port, opsPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [...(options.execArgv ?? []), "--require", "tsx/cjs", "src/main.ts"], {
+        cwd: path.resolve(__dirname, ".."),
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+            ...process.env,
+            LISTEN: `127.0.0.1:${port}`,
+            OPS_LISTEN: `127.0.0.1:${opsPort}`,
+            BACKEND_ENDPOINT: backend.url,
+            VAULT_ADDR: vault.url,
+            ACCESS_KEYS_FILE: write("access-keys.json", JSON.stringify({ [accessKey.id]: accessKey.secret })),
+            BACKEND_CREDENTIALS_FILE: write(
+                "backend.json",
+                JSON.stringify({ accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey }),
+            ),
+            VAULT_TOKEN_FILE: write("vault-token", vault.rootToken ?? ""),
+            ETAG_KEY_FILE: write("etag-key", randomBytes(32).toString("base64")),
+            ...options.env,
+        },
+    });
+    let output = "";
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => {
+        output += d.toString();
+        stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const opsUrl = `http://127.0.0.1:${opsPort}`;
+    for (let i = 0; ; i++) {
+        if (child.exitCode !== null) throw new Error(`storage-s3-api exited with ${child.exitCode}: ${output}`);
+        if (
+            await fetch(`${opsUrl}/livez`).then(
+                (r) => r.ok,
+                () => false,
+            )
+        )
+            break;
+        if (i > 150) throw new Error("storage-s3-api did not start");
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = `http://127.0.0.1:${port}`;
+    return {
+        child,
+        url,
+        opsUrl,
+        s3: s3Client(url, accessKey.id, accessKey.secret),
+        accessKey,
+        output: () => output,
+        logs: () =>
+            stdout
+                .split("\n")
+                .filter((line) => line.trim())
+                .map((line) => JSON.parse(line) as Record<string, unknown>),
+        stop: async () => {
+            if (child.exitCode === null) child.kill("SIGTERM");
+            const code = await exited;
+            fs.rmSync(secrets, { recursive: true, force: true });
+            return code;
+        },
+    };
 }

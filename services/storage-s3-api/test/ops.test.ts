@@ -1,0 +1,187 @@
+// The service as it runs in its container (src/main.ts in its own process): health, readiness, metrics,
+// logs, a shutdown that drains, and what a client sees while MinIO is down.
+import * as assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import * as net from "node:net";
+import { Readable } from "node:stream";
+import {
+    CreateBucketCommand,
+    GetObjectCommand,
+    HeadObjectCommand,
+    ListObjectsV2Command,
+    PutObjectCommand,
+} from "@aws-sdk/client-s3";
+import {
+    createTransitKey,
+    type MinioServer,
+    type OpenBaoServer,
+    restartMinio,
+    startMinio,
+    startOpenBaoDev,
+} from "../../../tests/helpers/servers";
+import { type ServiceProcess, spawnService } from "./chain";
+
+/** The value of one series in Prometheus's text format, 0 when it is absent. */
+function sample(metrics: string, series: string): number {
+    const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** A body that arrives slowly: `chunks` pieces, `delayMs` apart. */
+function slowBody(chunks: Buffer[], delayMs: number): Readable {
+    return Readable.from(
+        (async function* () {
+            for (const chunk of chunks) {
+                await new Promise((r) => setTimeout(r, delayMs));
+                yield chunk;
+            }
+        })(),
+    );
+}
+
+const refused = (url: string) =>
+    new Promise<boolean>((resolve) => {
+        const socket = net.connect(Number(new URL(url).port), "127.0.0.1");
+        socket.once("connect", () => {
+            socket.destroy();
+            resolve(false);
+        });
+        socket.once("error", () => resolve(true));
+    });
+
+describe("storage-s3-api as a process", function () {
+    this.timeout(120_000);
+    let minio: MinioServer;
+    let bao: OpenBaoServer;
+    let service: ServiceProcess;
+
+    before(async () => {
+        [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
+        await createTransitKey(bao, "storage-s3-api");
+        service = await spawnService(minio, bao);
+        await service.s3.send(new CreateBucketCommand({ Bucket: "family" }));
+    });
+    after(async () => {
+        await service?.stop();
+        await Promise.all([minio?.stop(), bao?.stop()]);
+    });
+
+    it("is live and ready when MinIO and OpenBao answer", async () => {
+        assert.equal((await fetch(`${service.opsUrl}/livez`)).status, 200);
+        assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 200);
+        assert.equal((await fetch(`${service.opsUrl}/nothing`)).status, 404);
+    });
+
+    it("counts requests, latencies, bytes and Vault calls per operation", async () => {
+        const before = await (await fetch(`${service.opsUrl}/metrics`)).text();
+        const body = randomBytes(100_000);
+        await service.s3.send(new PutObjectCommand({ Bucket: "family", Key: "metrics/a", Body: body }));
+        await service.s3.send(new PutObjectCommand({ Bucket: "family", Key: "metrics/b", Body: body }));
+        await (
+            await service.s3.send(new GetObjectCommand({ Bucket: "family", Key: "metrics/a" }))
+        ).Body!.transformToByteArray();
+        await assert.rejects(service.s3.send(new HeadObjectCommand({ Bucket: "family", Key: "metrics/none" })));
+        const after = await (await fetch(`${service.opsUrl}/metrics`)).text();
+        const delta = (series: string) => sample(after, series) - sample(before, series);
+        assert.equal(delta('storage_s3_api_requests_total{operation="PutObject",status="200"}'), 2);
+        assert.equal(delta('storage_s3_api_requests_total{operation="GetObject",status="200"}'), 1);
+        assert.equal(delta('storage_s3_api_requests_total{operation="HeadObject",status="404"}'), 1);
+        assert.equal(delta('storage_s3_api_request_duration_seconds_count{operation="PutObject"}'), 2);
+        assert.equal(delta("storage_s3_api_vault_calls_total"), 2, "one Vault call per PUT, none for the GET");
+        assert.ok(delta("storage_s3_api_received_bytes_total") >= 2 * body.length);
+        assert.ok(delta("storage_s3_api_sent_bytes_total") >= body.length);
+        assert.match(after, /# TYPE storage_s3_api_request_duration_seconds histogram/);
+    });
+
+    it("logs one JSON line per request, without keys, contents or credentials", async () => {
+        const secretName = "diary/ana-private-2026.txt";
+        const plaintext = "Dear diary, the safe code is 4711.";
+        await service.s3.send(new PutObjectCommand({ Bucket: "family", Key: secretName, Body: plaintext }));
+        await new Promise((r) => setTimeout(r, 100));
+        const events = service.logs();
+        const put = events.filter((e) => e.message === "request" && e.operation === "PutObject");
+        assert.ok(put.length >= 1);
+        assert.equal(put.at(-1)!.status, 200);
+        assert.equal(put.at(-1)!.bucket, "family");
+        assert.equal(typeof put.at(-1)!.durationSeconds, "number");
+        const output = service.output();
+        for (const secret of [
+            secretName,
+            "ana-private",
+            plaintext,
+            service.accessKey.secret,
+            bao.rootToken!,
+            minio.secretAccessKey,
+        ]) {
+            assert.ok(!output.includes(secret), "the log holds something it must not");
+        }
+    });
+
+    it("answers 503 while MinIO is down, is not ready, and leaves nothing partial behind", async () => {
+        const big = randomBytes(8 * 1024 * 1024);
+        const chunks = Array.from({ length: 16 }, (_, i) => big.subarray(i * 512 * 1024, (i + 1) * 512 * 1024));
+        const upload = service.s3.send(
+            new PutObjectCommand({
+                Bucket: "family",
+                Key: "cut/upload.bin",
+                Body: slowBody(chunks, 100),
+                ContentLength: big.length,
+            }),
+        );
+        await new Promise((r) => setTimeout(r, 500));
+        await minio.halt();
+        await assert.rejects(
+            upload,
+            (err: Error & { $metadata?: { httpStatusCode?: number } }) =>
+                err.$metadata?.httpStatusCode === 503 && err.name === "ServiceUnavailable",
+        );
+        await assert.rejects(
+            service.s3.send(new GetObjectCommand({ Bucket: "family", Key: "metrics/a" })),
+            (err: { $metadata?: { httpStatusCode?: number }; name?: string }) =>
+                err.$metadata?.httpStatusCode === 503 && err.name === "ServiceUnavailable",
+        );
+        await new Promise((r) => setTimeout(r, 2_100)); // readiness is cached for two seconds
+        assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 503);
+
+        minio = await restartMinio(minio);
+        const listed = await service.s3.send(new ListObjectsV2Command({ Bucket: "family", Prefix: "cut/" }));
+        assert.equal(listed.KeyCount, 0, "a partial object is visible");
+        await assert.rejects(
+            service.s3.send(new HeadObjectCommand({ Bucket: "family", Key: "cut/upload.bin" })),
+            (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode === 404,
+        );
+        const got = await service.s3.send(new GetObjectCommand({ Bucket: "family", Key: "metrics/a" }));
+        assert.equal((await got.Body!.transformToByteArray()).length, 100_000);
+        await new Promise((r) => setTimeout(r, 2_100));
+        assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 200);
+    });
+
+    it("drains on SIGTERM: the request in flight completes, new connections are refused, exit 0", async () => {
+        const body = randomBytes(4 * 1024 * 1024);
+        const chunks = Array.from({ length: 8 }, (_, i) => body.subarray(i * 512 * 1024, (i + 1) * 512 * 1024));
+        const upload = service.s3.send(
+            new PutObjectCommand({
+                Bucket: "family",
+                Key: "drain/in-flight.bin",
+                Body: slowBody(chunks, 150),
+                ContentLength: body.length,
+            }),
+        );
+        await new Promise((r) => setTimeout(r, 400));
+        service.child.kill("SIGTERM");
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 503, "still ready while draining");
+        assert.ok(await refused(service.url), "new connections are still taken while draining");
+        const put = await upload;
+        assert.match(put.ETag ?? "", /^"/);
+        assert.equal(await service.stop(), 0);
+
+        const again = await spawnService(minio, bao);
+        try {
+            const got = await again.s3.send(new GetObjectCommand({ Bucket: "family", Key: "drain/in-flight.bin" }));
+            assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
+        } finally {
+            await again.stop();
+        }
+    });
+});
