@@ -1,6 +1,6 @@
 // The service end to end with the AWS SDK as the client, real MinIO behind it and real OpenBao for keys.
 import * as assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import {
     AbortMultipartUploadCommand,
@@ -374,6 +374,64 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         ]) {
             assert.ok(!logs.includes(form), "a data key appears in a server's output");
         }
+    });
+
+    describe("at scale", () => {
+        const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+        it("round-trips 100 MiB in one PUT and in a multipart upload of 8 MiB parts", async () => {
+            const body = randomBytes(100 * 1024 * 1024);
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "large/single.bin", Body: body }));
+            const single = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "large/single.bin" }));
+            assert.equal(digest(await single.Body!.transformToByteArray()), digest(body));
+
+            const Key = "large/multipart.bin";
+            const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: "photos", Key }));
+            const partSize = 8 * 1024 * 1024;
+            const parts = [];
+            for (let offset = 0, n = 1; offset < body.length; offset += partSize, n++) {
+                const Body = body.subarray(offset, offset + partSize);
+                const out = await s3.send(
+                    new UploadPartCommand({ Bucket: "photos", Key, UploadId, PartNumber: n, Body }),
+                );
+                parts.push({ PartNumber: n, ETag: out.ETag });
+            }
+            assert.equal(parts.length, 13);
+            await s3.send(
+                new CompleteMultipartUploadCommand({
+                    Bucket: "photos",
+                    Key,
+                    UploadId,
+                    MultipartUpload: { Parts: parts },
+                }),
+            );
+            const whole = await s3.send(new GetObjectCommand({ Bucket: "photos", Key }));
+            assert.equal(whole.ContentLength, body.length);
+            assert.equal(digest(await whole.Body!.transformToByteArray()), digest(body));
+            const tail = await s3.send(new GetObjectCommand({ Bucket: "photos", Key, Range: "bytes=-3000000" }));
+            assert.equal(
+                digest(await tail.Body!.transformToByteArray()),
+                digest(body.subarray(body.length - 3_000_000)),
+            );
+        });
+
+        it("serves 32 concurrent clients, each reading back exactly what it wrote", async () => {
+            const bodies = Array.from({ length: 32 }, (_, i) => randomBytes(50_000 + i * 10_007));
+            const clients = bodies.map(() => client(service.url, service.accessKey.id, service.accessKey.secret));
+            await Promise.all(
+                bodies.map(async (body, i) => {
+                    const Key = `concurrent/${i}`;
+                    await clients[i].send(new PutObjectCommand({ Bucket: "photos", Key, Body: body }));
+                    const got = await clients[i].send(new GetObjectCommand({ Bucket: "photos", Key }));
+                    assert.equal(digest(await got.Body!.transformToByteArray()), digest(body), Key);
+                }),
+            );
+            const listed = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "concurrent/" }));
+            assert.deepEqual(
+                listed.Contents?.map((o) => o.Size).sort((a, b) => a! - b!),
+                bodies.map((b) => b.length),
+            );
+        });
     });
 
     describe("multipart uploads", () => {
