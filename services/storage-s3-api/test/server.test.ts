@@ -22,6 +22,7 @@ import { s3Client } from "../../../tests/helpers/s3";
 import { baoApi, type MinioServer, type OpenBaoServer } from "../../../tests/helpers/servers";
 import { EncryptedObjects } from "../src/objects";
 import { type Chain, filesUnder, type RunningService, startChain } from "./chain";
+import { presignedGetUrl } from "./signer";
 import { TransitClient } from "../src/vault";
 
 const client = s3Client;
@@ -571,6 +572,29 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
     });
 
     describe("refuses", () => {
+        it("a presigned URL once it expired, a tampered one, and accepts it while valid", async () => {
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "shared/card.txt", Body: "happy birthday" }));
+            const credentials = { accessKeyId: service.accessKey.id, secretAccessKey: service.accessKey.secret };
+            const valid = await presignedGetUrl(service.url, credentials, "photos", "shared/card.txt", {
+                expiresIn: 60,
+            });
+            const ok = await fetch(valid);
+            assert.equal(ok.status, 200);
+            assert.equal(await ok.text(), "happy birthday");
+
+            const tampered = await fetch(valid.replace("shared/card.txt", "shared/other.txt"));
+            assert.equal(tampered.status, 403);
+            assert.match(await tampered.text(), /<Code>SignatureDoesNotMatch<\/Code>/);
+
+            const expired = await presignedGetUrl(service.url, credentials, "photos", "shared/card.txt", {
+                expiresIn: 60,
+                signingDate: new Date(Date.now() - 120_000),
+            });
+            const refused = await fetch(expired);
+            assert.equal(refused.status, 403);
+            assert.match(await refused.text(), /<Code>AccessDenied<\/Code><Message>Request has expired/);
+        });
+
         it("a wrong secret and an unknown key, with S3's codes", async () => {
             const wrong = client(service.url, service.accessKey.id, "wrong");
             await assert.rejects(

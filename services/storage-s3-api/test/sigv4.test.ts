@@ -1,35 +1,9 @@
 // Our SigV4 verifier against AWS's own signer (@smithy/signature-v4) as the oracle.
 import * as assert from "node:assert/strict";
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { verifySignature } from "../src/auth/sigv4";
 import { S3Error, type S3ErrorCode } from "../src/errors";
-
-class NodeSha256 {
-    private hash: Hash | Hmac;
-    private readonly secret?: string | Buffer;
-    constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-        this.secret =
-            secret === undefined || typeof secret === "string"
-                ? secret
-                : ArrayBuffer.isView(secret)
-                  ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-                  : Buffer.from(secret);
-        this.hash = this.fresh();
-    }
-    private fresh() {
-        return this.secret ? createHmac("sha256", this.secret) : createHash("sha256");
-    }
-    update(data: string | Uint8Array) {
-        this.hash.update(data);
-    }
-    digest() {
-        return Promise.resolve(new Uint8Array(this.hash.digest()));
-    }
-    reset() {
-        this.hash = this.fresh();
-    }
-}
+import { NodeSha256 } from "./signer";
 
 const credentials = { accessKeyId: "family-photos", secretAccessKey: "s3cr3t-for-tests-only-0123456789" };
 const secretOf = (id: string) => (id === credentials.accessKeyId ? credentials.secretAccessKey : undefined);
