@@ -36,13 +36,7 @@ async function waitUntil(what: string, ready: () => Promise<boolean>, child: Chi
     throw new Error(`${what} was not ready within ${timeoutMs} ms`);
 }
 
-function startProcess(
-    name: string,
-    binary: string,
-    args: string[],
-    env: Record<string, string>,
-    existingDir?: string,
-) {
+function startProcess(name: string, binary: string, args: string[], env: Record<string, string>, existingDir?: string) {
     const dir = existingDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-${name}-`));
     let output = "";
     const child = spawn(
@@ -89,34 +83,57 @@ export async function startOpenBaoDev(): Promise<OpenBaoServer> {
     return { url, dir: p.dir, log: p.log, stop: p.stop, rootToken };
 }
 
+export interface RaftServer extends OpenBaoServer {
+    nodeId: string;
+    /** Stops the server and keeps its raft data, as a pod that restarts does. */
+    halt(): Promise<void>;
+    /** Starts it again on the same port and data: it comes back sealed. */
+    restart(): Promise<void>;
+}
+
 /** An uninitialised OpenBao server with raft storage in a temporary folder, as a fresh Vault pod is. */
-export async function startOpenBaoRaft(): Promise<OpenBaoServer> {
+export async function startOpenBaoRaft(nodeId = "node-1"): Promise<RaftServer> {
     const port = await freePort();
     const clusterPort = await freePort();
     const bao = path.join(toolsBinDir("servers"), "bao");
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-openbao-config-"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-openbao-raft-"));
     const url = `http://127.0.0.1:${port}`;
     fs.writeFileSync(
         path.join(dir, "config.hcl"),
         [
-            `storage "raft" {\n  path = "${dir}"\n  node_id = "node-1"\n}`,
-            `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}`,
+            `storage "raft" {\n  path = "${dir}"\n  node_id = "${nodeId}"\n}`,
+            `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  cluster_address = "127.0.0.1:${clusterPort}"\n  tls_disable = true\n}`,
             `api_addr = "${url}"`,
             `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
             `disable_mlock = true`,
         ].join("\n"),
     );
-    const p = startProcess("openbao-raft", bao, ["server", `-config=${dir}/config.hcl`], { HOME: os.tmpdir() });
-    // Sealed and uninitialised answers 501; anything but a refused connection means it listens.
-    await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status > 0, p.child);
+    const run = async () => {
+        const p = startProcess(
+            "openbao-raft",
+            bao,
+            ["server", `-config=${dir}/config.hcl`],
+            { HOME: os.tmpdir() },
+            dir,
+        );
+        // Sealed and uninitialised answers 501; anything but a refused connection means it listens.
+        await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status > 0, p.child);
+        return p;
+    };
+    let current = await run();
+    let earlierLogs = "";
     return {
         url,
         dir,
-        log: p.log,
-        stop: async () => {
-            await p.stop();
-            fs.rmSync(dir, { recursive: true, force: true });
+        nodeId,
+        log: () => earlierLogs + current.log(),
+        halt: () => current.halt(),
+        restart: async () => {
+            await current.halt();
+            earlierLogs += current.log();
+            current = await run();
         },
+        stop: () => current.stop(),
     };
 }
 
