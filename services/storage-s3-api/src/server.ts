@@ -229,6 +229,7 @@ function asS3Error(err: unknown): S3Error {
     const name = (err as { name?: string }).name;
     if (name === "NoSuchKey" || name === "NotFound") return new S3Error("NoSuchKey", "the object does not exist");
     if (name === "NoSuchBucket") return new S3Error("NoSuchBucket", "the bucket does not exist");
+    if (name === "InvalidBucketName") return new S3Error("InvalidBucketName", "the bucket name is not valid");
     if (name === "BucketAlreadyOwnedByYou") return new S3Error("BucketAlreadyOwnedByYou", "the bucket exists already");
     if (name === "PreconditionFailed") return new S3Error("PreconditionFailed", "a precondition failed");
     return new S3Error("ServiceUnavailable", "the storage backend or Vault is unavailable");
