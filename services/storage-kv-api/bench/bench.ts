@@ -1,0 +1,196 @@
+// storage-kv-api next to plain S3 calls on storage-s3-api, side by side in one run: put, get and indexed-query
+// latency (p50, p99) and throughput; then an indexed query against a full scan on collections of
+// BENCH_KV_DOCS documents (default 10000,100000). Writes .bench/storage-kv-api-<time>.json with the machine's
+// conditions. storage-s3-api runs as its own process; this service and the client share this one.
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import type { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { s3Client } from "../../../tests/helpers/s3";
+import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { spawnService } from "../../storage-s3-api/test/chain";
+import { JsonObjects } from "../src/objects";
+import { createKvServer } from "../src/server";
+import { Store } from "../src/store";
+
+const repo = path.resolve(__dirname, "..", "..", "..");
+
+interface Figures {
+    operation: string;
+    path: "kv-api" | "direct S3";
+    count: number;
+    p50Ms: number;
+    p99Ms: number;
+    opsPerSecond: number;
+}
+
+async function measure(operation: string, p: Figures["path"], count: number, run: (i: number) => Promise<unknown>) {
+    const latencies: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+        const t = performance.now();
+        await run(i);
+        latencies.push(performance.now() - t);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+    return { operation, path: p, count, p50Ms: at(0.5), p99Ms: at(0.99), opsPerSecond: count / seconds };
+}
+
+/** Runs `work` over 0..count-1 with at most `width` at a time. */
+async function bounded(count: number, width: number, work: (i: number) => Promise<unknown>) {
+    let next = 0;
+    await Promise.all(
+        Array.from({ length: width }, async () => {
+            while (next < count) await work(next++);
+        }),
+    );
+}
+
+async function main(): Promise<void> {
+    const sizes = (process.env.BENCH_KV_DOCS ?? "10000,100000").split(",").map(Number);
+    const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
+    await createTransitKey(bao, "storage-s3-api");
+    const s3api = await spawnService(minio, bao);
+    const token = randomBytes(24).toString("base64url");
+    const s3 = s3Client(s3api.url, s3api.accessKey.id, s3api.accessKey.secret, { maxAttempts: 3 });
+    await s3.send(new CreateBucketCommand({ Bucket: "kv-store" }));
+    const store = new Store(new JsonObjects(s3, "kv-store"), {
+        secret: randomBytes(32),
+        // Steady state: the log folded a second after each phase (the service folds after 30 s, every 256 writes).
+        foldAfterMs: 1_000,
+        repairEvery: 1e9,
+    });
+    const server = createKvServer({ store, tokens: { [token]: "bench" } });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const kv = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/collections`;
+    const call = async (method: string, route: string, body?: unknown) => {
+        const res = await fetch(`${kv}/${route}`, {
+            method,
+            headers: { Authorization: `Bearer ${token}` },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        const text = await res.text();
+        if (res.status >= 300) throw new Error(`${method} ${route}: ${res.status} ${text}`);
+        return text ? (JSON.parse(text) as { items?: unknown[] }) : {};
+    };
+    /** Lets the log age past `foldAfterMs` and folds it; returns the repair's seconds. */
+    const settle = async (c: string) => {
+        await new Promise((r) => setTimeout(r, 1_100));
+        const started = performance.now();
+        await call("POST", `${c}/repair`);
+        return (performance.now() - started) / 1000;
+    };
+    const person = (i: number) => ({
+        name: `person ${i}`,
+        email: `p${i}@example.org`,
+        group: i % 1000,
+        note: "x".repeat(200),
+    });
+
+    try {
+        await call("PUT", "people", { indexes: [{ field: "email", unique: true }, { field: "group" }] });
+        const n = 300;
+        const results: Figures[] = [
+            await measure("put", "kv-api", n, (i) => call("PUT", `people/docs/p${i}`, person(i))),
+            await measure("put", "direct S3", n, (i) =>
+                s3.send(
+                    new PutObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}`, Body: JSON.stringify(person(i)) }),
+                ),
+            ),
+            await measure("get", "kv-api", n, (i) => call("GET", `people/docs/p${i}`)),
+            await measure("get", "direct S3", n, async (i) => {
+                const got = await s3.send(new GetObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}` }));
+                return JSON.parse(await got.Body!.transformToString()) as unknown;
+            }),
+        ];
+        await settle("people");
+        results.push(
+            await measure("indexed query (eq, 1 match)", "kv-api", n, (i) =>
+                call("POST", "people/query", { field: "email", eq: `p${i}@example.org` }),
+            ),
+        );
+
+        const scans = [];
+        for (const size of sizes) {
+            const c = `scan${size}`;
+            await call("PUT", c, { indexes: [{ field: "group" }] });
+            const loadStarted = performance.now();
+            await bounded(size, 16, (i) => call("PUT", `${c}/docs/d${i}`, person(i)));
+            const loadSeconds = (performance.now() - loadStarted) / 1000;
+            const repairSeconds = await settle(c);
+            const wanted = size / 1000; // documents per group
+            const indexed = await measure(`indexed query, ${size} docs`, "kv-api", 20, async (i) => {
+                const out = await call("POST", `${c}/query`, { field: "group", eq: i * 7, limit: 1000 });
+                if (out.items?.length !== wanted) throw new Error(`query found ${out.items?.length}`);
+            });
+            // A full scan: every document read and filtered, as without the index.
+            const scanStarted = performance.now();
+            let found = 0;
+            let cursor: string | undefined;
+            do {
+                const page = (await call("GET", `${c}/docs?limit=1000${cursor ? `&cursor=${cursor}` : ""}`)) as {
+                    items: { key: string }[];
+                    cursor?: string;
+                };
+                const docs = await Promise.all(
+                    page.items.map(
+                        (d) => call("GET", `${c}/docs/${encodeURIComponent(d.key)}`) as Promise<{ group?: number }>,
+                    ),
+                );
+                found += docs.filter((d) => d.group === 7).length;
+                cursor = page.cursor;
+            } while (cursor);
+            if (found !== wanted) throw new Error(`scan found ${found}`);
+            const scanMs = performance.now() - scanStarted;
+            scans.push({
+                documents: size,
+                loadSeconds,
+                repairSeconds,
+                indexedP50Ms: indexed.p50Ms,
+                indexedP99Ms: indexed.p99Ms,
+                fullScanMs: scanMs,
+                scanOverIndexed: scanMs / indexed.p50Ms,
+            });
+        }
+
+        const report = {
+            when: new Date().toISOString(),
+            machine: {
+                cpus: os.cpus().length,
+                model: os.cpus()[0]?.model,
+                loadAverage: os.loadavg(),
+                node: process.version,
+                note: "client and storage-kv-api in this process; storage-s3-api, MinIO and OpenBao beside it; loopback",
+            },
+            results,
+            scans,
+        };
+        const out = path.join(repo, ".bench", `storage-kv-api-${report.when.replace(/[:.]/g, "-")}.json`);
+        fs.mkdirSync(path.dirname(out), { recursive: true });
+        fs.writeFileSync(out, JSON.stringify(report, null, 2));
+        console.table(
+            results.map((r) => ({
+                ...r,
+                p50Ms: r.p50Ms.toFixed(2),
+                p99Ms: r.p99Ms.toFixed(2),
+                opsPerSecond: r.opsPerSecond.toFixed(1),
+            })),
+        );
+        console.table(scans);
+        console.log(`written to ${out}`);
+    } finally {
+        server.closeAllConnections();
+        server.close();
+        await s3api.stop();
+        await Promise.all([minio.stop(), bao.stop()]);
+    }
+}
+
+main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+});
