@@ -3,19 +3,15 @@
 // BENCH_KV_DOCS documents (default 10000,100000). Writes .bench/storage-kv-api-<time>.json with the machine's
 // conditions. storage-s3-api runs as its own process; this service and the client share this one.
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import type { AddressInfo } from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { writeBenchReport } from "../../../tests/helpers/bench";
 import { s3Client } from "../../../tests/helpers/s3";
 import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
 import { spawnService } from "../../storage-s3-api/test/chain";
 import { JsonObjects } from "../src/objects";
 import { createKvServer } from "../src/server";
 import { Store } from "../src/store";
-
-const repo = path.resolve(__dirname, "..", "..", "..");
 
 interface Figures {
     operation: string;
@@ -157,21 +153,11 @@ async function main(): Promise<void> {
             });
         }
 
-        const report = {
-            when: new Date().toISOString(),
-            machine: {
-                cpus: os.cpus().length,
-                model: os.cpus()[0]?.model,
-                loadAverage: os.loadavg(),
-                node: process.version,
-                note: "client and storage-kv-api in this process; storage-s3-api, MinIO and OpenBao beside it; loopback",
-            },
-            results,
-            scans,
-        };
-        const out = path.join(repo, ".bench", `storage-kv-api-${report.when.replace(/[:.]/g, "-")}.json`);
-        fs.mkdirSync(path.dirname(out), { recursive: true });
-        fs.writeFileSync(out, JSON.stringify(report, null, 2));
+        const out = writeBenchReport(
+            "storage-kv-api",
+            "client and storage-kv-api in this process; storage-s3-api, MinIO and OpenBao beside it; loopback",
+            { results, scans },
+        );
         console.table(
             results.map((r) => ({
                 ...r,

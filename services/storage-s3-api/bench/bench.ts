@@ -3,15 +3,12 @@
 // figures and the machine's conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { writeBenchReport } from "../../../tests/helpers/bench";
 import { s3Client } from "../../../tests/helpers/s3";
 import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
 import { type ServiceProcess, spawnService } from "../test/chain";
-
-const repo = path.resolve(__dirname, "..", "..", "..");
 
 const cases = [
     { name: "4 KiB", size: 4 * 1024, count: 300 },
@@ -146,23 +143,11 @@ async function main(): Promise<void> {
                 getRatio: e.getOpsPerSecond / d.getOpsPerSecond,
             };
         });
-        const report = {
-            when: new Date().toISOString(),
-            machine: {
-                cpus: os.cpus().length,
-                model: os.cpus()[0]?.model,
-                loadAverage: os.loadavg(),
-                totalMemoryGiB: os.totalmem() / 1024 ** 3,
-                node: process.version,
-                note: "client, storage-s3-api, MinIO and OpenBao share this machine; loopback only",
-            },
-            results,
-            ratios,
-            memory,
-        };
-        const out = path.join(repo, ".bench", `storage-s3-api-${report.when.replace(/[:.]/g, "-")}.json`);
-        fs.mkdirSync(path.dirname(out), { recursive: true });
-        fs.writeFileSync(out, JSON.stringify(report, null, 2));
+        const out = writeBenchReport(
+            "storage-s3-api",
+            "client, storage-s3-api, MinIO and OpenBao share this machine; loopback only",
+            { results, ratios, memory },
+        );
         console.table(
             results.map((r) => ({
                 case: r.case,

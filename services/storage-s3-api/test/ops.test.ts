@@ -27,9 +27,12 @@ function sample(metrics: string, series: string): number {
     return line ? Number(line.slice(series.length + 1)) : 0;
 }
 
-/** A body that arrives slowly: `chunks` pieces, `delayMs` apart. */
-function slowBody(chunks: Buffer[], delayMs: number): Readable {
-    return Readable.from(
+/** A PUT of `body` whose bytes arrive slowly: 512 KiB every `delayMs`. */
+function slowUpload(s3: ServiceProcess["s3"], Key: string, body: Buffer, delayMs: number) {
+    const chunks = Array.from({ length: Math.ceil(body.length / 524_288) }, (_, i) =>
+        body.subarray(i * 524_288, (i + 1) * 524_288),
+    );
+    const slow = Readable.from(
         (async function* () {
             for (const chunk of chunks) {
                 await new Promise((r) => setTimeout(r, delayMs));
@@ -37,6 +40,7 @@ function slowBody(chunks: Buffer[], delayMs: number): Readable {
             }
         })(),
     );
+    return s3.send(new PutObjectCommand({ Bucket: "family", Key, Body: slow, ContentLength: body.length }));
 }
 
 const refused = (url: string) =>
@@ -118,16 +122,7 @@ describe("storage-s3-api as a process", function () {
     });
 
     it("answers 503 while MinIO is down, is not ready, and leaves nothing partial behind", async () => {
-        const big = randomBytes(8 * 1024 * 1024);
-        const chunks = Array.from({ length: 16 }, (_, i) => big.subarray(i * 512 * 1024, (i + 1) * 512 * 1024));
-        const upload = service.s3.send(
-            new PutObjectCommand({
-                Bucket: "family",
-                Key: "cut/upload.bin",
-                Body: slowBody(chunks, 100),
-                ContentLength: big.length,
-            }),
-        );
+        const upload = slowUpload(service.s3, "cut/upload.bin", randomBytes(8 * 1024 * 1024), 100);
         await new Promise((r) => setTimeout(r, 500));
         await minio.halt();
         await assert.rejects(
@@ -158,15 +153,7 @@ describe("storage-s3-api as a process", function () {
 
     it("drains on SIGTERM: the request in flight completes, new connections are refused, exit 0", async () => {
         const body = randomBytes(4 * 1024 * 1024);
-        const chunks = Array.from({ length: 8 }, (_, i) => body.subarray(i * 512 * 1024, (i + 1) * 512 * 1024));
-        const upload = service.s3.send(
-            new PutObjectCommand({
-                Bucket: "family",
-                Key: "drain/in-flight.bin",
-                Body: slowBody(chunks, 150),
-                ContentLength: body.length,
-            }),
-        );
+        const upload = slowUpload(service.s3, "drain/in-flight.bin", body, 150);
         await new Promise((r) => setTimeout(r, 400));
         service.child.kill("SIGTERM");
         await new Promise((r) => setTimeout(r, 200));
