@@ -1,27 +1,8 @@
-// The service's entry point. Settings come from the environment; secrets from files (mounted Kubernetes
-// Secrets or Vault Agent templates), never from the command line or the environment.
-import * as fs from "node:fs";
-import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+// The service's entry point (settings and secrets: see settings.ts).
+import { ListBucketsCommand } from "@aws-sdk/client-s3";
 import { closeGracefully, createOpsServer, logLine, Metrics } from "./ops";
 import { createS3Server } from "./server";
-import { TransitClient } from "./vault";
-
-function setting(name: string, fallback?: string): string {
-    const value = process.env[name] ?? fallback;
-    if (value === undefined || value === "") throw new Error(`storage-s3-api: set ${name}`);
-    return value;
-}
-
-const secretFile = (name: string) => fs.readFileSync(setting(name), "utf8").trim();
-
-/** A JSON secret file; a parse error would quote the file, so it is replaced by one that does not. */
-function jsonSecretFile<T>(name: string): T {
-    try {
-        return JSON.parse(secretFile(name)) as T;
-    } catch {
-        throw new Error(`storage-s3-api: ${name} does not hold valid JSON`);
-    }
-}
+import { backendFromSettings, jsonSecretFile, secretFile, setting, transitFromSettings } from "./settings";
 
 function listen(server: { listen(port: number, host: string, done: () => void): unknown }, name: string) {
     const [host, port] = setting(name).split(/:(?=\d+$)/);
@@ -29,23 +10,8 @@ function listen(server: { listen(port: number, host: string, done: () => void): 
 }
 
 function main(): void {
-    const backendCredentials = jsonSecretFile<{ accessKeyId: string; secretAccessKey: string }>(
-        "BACKEND_CREDENTIALS_FILE",
-    );
-    const backend = new S3Client({
-        endpoint: setting("BACKEND_ENDPOINT"),
-        region: setting("BACKEND_REGION", "us-east-1"),
-        forcePathStyle: true,
-        credentials: backendCredentials,
-        // Content is authenticated end to end; checksums on the backend leg only cost CPU.
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-    });
-    const transit = new TransitClient({
-        address: setting("VAULT_ADDR"),
-        token: () => secretFile("VAULT_TOKEN_FILE"),
-        keyName: setting("TRANSIT_KEY", "storage-s3-api"),
-    });
+    const backend = backendFromSettings();
+    const transit = transitFromSettings();
     const metrics = new Metrics(() => transit.calls);
     const server = createS3Server({
         region: setting("S3_REGION", "us-east-1"),

@@ -109,35 +109,70 @@ export interface ServiceProcess {
     stop(): Promise<number | null>;
 }
 
-/** The service as it runs in its container: `src/main.ts` in its own process, secrets in files. */
-export async function spawnService(
-    backend: { url: string; accessKeyId: string; secretAccessKey: string },
-    vault: { url: string; rootToken?: string },
-    options: { env?: Record<string, string>; execArgv?: string[] } = {},
-): Promise<ServiceProcess> {
+interface Backend {
+    url: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+}
+
+/** The settings of the service and its jobs as their container gets them: secrets in files (mode 0600). */
+function settingsFor(backend: Backend, vault: { url: string; rootToken?: string }) {
     const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-s3-api-"));
     const write = (name: string, value: string) => {
         fs.writeFileSync(path.join(secrets, name), value, { mode: 0o600 });
         return path.join(secrets, name);
     };
     const accessKey = { id: "garcia-family", secret: randomBytes(24).toString("base64url") };
+    const env = {
+        BACKEND_ENDPOINT: backend.url,
+        VAULT_ADDR: vault.url,
+        ACCESS_KEYS_FILE: write("access-keys.json", JSON.stringify({ [accessKey.id]: accessKey.secret })),
+        BACKEND_CREDENTIALS_FILE: write(
+            "backend.json",
+            JSON.stringify({ accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey }),
+        ),
+        VAULT_TOKEN_FILE: write("vault-token", vault.rootToken ?? ""),
+        ETAG_KEY_FILE: write("etag-key", randomBytes(32).toString("base64")),
+    };
+    return { env, accessKey, cleanup: () => fs.rmSync(secrets, { recursive: true, force: true }) };
+}
+
+/** A job of the service (`src/<script>`) run to its end: its exit code and JSON log lines. */
+export async function runJob(script: string, backend: Backend, vault: { url: string; rootToken?: string }, env = {}) {
+    const settings = settingsFor(backend, vault);
+    const child = spawn(process.execPath, ["--require", "tsx/cjs", `src/${script}`], {
+        cwd: path.resolve(__dirname, ".."),
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, ...settings.env, ...env },
+    });
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    settings.cleanup();
+    const logs = stdout
+        .split("\n")
+        .filter((line) => line.trim())
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+    return { code, logs };
+}
+
+/** The service as it runs in its container: `src/main.ts` in its own process, secrets in files. */
+export async function spawnService(
+    backend: Backend,
+    vault: { url: string; rootToken?: string },
+    options: { env?: Record<string, string>; execArgv?: string[] } = {},
+): Promise<ServiceProcess> {
+    const settings = settingsFor(backend, vault);
+    const accessKey = settings.accessKey;
     const [port, opsPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, [...(options.execArgv ?? []), "--require", "tsx/cjs", "src/main.ts"], {
         cwd: path.resolve(__dirname, ".."),
         stdio: ["ignore", "pipe", "pipe"],
         env: {
             ...process.env,
+            ...settings.env,
             LISTEN: `127.0.0.1:${port}`,
             OPS_LISTEN: `127.0.0.1:${opsPort}`,
-            BACKEND_ENDPOINT: backend.url,
-            VAULT_ADDR: vault.url,
-            ACCESS_KEYS_FILE: write("access-keys.json", JSON.stringify({ [accessKey.id]: accessKey.secret })),
-            BACKEND_CREDENTIALS_FILE: write(
-                "backend.json",
-                JSON.stringify({ accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey }),
-            ),
-            VAULT_TOKEN_FILE: write("vault-token", vault.rootToken ?? ""),
-            ETAG_KEY_FILE: write("etag-key", randomBytes(32).toString("base64")),
             ...options.env,
         },
     });
@@ -178,7 +213,7 @@ export async function spawnService(
         stop: async () => {
             if (child.exitCode === null) child.kill("SIGTERM");
             const code = await exited;
-            fs.rmSync(secrets, { recursive: true, force: true });
+            settings.cleanup();
             return code;
         },
     };

@@ -11,7 +11,9 @@ import {
     ListObjectsV2Command,
     PutObjectCommand,
 } from "@aws-sdk/client-s3";
+import { s3Client } from "../../../tests/helpers/s3";
 import {
+    baoApi,
     createTransitKey,
     type MinioServer,
     type OpenBaoServer,
@@ -19,7 +21,7 @@ import {
     startMinio,
     startOpenBaoDev,
 } from "../../../tests/helpers/servers";
-import { type ServiceProcess, spawnService } from "./chain";
+import { runJob, type ServiceProcess, spawnService } from "./chain";
 
 /** The value of one series in Prometheus's text format, 0 when it is absent. */
 function sample(metrics: string, series: string): number {
@@ -122,14 +124,16 @@ describe("storage-s3-api as a process", function () {
     });
 
     it("answers 503 while MinIO is down, is not ready, and leaves nothing partial behind", async () => {
-        const upload = slowUpload(service.s3, "cut/upload.bin", randomBytes(8 * 1024 * 1024), 100);
+        // Settled at once: the upload fails while MinIO is still being stopped.
+        const upload = slowUpload(service.s3, "cut/upload.bin", randomBytes(8 * 1024 * 1024), 100).then(
+            () => undefined,
+            (err: Error & { $metadata?: { httpStatusCode?: number } }) => err,
+        );
         await new Promise((r) => setTimeout(r, 500));
         await minio.halt();
-        await assert.rejects(
-            upload,
-            (err: Error & { $metadata?: { httpStatusCode?: number } }) =>
-                err.$metadata?.httpStatusCode === 503 && err.name === "ServiceUnavailable",
-        );
+        const failed = await upload;
+        assert.equal(failed?.$metadata?.httpStatusCode, 503, "the cut upload did not answer 503");
+        assert.equal(failed?.name, "ServiceUnavailable");
         await assert.rejects(
             service.s3.send(new GetObjectCommand({ Bucket: "family", Key: "metrics/a" })),
             (err: { $metadata?: { httpStatusCode?: number }; name?: string }) =>
@@ -149,6 +153,26 @@ describe("storage-s3-api as a process", function () {
         assert.equal((await got.Body!.transformToByteArray()).length, 100_000);
         await new Promise((r) => setTimeout(r, 2_100));
         assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 200);
+    });
+
+    it("runs the rewrap job after a transit key rotation: every data key on the newest version, content kept", async () => {
+        const bodies = [randomBytes(1000), randomBytes(70_000)];
+        for (const [i, Body] of bodies.entries()) {
+            await service.s3.send(new PutObjectCommand({ Bucket: "family", Key: `rotate/${i}`, Body }));
+        }
+        await baoApi(bao, "POST", "transit/keys/storage-s3-api/rotate");
+        const job = await runJob("rewrap.ts", minio, bao, { REWRAP_BUCKETS: "family" });
+        assert.equal(job.code, 0);
+        const done = job.logs.find((l) => l.message === "rewrapped");
+        assert.equal(done?.bucket, "family");
+        assert.ok((done?.rewrapped as number) >= bodies.length, JSON.stringify(done));
+        const direct = s3Client(minio.url, minio.accessKeyId, minio.secretAccessKey);
+        for (const [i, body] of bodies.entries()) {
+            const backend = await direct.send(new HeadObjectCommand({ Bucket: "family", Key: `rotate/${i}` }));
+            assert.match(backend.Metadata?.["pce-k"] ?? "", /^vault:v2:/);
+            const got = await service.s3.send(new GetObjectCommand({ Bucket: "family", Key: `rotate/${i}` }));
+            assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
+        }
     });
 
     it("drains on SIGTERM: the request in flight completes, new connections are refused, exit 0", async () => {

@@ -1,0 +1,44 @@
+// Settings from the environment and secrets from files (mounted Kubernetes Secrets or Vault Agent
+// templates), never from the command line or the environment: shared by the service and its jobs.
+import * as fs from "node:fs";
+import { S3Client } from "@aws-sdk/client-s3";
+import { TransitClient } from "./vault";
+
+export function setting(name: string, fallback?: string): string {
+    const value = process.env[name] ?? fallback;
+    if (value === undefined || value === "") throw new Error(`storage-s3-api: set ${name}`);
+    return value;
+}
+
+export const secretFile = (name: string) => fs.readFileSync(setting(name), "utf8").trim();
+
+/** A JSON secret file; a parse error would quote the file, so it is replaced by one that does not. */
+export function jsonSecretFile<T>(name: string): T {
+    try {
+        return JSON.parse(secretFile(name)) as T;
+    } catch {
+        throw new Error(`storage-s3-api: ${name} does not hold valid JSON`);
+    }
+}
+
+/** The storage backend: BACKEND_ENDPOINT, BACKEND_REGION and BACKEND_CREDENTIALS_FILE. */
+export function backendFromSettings(): S3Client {
+    return new S3Client({
+        endpoint: setting("BACKEND_ENDPOINT"),
+        region: setting("BACKEND_REGION", "us-east-1"),
+        forcePathStyle: true,
+        credentials: jsonSecretFile<{ accessKeyId: string; secretAccessKey: string }>("BACKEND_CREDENTIALS_FILE"),
+        // Content is authenticated end to end; checksums on the backend leg only cost CPU.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+    });
+}
+
+/** Vault's transit engine: VAULT_ADDR, TRANSIT_KEY and VAULT_TOKEN_FILE (read anew on each call). */
+export function transitFromSettings(): TransitClient {
+    return new TransitClient({
+        address: setting("VAULT_ADDR"),
+        token: () => secretFile("VAULT_TOKEN_FILE"),
+        keyName: setting("TRANSIT_KEY", "storage-s3-api"),
+    });
+}
