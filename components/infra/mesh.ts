@@ -1,0 +1,90 @@
+// The WireGuard mesh between nodes: on each node, wireguard-tools installed when missing, a private key born
+// there (only its public key comes back), and wg0 written with every other node as a peer and applied with
+// `wg syncconf`, so adding or removing a node never drops the live tunnels between the others.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { RemoteScript, type SshConnection } from "./remote";
+import { renderWireGuardConfig } from "./wireguard";
+
+const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+
+export interface MeshNode {
+    name: string;
+    /** Where the other nodes reach this one's WireGuard port. */
+    publicAddress: string;
+    /** This node's address inside the mesh. */
+    meshAddress: string;
+    connection: pulumi.Input<SshConnection>;
+}
+
+export interface WireGuardMeshArgs {
+    nodes: MeshNode[];
+    /** The mesh's prefix length, e.g. 16 for 10.99.0.0/16. */
+    prefixLength: number;
+    listenPort?: number;
+}
+
+export class WireGuardMesh extends pulumi.ComponentResource {
+    /** Node name -> its WireGuard public key. */
+    readonly publicKeys: pulumi.Output<Record<string, string>>;
+
+    constructor(name: string, args: WireGuardMeshArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("peoples-cloud:infra:WireGuardMesh", name, {}, opts);
+        const listenPort = args.listenPort ?? 51820;
+        const keys = args.nodes.map((node) => {
+            const install = new RemoteScript(
+                `${name}-${node.name}-install`,
+                {
+                    node: node.name,
+                    step: "install wireguard-tools",
+                    connection: node.connection,
+                    script: script("wg-install.sh"),
+                },
+                { parent: this },
+            );
+            return new RemoteScript(
+                `${name}-${node.name}-key`,
+                {
+                    node: node.name,
+                    step: "generate the WireGuard key",
+                    connection: node.connection,
+                    script: script("wg-keygen.sh"),
+                    keepStdout: true,
+                },
+                { parent: this, dependsOn: [install] },
+            ).stdout;
+        });
+        this.publicKeys = pulumi
+            .all(keys)
+            .apply((all) => Object.fromEntries(args.nodes.map((n, i) => [n.name, all[i]])));
+        for (const node of args.nodes) {
+            const config = this.publicKeys.apply((publicKeys) =>
+                renderWireGuardConfig({
+                    address: `${node.meshAddress}/${args.prefixLength}`,
+                    listenPort,
+                    peers: args.nodes
+                        .filter((peer) => peer.name !== node.name)
+                        .map((peer) => ({
+                            name: peer.name,
+                            publicKey: publicKeys[peer.name],
+                            endpoint: `${peer.publicAddress}:${listenPort}`,
+                            allowedIps: [`${peer.meshAddress}/32`],
+                        })),
+                }),
+            );
+            new RemoteScript(
+                `${name}-${node.name}-wg0`,
+                {
+                    node: node.name,
+                    step: "apply wg0",
+                    connection: node.connection,
+                    script: script("wg-apply.sh"),
+                    stdin: config,
+                },
+                { parent: this },
+            );
+        }
+        this.registerOutputs({ publicKeys: this.publicKeys });
+    }
+}

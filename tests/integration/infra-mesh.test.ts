@@ -1,0 +1,109 @@
+// The infra layer's WireGuard mesh with the real engine on real test hosts (network namespaces with sshd):
+// every host reaches every other over wg0, private keys stay on their hosts, a second up changes nothing,
+// a fourth host joins while a ping between two others loses nothing, and leaves again everywhere.
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { meshAddressOf } from "../../components/infra/mesh-addresses";
+import { WireGuardMesh } from "../../components/infra/mesh";
+import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
+import { startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
+
+describe("infra mesh with the real engine on test hosts", function () {
+    this.timeout(10 * 60_000);
+    let engine: Engine;
+    let lab: TestHosts;
+    let stack: Stack;
+    let members = 3;
+    const mesh = (h: TestHost) => meshAddressOf(h.name, "10.99.0.0/16");
+
+    before(async () => {
+        lab = startTestHosts("pcinf", 4);
+        engine = await tempEngine();
+        const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
+        stack = await projectStack(engine, "mesh", () => {
+            const nodes = lab.hosts.slice(0, members).map((h) => ({
+                name: h.name,
+                publicAddress: h.address,
+                meshAddress: mesh(h),
+                connection: pulumi.secret({ host: h.address, user: "root", privateKey }),
+            }));
+            const wg = new WireGuardMesh("mesh", { nodes, prefixLength: 16 });
+            return Promise.resolve({ publicKeys: wg.publicKeys });
+        });
+    });
+    after(() => {
+        engine?.cleanup();
+        lab?.stop();
+    });
+
+    const ping = (from: TestHost, to: TestHost) => lab.inNamespace(from, ["ping", "-c", "1", "-W", "3", mesh(to)]);
+    const peers = async (h: TestHost) => (await lab.run(h, "wg show wg0 peers")).trim().split("\n").filter(Boolean);
+
+    it("brings up a mesh in which every host reaches every other", async () => {
+        const up = await stack.up();
+        assert.equal(up.summary.resourceChanges?.create, 1 + 1 + 3 * 3, "stack, component, 3 scripts per host");
+        const [a, b, c] = lab.hosts;
+        for (const [from, to] of [
+            [a, b],
+            [a, c],
+            [b, a],
+            [b, c],
+            [c, a],
+            [c, b],
+        ])
+            ping(from, to);
+        assert.throws(() => ping(a, lab.hosts[3]), "a host outside the mesh answered");
+        assert.equal((await peers(a)).length, 2);
+
+        // Each private key exists on its host only: not in the state, not in anything the engine printed.
+        const onDisk = readTree(engine.root);
+        assert.match(onDisk, /pulumi-nodejs:dynamic\/infra:RemoteScript/, "the state was not read");
+        for (const host of lab.hosts.slice(0, 3)) {
+            const privateKey = (await lab.run(host, "cat /etc/wireguard/wg0.key")).trim();
+            assert.match(privateKey, /^[A-Za-z0-9+/]{43}=$/);
+            assert.ok(!onDisk.includes(privateKey), `${host.name}'s private key is in the state`);
+            assert.ok(!up.stdout.includes(privateKey) && !up.stderr.includes(privateKey), "printed by the engine");
+        }
+        const sshKeyBody = fs.readFileSync(lab.clientKeyPath, "utf8").split("\n")[1];
+        assert.ok(!onDisk.includes(sshKeyBody), "the SSH key is in plain text in the state");
+    });
+
+    it("changes nothing on a second up", async () => {
+        const again = await stack.up();
+        assert.deepEqual(again.summary.resourceChanges, { same: 11 });
+    });
+
+    it("joins a fourth host while a ping between two others loses nothing, then removes it everywhere", async () => {
+        const [a, b] = lab.hosts;
+        const pinger = spawn("ip", ["netns", "exec", a.namespace, "ping", "-i", "0.2", mesh(b)], {
+            stdio: ["ignore", "pipe", "ignore"],
+        });
+        let pingOutput = "";
+        pinger.stdout.on("data", (d: Buffer) => (pingOutput += d.toString()));
+        members = 4;
+        const grown = await stack.up();
+        await new Promise((r) => setTimeout(r, 1_000));
+        const stopped = new Promise((r) => pinger.once("exit", r));
+        pinger.kill("SIGINT");
+        await stopped;
+        const [, sent, received] = /(\d+) packets transmitted, (\d+) received/.exec(pingOutput) ?? [];
+        assert.ok(Number(sent) >= 5, `too few pings to tell: ${sent}`);
+        assert.equal(received, sent, "pings were lost while the fourth host joined");
+        // The new host's three scripts, and wg0 re-applied on the three others.
+        assert.deepEqual(grown.summary.resourceChanges, { create: 3, update: 3, same: 8 });
+        const d = lab.hosts[3];
+        for (const from of [a, b, lab.hosts[2]]) {
+            ping(from, d);
+            ping(d, from);
+        }
+
+        members = 3;
+        const shrunk = await stack.up();
+        assert.deepEqual(shrunk.summary.resourceChanges, { delete: 3, update: 3, same: 8 });
+        for (const host of lab.hosts.slice(0, 3)) assert.equal((await peers(host)).length, 2, host.name);
+        assert.throws(() => ping(a, d), "the removed host is still reachable");
+    });
+});
