@@ -1,10 +1,12 @@
-// The service's entry point: settings from the environment, secrets from files. On start-up every collection
-// is repaired, so a crash between a document's commit and its index is healed before traffic arrives.
+// The service's entry point: settings from the environment, secrets from files. It listens at once, repairs
+// every collection in the background (a crash between a document's commit and its index is healed, and
+// queries are correct meanwhile), and reports ready once that repair is done.
 import * as fs from "node:fs";
-import { S3Client } from "@aws-sdk/client-s3";
+import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { Collections } from "./collections";
 import { JsonObjects } from "./objects";
 import { createKvServer } from "./server";
-import { Store } from "./store";
+import { DEFAULT_TIMING, quietLogger, Store } from "./store";
 
 function setting(name: string, fallback?: string): string {
     const value = process.env[name] ?? fallback;
@@ -12,10 +14,20 @@ function setting(name: string, fallback?: string): string {
     return value;
 }
 
+function secretFile(name: string): string {
+    try {
+        return fs.readFileSync(setting(name), "utf8").trim();
+    } catch (err) {
+        if (err instanceof Error && err.message.startsWith("storage-kv-api:")) throw err;
+        throw new Error(`storage-kv-api: ${name} must name a readable file`);
+    }
+}
+
 function jsonSecretFile<T>(name: string): T {
     try {
-        return JSON.parse(fs.readFileSync(setting(name), "utf8")) as T;
-    } catch {
+        return JSON.parse(secretFile(name)) as T;
+    } catch (err) {
+        if (err instanceof Error && err.message.startsWith("storage-kv-api:")) throw err;
         throw new Error(`storage-kv-api: ${name} must name a file of valid JSON`);
     }
 }
@@ -23,8 +35,9 @@ function jsonSecretFile<T>(name: string): T {
 const log = (message: string, fields: object = {}) =>
     process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), message, ...fields })}\n`);
 
-async function main(): Promise<void> {
+function main(): void {
     const credentials = jsonSecretFile<{ accessKeyId: string; secretAccessKey: string }>("S3_CREDENTIALS_FILE");
+    const bucket = setting("BUCKET", "kv-store");
     const s3 = new S3Client({
         endpoint: setting("STORAGE_S3_ENDPOINT"),
         region: setting("S3_REGION", "us-east-1"),
@@ -32,29 +45,71 @@ async function main(): Promise<void> {
         credentials,
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
+        maxAttempts: 2,
+        logger: quietLogger,
     });
-    const store = new Store(new JsonObjects(s3, setting("BUCKET", "kv-store")), {
-        secret: Buffer.from(fs.readFileSync(setting("SECRET_KEY_FILE"), "utf8").trim(), "base64"),
+    const secret = Buffer.from(secretFile("SECRET_KEY_FILE"), "base64");
+    if (secret.length < 32) throw new Error("storage-kv-api: SECRET_KEY_FILE must hold at least 32 bytes, base64");
+    const objects = new JsonObjects(s3, bucket);
+    const store = new Store(objects, new Collections(objects, DEFAULT_TIMING.schemaTtlMs), {
+        secret,
+        timing: { writeDeadlineMs: Number(setting("WRITE_DEADLINE_MS", String(DEFAULT_TIMING.writeDeadlineMs))) },
     });
-    const repaired = await store.repairAll();
-    log("repaired", { collections: repaired.length });
+
+    let repaired = false;
+    let draining = false;
+    const repairAtStart = async () => {
+        for (let attempt = 1; !repaired; attempt++) {
+            try {
+                const reports = await store.repairAll();
+                repaired = true;
+                log("repaired", { collections: Object.keys(reports).length });
+            } catch (err) {
+                log("start-up repair failed; retrying", { error: (err as Error).name, attempt });
+                await new Promise((r) => setTimeout(r, Math.min(30_000, 1_000 * attempt)));
+            }
+        }
+    };
+    const ready = async () => {
+        if (!repaired || draining) return false;
+        return s3.send(new HeadBucketCommand({ Bucket: bucket })).then(
+            () => true,
+            () => false,
+        );
+    };
+
     const server = createKvServer({
         store,
         tokens: jsonSecretFile<Record<string, string>>("TOKENS_FILE"),
         maxDocumentBytes: Number(setting("MAX_DOCUMENT_BYTES", String(256 * 1024))),
+        ready,
+        log: (fields) => log("request", fields),
     });
     const [host, port] = setting("LISTEN", "0.0.0.0:8080").split(/:(?=\d+$)/);
-    server.listen(Number(port), host, () => log("listening", { host, port: Number(port) }));
+    server.listen(Number(port), host, () => {
+        log("listening", { host, port: Number(port) });
+        void repairAtStart();
+    });
+    const grace = Number(setting("SHUTDOWN_GRACE_SECONDS", "25")) * 1000;
     const stop = () => {
+        if (draining) return;
+        draining = true;
         log("draining");
-        server.close(() => process.exit(0));
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 25_000).unref();
+        // Stop taking connections, let requests in flight finish, then exit.
+        server.close(() => {
+            log("stopped");
+            process.exit(0);
+        });
+        // Keep-alive connections become idle as their last request ends: close them as they do.
+        setInterval(() => server.closeIdleConnections(), 100).unref();
+        setTimeout(() => server.closeAllConnections(), grace).unref();
     };
     process.on("SIGTERM", stop).on("SIGINT", stop);
 }
 
-main().catch((err: unknown) => {
-    log(err instanceof Error ? err.message : "start-up failed");
+try {
+    main();
+} catch (err) {
+    log(err instanceof Error && err.message.startsWith("storage-kv-api:") ? err.message : "start-up failed");
     process.exit(1);
-});
+}

@@ -28,9 +28,17 @@ function unavailable(err: unknown): KvError {
     return new KvError(503, "StorageUnavailable", `the storage service is unavailable${status ? ` (${status})` : ""}`);
 }
 
+export interface Listed {
+    key: string;
+    etag: string;
+    /** The plaintext size, as storage-s3-api lists it. */
+    size: number;
+}
+
 export interface Stored<T> {
     value: T;
     etag: string;
+    bytes: number;
 }
 
 export class JsonObjects {
@@ -44,7 +52,8 @@ export class JsonObjects {
             const res = await this.s3.send(
                 new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: ifNoneMatch }),
             );
-            return { value: JSON.parse(await res.Body!.transformToString()) as T, etag: res.ETag ?? "" };
+            const text = await res.Body!.transformToString();
+            return { value: JSON.parse(text) as T, etag: res.ETag ?? "", bytes: text.length };
         } catch (err) {
             if (statusOf(err) === 404) return undefined;
             if (statusOf(err) === 304) return "unchanged";
@@ -115,7 +124,7 @@ export class JsonObjects {
                 }),
             );
             return {
-                objects: (res.Contents ?? []).map((o) => ({ key: o.Key ?? "", etag: o.ETag ?? "" })),
+                objects: (res.Contents ?? []).map((o) => ({ key: o.Key ?? "", etag: o.ETag ?? "", size: o.Size ?? 0 })),
                 prefixes: (res.CommonPrefixes ?? []).map((p) => p.Prefix ?? ""),
                 truncated: res.IsTruncated ?? false,
             };
@@ -125,8 +134,8 @@ export class JsonObjects {
     }
 
     /** Every key under a prefix, in order. */
-    async listAll(prefix: string): Promise<{ key: string; etag: string }[]> {
-        const all: { key: string; etag: string }[] = [];
+    async listAll(prefix: string): Promise<Listed[]> {
+        const all: Listed[] = [];
         for (let page = await this.list(prefix); ; page = await this.list(prefix, { startAfter: all.at(-1)?.key })) {
             all.push(...page.objects);
             if (!page.truncated || page.objects.length === 0) return all;

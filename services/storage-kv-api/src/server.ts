@@ -1,14 +1,19 @@
 // The HTTP API (openapi.yaml describes it): bearer tokens, JSON in and out, errors as {error: {code, message}}.
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
+import type { IndexDeclaration } from "./collections";
 import { KvError } from "./objects";
-import { type IndexSpec, type Query, type Store } from "./store";
+import type { Store } from "./store";
 
 export interface ServerOptions {
     store: Store;
     /** Bearer token -> the client's name. */
     tokens: Record<string, string>;
     maxDocumentBytes?: number;
+    /** Whether the service takes traffic (start-up repair done, storage reachable, not draining). */
+    ready?: () => Promise<boolean>;
+    /** One line per request: never tokens, keys or document contents. */
+    log?: (fields: Record<string, unknown>) => void;
 }
 
 interface Request {
@@ -28,34 +33,62 @@ interface Route {
     method: string;
     /** As written in openapi.yaml: `{name}` is one path segment, `{key}` the rest of the path. */
     path: string;
+    /** Served without a token. */
+    open?: boolean;
     handle: (req: Request) => Promise<Reply>;
 }
 
-const etagHeader = (version: string) => ({ ETag: version });
+const QUERY_PARAMS = ["eq", "gt", "gte", "lt", "lte"];
 
-function routes(store: Store): Route[] {
+/** GET query parameters as a query object: bounds are JSON (`eq=42`, `eq="42"`), limit a number. */
+function queryFromParams(params: URLSearchParams): Record<string, unknown> {
+    const q: Record<string, unknown> = {};
+    for (const [name, value] of params) {
+        if (QUERY_PARAMS.includes(name)) {
+            try {
+                q[name] = JSON.parse(value) as unknown;
+            } catch {
+                throw new KvError(400, "InvalidQuery", `${name} is a JSON value (strings in double quotes)`);
+            }
+        } else if (name === "limit") {
+            q.limit = Number(value);
+        } else {
+            q[name] = value;
+        }
+    }
+    return q;
+}
+
+function routes(store: Store, ready: () => Promise<boolean>): Route[] {
+    const doc = (params: Record<string, string>) => [params.collection, params.key] as const;
     return [
+        { method: "GET", path: "/healthz", open: true, handle: () => Promise.resolve({ status: 200, body: {} }) },
+        {
+            method: "GET",
+            path: "/readyz",
+            open: true,
+            handle: async () => ((await ready()) ? { status: 200, body: {} } : { status: 503, body: {} }),
+        },
         {
             method: "PUT",
             path: "/v1/collections/{collection}",
             handle: async ({ params, body }) => {
-                const input = (await body()) as { indexes?: unknown };
+                const input = (await body()) as { indexes?: unknown } | null;
                 const indexes = input?.indexes ?? [];
-                if (!Array.isArray(indexes)) throw new KvError(400, "InvalidBody", "indexes is a list");
-                const specs = indexes.map((i: { field?: unknown; unique?: unknown }): IndexSpec => {
-                    if (i?.unique !== undefined && typeof i.unique !== "boolean") {
-                        throw new KvError(400, "InvalidBody", "an index's unique is true or false");
-                    }
-                    return { field: i?.field as string, unique: i?.unique === true };
-                });
-                const out = await store.defineCollection(params.collection, specs);
+                if (!Array.isArray(indexes) || !indexes.every((i) => i !== null && typeof i === "object")) {
+                    throw new KvError(400, "InvalidBody", "indexes is a list of {name?, path, unique?}");
+                }
+                const out = await store.collections.define(params.collection, indexes as IndexDeclaration[]);
+                if (out.schema.indexes.some((i) => i.state === "building")) {
+                    store.repairInBackground(params.collection, store.settleMs + 100);
+                }
                 return { status: out.created ? 201 : 200, body: out.schema };
             },
         },
         {
             method: "GET",
             path: "/v1/collections/{collection}",
-            handle: async ({ params }) => ({ status: 200, body: await store.schema(params.collection) }),
+            handle: async ({ params }) => ({ status: 200, body: await store.collections.schema(params.collection) }),
         },
         {
             method: "POST",
@@ -82,22 +115,26 @@ function routes(store: Store): Route[] {
         {
             method: "POST",
             path: "/v1/collections/{collection}/query",
-            handle: async ({ params, body }) => {
-                const q = (await body()) as Query;
-                if (q === null || typeof q !== "object") throw new KvError(400, "InvalidQuery", "a query is an object");
-                if (q.order !== undefined && q.order !== "asc" && q.order !== "desc") {
-                    throw new KvError(400, "InvalidQuery", "order is asc or desc");
-                }
-                return { status: 200, body: await store.query(params.collection, q) };
-            },
+            handle: async ({ params, body }) => ({
+                status: 200,
+                body: await store.query(params.collection, await body()),
+            }),
+        },
+        {
+            method: "GET",
+            path: "/v1/collections/{collection}/query",
+            handle: async ({ params, query }) => ({
+                status: 200,
+                body: await store.query(params.collection, queryFromParams(query)),
+            }),
         },
         {
             method: "GET",
             path: "/v1/collections/{collection}/docs/{key}",
             handle: async ({ params }) => {
-                const doc = await store.get(params.collection, params.key);
-                if (!doc) throw new KvError(404, "NoSuchDocument", `there is no document ${params.key}`);
-                return { status: 200, body: doc.data, headers: etagHeader(doc.version) };
+                const found = await store.get(...doc(params));
+                if (!found) throw new KvError(404, "NoSuchDocument", `there is no document ${params.key}`);
+                return { status: 200, body: found.data, headers: { ETag: found.version } };
             },
         },
         {
@@ -108,14 +145,15 @@ function routes(store: Store): Route[] {
                 if (ifNoneMatch !== undefined && ifNoneMatch !== "*") {
                     throw new KvError(400, "InvalidHeader", "If-None-Match takes only *");
                 }
-                const out = await store.put(params.collection, params.key, await body(), {
-                    ifMatch: headers["if-match"],
-                    ifNoneMatch,
-                });
+                const data = await body();
+                if (data === null || typeof data !== "object" || Array.isArray(data)) {
+                    throw new KvError(400, "InvalidDocument", "a document is a JSON object");
+                }
+                const out = await store.put(...doc(params), data, { ifMatch: headers["if-match"], ifNoneMatch });
                 return {
                     status: out.created ? 201 : 200,
                     body: { key: params.key, version: out.version },
-                    headers: etagHeader(out.version),
+                    headers: { ETag: out.version },
                 };
             },
         },
@@ -123,7 +161,7 @@ function routes(store: Store): Route[] {
             method: "DELETE",
             path: "/v1/collections/{collection}/docs/{key}",
             handle: async ({ params, headers }) => {
-                await store.delete(params.collection, params.key, { ifMatch: headers["if-match"] });
+                await store.delete(...doc(params), { ifMatch: headers["if-match"] });
                 return { status: 204 };
             },
         },
@@ -132,7 +170,10 @@ function routes(store: Store): Route[] {
 
 /** The routes served, as (method, path) pairs: what openapi.yaml must describe. */
 export function servedRoutes(): { method: string; path: string }[] {
-    return routes(undefined as unknown as Store).map(({ method, path }) => ({ method, path }));
+    return routes(undefined as unknown as Store, () => Promise.resolve(true)).map(({ method, path }) => ({
+        method,
+        path,
+    }));
 }
 
 function matcher(path: string): RegExp {
@@ -146,11 +187,14 @@ function matcher(path: string): RegExp {
 }
 
 async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    const tooLarge = () => new KvError(413, "TooLarge", `the body is over the limit of ${maxBytes} bytes`);
+    if (declared > maxBytes) throw tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
         size += chunk.length;
-        if (size > maxBytes) throw new KvError(413, "TooLarge", `a document is at most ${maxBytes} bytes`);
+        if (size > maxBytes) throw tooLarge();
         chunks.push(chunk);
     }
     try {
@@ -161,7 +205,8 @@ async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<un
 }
 
 export function createKvServer(options: ServerOptions): http.Server {
-    const table = routes(options.store).map((r) => ({ ...r, regex: matcher(r.path) }));
+    const ready = options.ready ?? (() => Promise.resolve(true));
+    const table = routes(options.store, ready).map((r) => ({ ...r, regex: matcher(r.path) }));
     const hashed = Object.entries(options.tokens).map(([token, name]) => ({
         hash: createHash("sha256").update(token).digest(),
         name,
@@ -175,35 +220,36 @@ export function createKvServer(options: ServerOptions): http.Server {
             .digest();
         // Every token is compared, in constant time, so timing tells nothing about which one came close.
         const match = hashed.filter((t) => timingSafeEqual(t.hash, hash));
-        if (!token || match.length === 0) throw new KvError(401, "Unauthorized", "a valid bearer token is needed");
+        if (!token || match.length === 0) {
+            throw new KvError(401, "Unauthorized", "a valid bearer token is needed (Authorization: Bearer <token>)");
+        }
         return match[0].name;
     }
 
-    async function handle(req: http.IncomingMessage): Promise<Reply> {
+    async function handle(req: http.IncomingMessage, seen: { route?: string; client?: string }): Promise<Reply> {
         const url = new URL(req.url ?? "/", "http://kv");
-        if (url.pathname === "/healthz" && req.method === "GET") return { status: 200, body: { status: "ok" } };
-        authenticate(req.headers.authorization);
-        const sameMethod = table.filter((r) => r.method === req.method);
-        for (const route of sameMethod) {
-            const m = route.regex.exec(url.pathname);
-            if (!m) continue;
-            let params: Record<string, string>;
-            try {
-                params = Object.fromEntries(Object.entries(m.groups ?? {}).map(([k, v]) => [k, decodeURIComponent(v)]));
-            } catch {
-                throw new KvError(400, "InvalidPath", "the path is not valid percent-encoding");
-            }
-            return route.handle({
-                params,
-                query: url.searchParams,
-                headers: req.headers,
-                body: () => readJson(req, maxBytes),
-            });
+        const matching = table.filter((r) => r.regex.test(url.pathname));
+        const route = matching.find((r) => r.method === req.method);
+        if (!route) {
+            if (matching.length === 0) throw new KvError(404, "NoSuchRoute", "no such path; see openapi.yaml");
+            if (!matching.some((r) => r.open)) seen.client = authenticate(req.headers.authorization);
+            throw new KvError(405, "MethodNotAllowed", `${req.method} is not allowed on this path`);
         }
-        const known = table.some((r) => r.regex.test(url.pathname));
-        throw known
-            ? new KvError(405, "MethodNotAllowed", `${req.method} is not allowed here`)
-            : new KvError(404, "NoSuchRoute", "no such path; see openapi.yaml");
+        seen.route = `${route.method} ${route.path}`;
+        if (!route.open) seen.client = authenticate(req.headers.authorization);
+        let params: Record<string, string>;
+        try {
+            const groups = route.regex.exec(url.pathname)?.groups ?? {};
+            params = Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, decodeURIComponent(v)]));
+        } catch {
+            throw new KvError(400, "InvalidPath", "the path is not valid percent-encoding");
+        }
+        return route.handle({
+            params,
+            query: url.searchParams,
+            headers: req.headers,
+            body: () => readJson(req, maxBytes),
+        });
     }
 
     const answer = (res: http.ServerResponse, reply: Reply) => {
@@ -212,13 +258,26 @@ export function createKvServer(options: ServerOptions): http.Server {
         res.end(body);
     };
     return http.createServer((req, res) => {
-        handle(req).then(
-            (reply) => answer(res, reply),
-            (err: unknown) => {
+        const started = performance.now();
+        const seen: { route?: string; client?: string } = {};
+        handle(req, seen)
+            .catch((err: unknown) => {
                 const e = err instanceof KvError ? err : new KvError(500, "InternalError", "the request failed");
-                answer(res, { status: e.status, body: { error: { code: e.code, message: e.message } } });
                 req.resume(); // drain what the client still sends, so it reads the answer
-            },
-        );
+                const reply: Reply = { status: e.status, body: { error: { code: e.code, message: e.message } } };
+                return reply;
+            })
+            .then((reply) => {
+                answer(res, reply);
+                const code = (reply.body as { error?: { code: string } } | undefined)?.error?.code;
+                options.log?.({
+                    route: seen.route ?? "unknown",
+                    client: seen.client,
+                    status: reply.status,
+                    ...(code ? { error: code } : {}),
+                    ms: Math.round((performance.now() - started) * 10) / 10,
+                });
+            })
+            .catch(() => res.destroy());
     });
 }

@@ -1,42 +1,27 @@
-// Collections of JSON documents with secondary indexes, kept as objects in one storage-s3-api bucket.
+// Documents, unique claims, verified queries and repair, over one storage-s3-api bucket. The layout and the
+// protocol are in README.md; in short:
 //
-//   kv/<c>/schema            the collection: its indexes
-//   kv/<c>/d/<key>           a document; its S3 ETag is its version
-//   kv/<c>/log/<time>-<rand> a change record, written before the document it describes (If-None-Match: *)
-//   kv/<c>/index             the folded index: per field, sorted [encoded value, key] pairs (If-Match)
-//   kv/<c>/u/<field>/<mac>   a unique value's claim: which document holds it
+//   kv/<c>/schema             indexes of the collection (collections.ts)
+//   kv/<c>/d/<key>            {key, data}, or the tombstone {"deleted":true}; its S3 ETag is the version
+//   kv/<c>/log/<ms>-<rand>    {key, values}: a write's index values, written before its commit
+//   kv/<c>/manifest, page/<id>  the folded indexes (indexes.ts)
+//   kv/<c>/u/<index>/<mac>    a unique value's claim {key, at}, named by an HMAC of the value
 //
-// Index values live only inside encrypted objects, never in object names. A write logs its new index values
-// before it commits the document, so no committed document can miss its index entry; a query merges the
-// folded index with the log and checks every candidate against the document itself, so it never returns a
-// deleted or stale document. Repair folds the log into the index (and builds new indexes from the documents).
-import { createHmac, randomBytes } from "node:crypto";
+// A write logs before it commits, so a committed value is always in the log or in the pages; a query merges
+// both and checks every candidate against the document, so it never returns a deleted or stale document.
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { type Collections, type IndexSpec, type IndexState, prefixOf, type Schema } from "./collections";
+import { IndexPages, type Manifest, PageGone } from "./indexes";
 import { type JsonObjects, KvError } from "./objects";
-import { encodeValue, indexedValue, isScalar, type Scalar, typeRange } from "./values";
-
-export interface IndexSpec {
-    field: string;
-    unique: boolean;
-}
-
-interface Schema {
-    indexes: IndexSpec[];
-}
-
-interface Document {
-    data: unknown;
-}
+import { checkKey } from "./names";
+import { comparePairs, inRange, type Pair } from "./pages";
+import { parseQuery, rangeOf } from "./query";
+import { indexedValue } from "./values";
 
 interface LogRecord {
     key: string;
-    /** The document's indexed values after the change; null for a delete. */
+    /** The document's encoded index values after the change, by index name; null for a delete. */
     values: Record<string, string> | null;
-}
-
-interface FoldedIndex {
-    /** The fields whose entries are complete (built from every document). */
-    built: string[];
-    entries: Record<string, [string, string][]>;
 }
 
 interface Claim {
@@ -44,409 +29,543 @@ interface Claim {
     at: number;
 }
 
-export interface Query {
-    field: string;
-    eq?: Scalar;
-    gt?: Scalar;
-    gte?: Scalar;
-    lt?: Scalar;
-    lte?: Scalar;
-    order?: "asc" | "desc";
-    limit?: number;
-    cursor?: string;
+interface Doc {
+    key: string;
+    data: unknown;
+}
+
+const TOMBSTONE = { deleted: true } as const;
+/** Listed sizes up to this are tombstones: a live document's {key, data} is always longer. */
+export const TOMBSTONE_BYTES = JSON.stringify(TOMBSTONE).length;
+
+export interface Timing {
+    /** A write gives up (503) rather than commit later than this after it started. */
+    writeDeadlineMs: number;
+    /** How long a process trusts its cached schema. */
+    schemaTtlMs: number;
+    /** Allowance for clocks of replicas that disagree. */
+    clockSkewMs: number;
+}
+
+export const DEFAULT_TIMING: Timing = { writeDeadlineMs: 10_000, schemaTtlMs: 5_000, clockSkewMs: 5_000 };
+
+/** Points of a write where tests make the process "die" by throwing. */
+export interface StepHooks {
+    afterLog?: () => void | Promise<void>;
+    afterCommit?: () => void | Promise<void>;
+    beforeManifestSwap?: () => void | Promise<void>;
 }
 
 export interface StoreOptions {
     /** Keys the claims' names and seals cursors: the backend never sees a unique value. */
     secret: Buffer;
-    /** Log records younger than this stay unfolded, so a write between its log and commit is never lost. */
-    foldAfterMs?: number;
-    /** Writes after which a repair folds the log on its own. */
-    repairEvery?: number;
-    /** Test hooks: throwing from one is a process dying at that point. */
-    hooks?: { afterLog?: () => void | Promise<void>; afterCommit?: () => void | Promise<void> };
+    timing?: Partial<Timing>;
+    /** Log records after which a repair starts on its own. */
+    repairAfterRecords?: number;
+    pageBytes?: number;
+    pageCacheBytes?: number;
+    hooks?: StepHooks;
 }
 
-const FIELD = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,7}$/;
-const COLLECTION = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-const CLAIM_GRACE_MS = 10_000;
-
-export function checkCollection(name: string): void {
-    if (!COLLECTION.test(name)) {
-        throw new KvError(400, "InvalidCollection", "a collection name is 1-63 of a-z, 0-9, '_' and '-'");
-    }
+export interface RepairReport {
+    folded: number;
+    documentsRead: number;
+    built: string[];
+    failed: string[];
+    epoch: number;
+    /** Another compaction swapped the manifest first; nothing of this one was kept. */
+    raced: boolean;
 }
 
-export function checkKey(key: string): void {
-    const bytes = Buffer.byteLength(key);
-    if (bytes < 1 || bytes > 512 || CONTROL.test(key)) {
-        throw new KvError(400, "InvalidKey", "a document key is 1-512 bytes of UTF-8 without control characters");
-    }
+export interface Condition {
+    ifMatch?: string;
+    ifNoneMatch?: "*";
 }
 
-export function checkField(field: unknown): asserts field is string {
-    if (typeof field !== "string" || !FIELD.test(field)) {
-        throw new KvError(400, "InvalidField", "a field path is up to 8 dot-separated names like address.city");
-    }
+type Current = { live: true; data: unknown; etag: string } | { live: false; etag?: string };
+
+/** For the S3 client: a lost conditional write (412) is ordinary here, not worth a console warning. */
+export const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/** Runs `work` on every item, at most `width` at a time; results in the items' order. */
+async function mapBounded<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+    const out = new Array<R>(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const i = next++;
+            out[i] = await work(items[i]);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+    return out;
 }
 
-const byPair = (a: [string, string], b: [string, string]) =>
-    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : Buffer.compare(Buffer.from(a[1]), Buffer.from(b[1]));
+const logTime = (name: string) => Number(name.slice(name.lastIndexOf("/") + 1).split("-")[0]);
 
 export class Store {
-    private readonly schemas = new Map<string, { schema: Schema; at: number }>();
-    private readonly logCache = new Map<string, LogRecord>();
-    private folded = new Map<string, { index: FoldedIndex; etag: string }>();
-    private writesSinceRepair = 0;
+    readonly timing: Timing;
+    /** After this, every writer knows a new index, no logged write can still commit, and a claim is stale. */
+    readonly settleMs: number;
+    private readonly pages: IndexPages;
+    private readonly logCache = new Map<string, Map<string, LogRecord>>();
+    private readonly writes = new Map<string, number>();
+    private readonly repairs = new Map<string, Promise<RepairReport>>();
 
     constructor(
         private readonly objects: JsonObjects,
+        readonly collections: Collections,
         private readonly options: StoreOptions,
-    ) {}
-
-    private docKey = (c: string, key: string) => `kv/${c}/d/${key}`;
-    private claimKey = (c: string, field: string, value: string) =>
-        `kv/${c}/u/${field}/${createHmac("sha256", this.options.secret).update(`${c}\0${field}\0${value}`).digest("base64url")}`;
-
-    async defineCollection(c: string, indexes: IndexSpec[]): Promise<{ created: boolean; schema: Schema }> {
-        checkCollection(c);
-        indexes.forEach((i) => checkField(i.field));
-        const current = await this.objects.read<Schema>(`kv/${c}/schema`);
-        const merged = new Map((current?.value.indexes ?? []).map((i) => [i.field, i]));
-        for (const index of indexes) {
-            const known = merged.get(index.field);
-            if (known && known.unique !== index.unique) {
-                throw new KvError(
-                    409,
-                    "IndexConflict",
-                    `${index.field} is indexed already with unique=${known.unique}`,
-                );
-            }
-            merged.set(index.field, { field: index.field, unique: index.unique === true });
-        }
-        const schema = { indexes: [...merged.values()] };
-        await this.objects.put(`kv/${c}/schema`, schema, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
-        this.schemas.set(c, { schema, at: Date.now() });
-        if (schema.indexes.length > (current?.value.indexes.length ?? 0)) await this.repair(c);
-        return { created: !current, schema };
+    ) {
+        this.timing = { ...DEFAULT_TIMING, ...options.timing };
+        this.settleMs = this.timing.writeDeadlineMs + this.timing.schemaTtlMs + this.timing.clockSkewMs;
+        this.pages = new IndexPages(objects, options.pageBytes ?? 64 * 1024, options.pageCacheBytes ?? 64 * 2 ** 20);
     }
 
-    async schema(c: string): Promise<Schema> {
-        checkCollection(c);
-        const cached = this.schemas.get(c);
-        if (cached && Date.now() - cached.at < 5_000) return cached.schema;
-        const stored = await this.objects.read<Schema>(`kv/${c}/schema`);
-        if (!stored) throw new KvError(404, "NoSuchCollection", `there is no collection ${c}`);
-        this.schemas.set(c, { schema: stored.value, at: Date.now() });
-        return stored.value;
-    }
+    private docName = (c: string, key: string) => `${prefixOf(c)}d/${key}`;
+    private claimName = (c: string, index: string, value: string) =>
+        `${prefixOf(c)}u/${index}/${this.mac(`claim\0${c}\0${index}\0${value}`)}`;
+    private mac = (text: string) => createHmac("sha256", this.options.secret).update(text).digest("base64url");
 
     async get(c: string, key: string): Promise<{ data: unknown; version: string } | undefined> {
-        await this.schema(c);
+        await this.collections.schema(c);
         checkKey(key);
-        const doc = await this.objects.read<Document>(this.docKey(c, key));
-        return doc && { data: doc.value.data, version: doc.etag };
+        const doc = await this.current(c, key);
+        return doc.live ? { data: doc.data, version: doc.etag } : undefined;
     }
 
-    /** Writes a document; `ifMatch` a version, or `ifNoneMatch: "*"` to create only. */
-    async put(c: string, key: string, data: unknown, cond: { ifMatch?: string; ifNoneMatch?: "*" } = {}) {
-        const schema = await this.schema(c);
+    /** Writes a document; `ifMatch` a version (or *), `ifNoneMatch: "*"` to create only. */
+    async put(c: string, key: string, data: unknown, cond: Condition = {}) {
+        const started = Date.now();
+        const schema = await this.collections.schema(c);
         checkKey(key);
-        const current = await this.objects.read<Document>(this.docKey(c, key));
-        this.checkPrecondition(current?.etag, cond);
-        const values: Record<string, string> = {};
-        for (const { field } of schema.indexes) {
-            const value = indexedValue(data, field);
-            if (value !== undefined) values[field] = value;
-        }
-        const released: [string, string][] = [];
-        for (const { field, unique } of schema.indexes.filter((i) => i.unique)) {
-            const before = current ? indexedValue(current.value.data, field) : undefined;
-            if (values[field] !== undefined && values[field] !== before) await this.claim(c, field, values[field], key);
-            if (before !== undefined && before !== values[field] && unique) released.push([field, before]);
-        }
-        await this.log(c, { key, values });
+        const current = await this.current(c, key);
+        checkPrecondition(current, cond);
+        const values = indexValues(schema, data);
+        const before = current.live ? indexValues(schema, current.data) : {};
+        const claims = schema.indexes.flatMap((index) => {
+            const value = values[index.name];
+            const claimed = index.unique && index.state !== "failed" && value !== undefined;
+            return claimed && value !== before[index.name] ? [this.claim(c, index, value, key)] : [];
+        });
+        // Claims and the log record only have to precede the commit; a record left by a write whose claim
+        // failed is an orphan, which queries and repair ignore.
+        await Promise.all([...claims, this.log(c, { key, values })]);
         await this.options.hooks?.afterLog?.();
+        this.checkDeadline(started);
         const version = await this.objects.put(
-            this.docKey(c, key),
-            { data },
-            current ? { ifMatch: current.etag } : { ifNoneMatch: "*" },
+            this.docName(c, key),
+            { key, data } satisfies Doc,
+            current.etag ? { ifMatch: current.etag } : { ifNoneMatch: "*" },
         );
         await this.options.hooks?.afterCommit?.();
-        await this.release(c, key, released);
         this.afterWrite(c);
-        return { version, created: !current };
+        return { version, created: !current.live };
     }
 
+    /** Deletes by writing a tombstone on the version read: conditional, and the commit point like a put. */
     async delete(c: string, key: string, cond: { ifMatch?: string } = {}): Promise<void> {
-        const schema = await this.schema(c);
+        const started = Date.now();
+        await this.collections.schema(c);
         checkKey(key);
-        const current = await this.objects.read<Document>(this.docKey(c, key));
-        if (!current) throw new KvError(404, "NoSuchDocument", `there is no document ${key} in ${c}`);
-        this.checkPrecondition(current.etag, cond);
+        const current = await this.current(c, key);
+        if (!current.live && cond.ifMatch === undefined) {
+            throw new KvError(404, "NoSuchDocument", `there is no document ${key} in ${c}`);
+        }
+        checkPrecondition(current, cond);
         await this.log(c, { key, values: null });
-        await this.objects.delete(this.docKey(c, key));
-        const held = schema.indexes
-            .filter((i) => i.unique)
-            .map((i): [string, string | undefined] => [i.field, indexedValue(current.value.data, i.field)])
-            .filter((p): p is [string, string] => p[1] !== undefined);
-        await this.release(c, key, held);
+        await this.options.hooks?.afterLog?.();
+        this.checkDeadline(started);
+        await this.objects.put(this.docName(c, key), TOMBSTONE, { ifMatch: current.etag });
+        await this.options.hooks?.afterCommit?.();
         this.afterWrite(c);
     }
 
+    /** Keys and versions under a prefix, in key order; tombstones (by their listed size) are left out. */
     async list(c: string, prefix: string, limit: number, cursor?: string) {
-        await this.schema(c);
-        const base = `kv/${c}/d/`;
-        const page = await this.objects.list(base + prefix, {
-            startAfter: cursor === undefined ? undefined : base + this.openCursor<string>(cursor),
-            limit,
-        });
-        const items = page.objects.map((o) => ({ key: o.key.slice(base.length), version: o.etag }));
-        return { items, cursor: page.truncated && items.length ? this.sealCursor(items.at(-1)!.key) : undefined };
+        await this.collections.schema(c);
+        const base = `${prefixOf(c)}d/`;
+        const items: { key: string; version: string }[] = [];
+        let startAfter = cursor === undefined ? undefined : base + this.openCursor<string>(cursor);
+        let more = true;
+        while (items.length < limit && more) {
+            const page = await this.objects.list(base + prefix, { startAfter, limit: limit - items.length });
+            for (const o of page.objects) {
+                if (o.size > TOMBSTONE_BYTES) items.push({ key: o.key.slice(base.length), version: o.etag });
+            }
+            more = page.truncated && page.objects.length > 0;
+            startAfter = page.objects.at(-1)?.key;
+        }
+        const last = startAfter?.slice(base.length);
+        return { items, cursor: more && last !== undefined ? this.sealCursor(last) : undefined };
     }
 
-    async query(c: string, q: Query) {
-        const schema = await this.schema(c);
-        checkField(q.field);
-        if (!schema.indexes.some((i) => i.field === q.field)) {
-            throw new KvError(400, "NotIndexed", `${q.field} is not an indexed field of ${c}`);
+    /** Documents whose indexed value is in the query's range, ordered, each checked against its document. */
+    async query(c: string, input: unknown) {
+        const q = parseQuery(input);
+        const schema = await this.collections.schema(c);
+        const index = schema.indexes.find((i) => i.name === q.index);
+        if (!index) throw new KvError(400, "NoSuchIndex", `${c} has no index ${q.index}`);
+        if (index.state !== "ready") {
+            throw new KvError(
+                409,
+                index.state === "building" ? "IndexBuilding" : "IndexFailed",
+                index.state === "building"
+                    ? `index ${q.index} is still being built from existing documents; try again after a repair`
+                    : `index ${q.index} could not be built: ${index.reason ?? "unknown"}`,
+            );
         }
-        const limit = q.limit ?? 100;
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-            throw new KvError(400, "InvalidQuery", "limit is a whole number from 1 to 1000");
-        }
-        const { low, lowOpen, high, highOpen } = bounds(q);
-        const inRange = (v: string) => (lowOpen ? v > low : v >= low) && (highOpen ? v < high : v <= high);
-
-        const logs = await this.readLog(c); // before the folded index: nothing falls between the two
-        let folded = await this.foldedIndex(c);
-        if (!folded.built.includes(q.field)) {
-            await this.repair(c);
-            folded = await this.foldedIndex(c);
-        }
-        const seen = new Set<string>();
-        const candidates: [string, string][] = [];
-        const add = (pair: [string, string]) => {
-            const id = `${pair[0]}\0${pair[1]}`;
-            if (inRange(pair[0]) && !seen.has(id)) {
-                seen.add(id);
-                candidates.push(pair);
+        const range = rangeOf(q);
+        const after = q.cursor === undefined ? undefined : this.openCursor<Pair>(q.cursor);
+        for (let attempt = 0; ; attempt++) {
+            try {
+                return await this.runQuery(c, index, range, q.order === "desc", q.limit!, after);
+            } catch (err) {
+                if (!(err instanceof PageGone) || attempt >= 3) throw err; // a compaction swapped pages: again
             }
-        };
-        (folded.entries[q.field] ?? []).forEach(add);
-        for (const record of logs) {
-            const value = record.values?.[q.field];
-            if (value !== undefined) add([value, record.key]);
         }
-        candidates.sort(byPair);
-        if (q.order === "desc") candidates.reverse();
-        let start = 0;
-        if (q.cursor !== undefined) {
-            const after = this.openCursor<[string, string]>(q.cursor);
-            start = candidates.findIndex((p) => (q.order === "desc" ? byPair(p, after) < 0 : byPair(p, after) > 0));
-            if (start < 0) start = candidates.length;
+    }
+
+    private async runQuery(
+        c: string,
+        index: IndexSpec,
+        range: ReturnType<typeof rangeOf>,
+        desc: boolean,
+        limit: number,
+        after: Pair | undefined,
+    ) {
+        // The log is listed before the manifest is read: a record folded in between is in that manifest.
+        const logs = await this.readLog(c);
+        const { manifest } = await this.pages.manifest(c);
+        const beyond = (p: Pair) => !after || (desc ? comparePairs(p, after) < 0 : comparePairs(p, after) > 0);
+        const logged = new Map<string, Pair>();
+        for (const r of logs) {
+            const value = r.values?.[index.name];
+            if (value !== undefined && inRange(range, value) && beyond([value, r.key])) {
+                logged.set(`${value}\0${r.key}`, [value, r.key]);
+            }
         }
-        // Every candidate is checked against its document: an entry whose document is gone or holds another
-        // value now is skipped, whatever the index says.
+        const fromLog = [...logged.values()].sort(comparePairs);
+        if (desc) fromLog.reverse();
+        const folded = this.pages.entries(c, manifest.indexes[index.name]?.pages ?? [], range, desc, after);
+        const candidates = mergeStreams(folded, fromLog, desc);
+
         const items: { key: string; version: string; data: unknown }[] = [];
-        let last: [string, string] | undefined;
-        let i = start;
-        while (i < candidates.length && items.length < limit) {
-            const batch = candidates.slice(i, i + Math.min(32, limit - items.length + 8));
-            const docs = await Promise.all(batch.map((p) => this.objects.read<Document>(this.docKey(c, p[1]))));
-            for (const [j, doc] of docs.entries()) {
-                i++;
-                last = batch[j];
-                if (doc && indexedValue(doc.value.data, q.field) === batch[j][0]) {
-                    items.push({ key: batch[j][1], version: doc.etag, data: doc.value.data });
-                    if (items.length === limit) break;
+        let batch: Pair[] = [];
+        let exhausted = false;
+        while (items.length < limit && !exhausted) {
+            batch = [];
+            const want = Math.min(32, limit - items.length + 4);
+            while (batch.length < want) {
+                const next = await candidates.next();
+                if (next.done) {
+                    exhausted = true;
+                    break;
+                }
+                batch.push(next.value);
+            }
+            const docs = await Promise.all(batch.map((p) => this.current(c, p[1])));
+            for (const [i, doc] of docs.entries()) {
+                if (doc.live && indexedValue(doc.data, index.path) === batch[i][0]) {
+                    items.push({ key: batch[i][1], version: doc.etag, data: doc.data });
+                    if (items.length === limit) {
+                        const more = i < batch.length - 1 || !(await candidates.next()).done;
+                        return { items, cursor: more ? this.sealCursor(batch[i]) : undefined };
+                    }
                 }
             }
         }
-        return { items, cursor: i < candidates.length && last ? this.sealCursor(last) : undefined };
+        return { items, cursor: undefined };
     }
 
-    /**
-     * Folds the log into the index, reading each logged document as it is now; builds indexes that are not
-     * built yet from every document. Safe to run at any time and from several replicas (the index is written
-     * only if nobody else wrote it meanwhile).
-     */
-    async repair(c: string): Promise<{ folded: number; documentsRead: number; rebuilt: string[] }> {
-        const schema = await this.schema(c);
-        const stored = await this.objects.read<FoldedIndex>(`kv/${c}/index`);
-        const index: FoldedIndex = stored?.value ?? { built: [], entries: {} };
-        const fields = schema.indexes.map((i) => i.field);
-        const rebuilt = fields.filter((f) => !index.built.includes(f));
-        const foldBefore = Date.now() - (this.options.foldAfterMs ?? 30_000);
-        const logs = (await this.objects.listAll(`kv/${c}/log/`)).filter(
-            (o) => Number(o.key.slice(`kv/${c}/log/`.length).split("-")[0]) < foldBefore,
-        );
-        let keys: string[];
-        if (rebuilt.length) {
-            const prefix = `kv/${c}/d/`;
-            keys = (await this.objects.listAll(prefix)).map((o) => o.key.slice(prefix.length));
-            index.entries = Object.fromEntries(fields.map((f) => [f, []]));
-        } else {
-            keys = [...new Set((await Promise.all(logs.map((o) => this.record(o.key)))).map((r) => r.key))];
-        }
-        const touched = new Set(keys);
-        for (const f of fields) index.entries[f] = (index.entries[f] ?? []).filter(([, key]) => !touched.has(key));
-        for (let i = 0; i < keys.length; i += 32) {
-            const batch = keys.slice(i, i + 32);
-            const docs = await Promise.all(batch.map((k) => this.objects.read<Document>(this.docKey(c, k))));
-            docs.forEach((doc, j) => {
-                for (const f of fields) {
-                    const value = doc && indexedValue(doc.value.data, f);
-                    if (value !== undefined && value !== null) index.entries[f].push([value, batch[j]]);
-                }
-            });
-        }
-        for (const f of fields) index.entries[f].sort(byPair);
-        index.built = fields;
-        try {
-            await this.objects.put(`kv/${c}/index`, index, stored ? { ifMatch: stored.etag } : { ifNoneMatch: "*" });
-        } catch (err) {
-            if (err instanceof KvError && err.status === 412) return { folded: 0, documentsRead: 0, rebuilt: [] };
-            throw err;
-        }
-        await this.objects.deleteMany(logs.map((o) => o.key));
-        logs.forEach((o) => this.logCache.delete(o.key));
-        return { folded: logs.length, documentsRead: keys.length, rebuilt };
+    /** Repairs a collection; concurrent calls in this process share the run in progress. */
+    async repair(c: string): Promise<RepairReport> {
+        const running = this.repairs.get(c);
+        if (running) await running.catch(() => undefined);
+        const run = this.repairOnce(c).finally(() => this.repairs.delete(c));
+        this.repairs.set(c, run);
+        return run;
     }
 
     /** Every collection's repair, as on start-up. */
-    async repairAll(): Promise<string[]> {
-        const { prefixes } = await this.objects.list("kv/", { delimiter: "/" });
-        const collections = prefixes.map((p) => p.slice(3, -1));
-        for (const c of collections) await this.repair(c);
-        return collections;
+    async repairAll(): Promise<Record<string, RepairReport>> {
+        const reports: Record<string, RepairReport> = {};
+        for (const c of await this.collections.names()) reports[c] = await this.repair(c);
+        return reports;
     }
 
-    private checkPrecondition(etag: string | undefined, cond: { ifMatch?: string; ifNoneMatch?: "*" }) {
-        if (cond.ifNoneMatch === "*" && etag !== undefined) {
-            throw new KvError(412, "PreconditionFailed", "the document exists (If-None-Match: *)");
-        }
-        if (cond.ifMatch !== undefined && cond.ifMatch !== "*" && cond.ifMatch !== etag) {
-            throw new KvError(412, "PreconditionFailed", "the document is not at the version in If-Match");
-        }
-        if (cond.ifMatch === "*" && etag === undefined) {
-            throw new KvError(412, "PreconditionFailed", "the document does not exist (If-Match: *)");
-        }
-    }
+    /**
+     * Folds log records older than the settle time into the pages, resolving each logged key against its
+     * document as it is now; builds indexes declared at least the settle time ago from every document; swaps
+     * the manifest by CAS, then deletes the folded records and the pages it replaced.
+     */
+    private async repairOnce(c: string): Promise<RepairReport> {
+        const schema = await this.collections.schema(c, true);
+        const { manifest, etag } = await this.pages.manifest(c);
+        const now = Date.now();
+        const foldable = (await this.objects.listAll(`${prefixOf(c)}log/`)).filter(
+            (o) => logTime(o.key) < now - this.settleMs,
+        );
+        const records = await mapBounded(foldable, 16, (o) => this.record(c, o.key));
+        const touched = new Set(records.flatMap((r) => (r ? [r.key] : [])));
+        const building = schema.indexes.filter((i) => i.state === "building" && now >= i.addedAt + this.settleMs);
+        const ready = schema.indexes.filter((i) => i.state === "ready");
 
-    /** Takes a unique value for `key`; a claim left by a write that never committed is taken over. */
-    private async claim(c: string, field: string, value: string, key: string): Promise<void> {
-        const name = this.claimKey(c, field, value);
-        const conflict = () => new KvError(409, "UniqueConflict", `another document of ${c} has this ${field}`);
+        let everyKey: string[] = [];
+        if (building.length > 0) {
+            const base = `${prefixOf(c)}d/`;
+            everyKey = (await this.objects.listAll(base))
+                .filter((o) => o.size > TOMBSTONE_BYTES)
+                .map((o) => o.key.slice(base.length));
+        }
+        const toRead = [...new Set([...touched, ...everyKey])];
+        const docs = new Map<string, Current>();
+        await mapBounded(toRead, 16, async (k) => docs.set(k, await this.current(c, k)));
+
+        const next: Manifest = { epoch: manifest.epoch + 1, indexes: {} };
+        const written: string[] = [];
+        const dropped: string[] = [];
+        const outcome = new Map<string, { addedAt: number; state: IndexState; reason?: string }>();
         try {
-            await this.objects.put(name, { key, at: Date.now() } satisfies Claim, { ifNoneMatch: "*" });
-            return;
+            for (const index of ready) {
+                const old = manifest.indexes[index.name]?.pages ?? [];
+                const additions = pairsOf(index, [...touched], docs);
+                const applied = await this.pages.apply(c, old, touched, additions);
+                next.indexes[index.name] = { pages: applied.pages };
+                written.push(...applied.written);
+                dropped.push(...applied.dropped);
+            }
+            for (const index of building) {
+                const pairs = pairsOf(index, everyKey, docs);
+                const problem = index.unique ? await this.claimAll(c, index, pairs) : undefined;
+                if (problem === "retry") continue; // a write in flight holds a value: build at the next repair
+                const pages = problem ? [] : await this.pages.write(c, pairs);
+                dropped.push(...(manifest.indexes[index.name]?.pages ?? []).map((p) => p.obj)); // an earlier build's
+                next.indexes[index.name] = { pages };
+                written.push(...pages.map((p) => p.obj));
+                outcome.set(index.name, {
+                    addedAt: index.addedAt,
+                    state: problem ? "failed" : "ready",
+                    reason: problem,
+                });
+            }
+            for (const [name, old] of Object.entries(manifest.indexes)) {
+                if (!next.indexes[name]) next.indexes[name] = old; // building, or kept until built again
+            }
+            await this.options.hooks?.beforeManifestSwap?.();
         } catch (err) {
-            if (!(err instanceof KvError && err.status === 412)) throw err;
+            await this.pages.remove(c, written).catch(() => undefined);
+            throw err;
         }
-        const holder = await this.objects.read<Claim>(name);
-        if (!holder || holder.value.key === key) return this.claim(c, field, value, key);
-        const held = await this.objects.read<Document>(this.docKey(c, holder.value.key));
-        const stillHeld = held && indexedValue(held.value.data, field) === value;
-        if (stillHeld || Date.now() - holder.value.at < CLAIM_GRACE_MS) throw conflict();
-        await this.objects.put(name, { key, at: Date.now() } satisfies Claim, { ifMatch: holder.etag }).catch(() => {
-            throw conflict();
-        });
+        if (!(await this.pages.swap(c, next, etag))) {
+            await this.pages.remove(c, written).catch(() => undefined);
+            return {
+                folded: 0,
+                documentsRead: toRead.length,
+                built: [],
+                failed: [],
+                epoch: manifest.epoch,
+                raced: true,
+            };
+        }
+        // Queries that read the old manifest and miss a page read the new one and start again.
+        await this.objects.deleteMany(foldable.map((o) => o.key));
+        foldable.forEach((o) => this.logCache.get(c)?.delete(o.key));
+        await this.pages.remove(c, dropped);
+        if (outcome.size > 0) await this.collections.settle(c, outcome);
+        const failed = [...outcome].filter(([, o]) => o.state === "failed").map(([n]) => n);
+        return {
+            folded: foldable.length,
+            documentsRead: toRead.length,
+            built: [...outcome.keys()].filter((n) => !failed.includes(n)),
+            failed,
+            epoch: next.epoch,
+            raced: false,
+        };
     }
 
-    /** Gives back unique values `key` no longer holds. */
-    private async release(c: string, key: string, held: [string, string][]): Promise<void> {
-        for (const [field, value] of held) {
-            const name = this.claimKey(c, field, value);
-            const claim = await this.objects.read<Claim>(name);
-            if (claim?.value.key === key) await this.objects.delete(name);
+    /** The manifest as queries see it (for tests and operators). */
+    async manifest(c: string): Promise<Manifest> {
+        await this.collections.schema(c);
+        return (await this.pages.manifest(c)).manifest;
+    }
+
+    /**
+     * Claims every value of a unique index being built for the document holding it. A value two documents
+     * share fails the index (the answer says so); a claim a write in flight holds makes the build wait for the
+     * next repair ("retry").
+     */
+    private async claimAll(c: string, index: IndexSpec, sorted: Pair[]): Promise<string | undefined> {
+        for (let i = 1; i < sorted.length; i++) {
+            if (sorted[i][0] === sorted[i - 1][0]) return `documents share a value of ${index.path}`;
+        }
+        try {
+            await mapBounded(sorted, 16, ([value, key]) => this.claim(c, index, value, key));
+            return undefined;
+        } catch (err) {
+            if (err instanceof KvError && err.status === 409) return "retry";
+            throw err;
+        }
+    }
+
+    /**
+     * Takes a unique value for `key`. A claim is taken over only when its holder's document no longer has the
+     * value and the claim is older than the settle time (its writer can no longer commit); refreshing our own
+     * claim changes its ETag, so a takeover racing with it fails.
+     */
+    private async claim(c: string, index: IndexSpec, value: string, key: string): Promise<void> {
+        const name = this.claimName(c, index.name, value);
+        const conflict = () =>
+            new KvError(409, "UniqueConflict", `another document of ${c} has this value of unique index ${index.name}`);
+        for (let attempt = 0; attempt < 4; attempt++) {
+            try {
+                await this.objects.put(name, { key, at: Date.now() } satisfies Claim, { ifNoneMatch: "*" });
+                return;
+            } catch (err) {
+                if (!(err instanceof KvError && err.status === 412)) throw err;
+            }
+            const held = await this.objects.read<Claim>(name);
+            if (!held) continue;
+            if (held.value.key !== key) {
+                const holder = await this.current(c, held.value.key);
+                const stillHeld = holder.live && indexedValue(holder.data, index.path) === value;
+                if (stillHeld || Date.now() - held.value.at < this.settleMs) throw conflict();
+            }
+            try {
+                await this.objects.put(name, { key, at: Date.now() } satisfies Claim, { ifMatch: held.etag });
+                return;
+            } catch (err) {
+                if (!(err instanceof KvError && err.status === 412)) throw err;
+            }
+        }
+        throw conflict();
+    }
+
+    private async current(c: string, key: string): Promise<Current> {
+        const doc = await this.objects.read<Doc | typeof TOMBSTONE>(this.docName(c, key));
+        if (!doc) return { live: false };
+        if ("deleted" in doc.value) return { live: false, etag: doc.etag };
+        return { live: true, data: doc.value.data, etag: doc.etag };
+    }
+
+    private checkDeadline(started: number): void {
+        if (Date.now() - started > this.timing.writeDeadlineMs) {
+            throw new KvError(503, "WriteTimedOut", "the write took too long and was not committed; try again");
         }
     }
 
     private async log(c: string, record: LogRecord): Promise<void> {
-        const name = `kv/${c}/log/${String(Date.now()).padStart(15, "0")}-${randomBytes(6).toString("hex")}`;
+        const name = `${prefixOf(c)}log/${String(Date.now()).padStart(15, "0")}-${randomBytes(6).toString("hex")}`;
         await this.objects.put(name, record, { ifNoneMatch: "*" });
-        this.logCache.set(name, record);
+        this.logs(c).set(name, record);
     }
 
-    private async record(name: string): Promise<LogRecord> {
-        let record = this.logCache.get(name);
-        if (!record) {
-            record = (await this.objects.read<LogRecord>(name))?.value ?? { key: "", values: null };
-            this.logCache.set(name, record);
+    private logs(c: string): Map<string, LogRecord> {
+        let cached = this.logCache.get(c);
+        if (!cached) {
+            cached = new Map<string, LogRecord>();
+            this.logCache.set(c, cached);
         }
-        return record;
+        return cached;
+    }
+
+    /** A log record (immutable, so cached); undefined if a compaction deleted it meanwhile. */
+    private async record(c: string, name: string): Promise<LogRecord | undefined> {
+        const cached = this.logs(c).get(name);
+        if (cached) return cached;
+        const got = await this.objects.read<LogRecord>(name);
+        if (got) this.logs(c).set(name, got.value);
+        return got?.value;
     }
 
     private async readLog(c: string): Promise<LogRecord[]> {
-        const names = await this.objects.listAll(`kv/${c}/log/`);
-        return Promise.all(names.map((o) => this.record(o.key)));
-    }
-
-    /** The folded index, re-read only when it changed (a conditional GET). */
-    private async foldedIndex(c: string): Promise<FoldedIndex> {
-        const cached = this.folded.get(c);
-        const got = await this.objects.get<FoldedIndex>(`kv/${c}/index`, cached?.etag);
-        if (got === "unchanged") return cached!.index;
-        if (!got) return { built: [], entries: {} };
-        this.folded.set(c, { index: got.value, etag: got.etag });
-        return got.value;
+        const listed = await this.objects.listAll(`${prefixOf(c)}log/`);
+        const names = new Set(listed.map((o) => o.key));
+        const cache = this.logs(c);
+        for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+        if (listed.length > (this.options.repairAfterRecords ?? 256)) this.repairInBackground(c);
+        const records = await mapBounded(listed, 16, (o) => this.record(c, o.key));
+        return records.filter((r): r is LogRecord => r !== undefined);
     }
 
     private afterWrite(c: string): void {
-        if (++this.writesSinceRepair < (this.options.repairEvery ?? 256)) return;
-        this.writesSinceRepair = 0;
-        void this.repair(c).catch(() => undefined); // the next repair catches up
+        const count = (this.writes.get(c) ?? 0) + 1;
+        this.writes.set(c, count);
+        if (count >= (this.options.repairAfterRecords ?? 256)) {
+            this.writes.set(c, 0);
+            this.repairInBackground(c);
+        }
+    }
+
+    /** A repair nobody waits for; a failed one is harmless, the next one catches up. */
+    repairInBackground(c: string, delayMs = 0): void {
+        if (this.repairs.has(c) && delayMs === 0) return;
+        const run = () => void this.repair(c).catch(() => undefined);
+        if (delayMs > 0) setTimeout(run, delayMs).unref();
+        else run();
     }
 
     private sealCursor(value: unknown): string {
         const body = Buffer.from(JSON.stringify(value)).toString("base64url");
-        const mac = createHmac("sha256", this.options.secret).update(body).digest("base64url").slice(0, 22);
-        return `${body}.${mac}`;
+        return `${body}.${this.mac(`cursor\0${body}`).slice(0, 22)}`;
     }
 
     private openCursor<T>(cursor: string): T {
-        const [body, mac] = cursor.split(".");
-        const expected = createHmac("sha256", this.options.secret)
-            .update(body ?? "")
-            .digest("base64url")
-            .slice(0, 22);
-        if (!body || mac !== expected)
+        const [body = "", mac = ""] = cursor.split(".");
+        const expected = Buffer.from(this.mac(`cursor\0${body}`).slice(0, 22));
+        if (!body || mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), expected)) {
             throw new KvError(400, "InvalidCursor", "the cursor is not one this service gave");
+        }
         return JSON.parse(Buffer.from(body, "base64url").toString()) as T;
     }
 }
 
-/** The encoded bounds of a query: `eq`, or a range whose open ends stop at the bound's type. */
-function bounds(q: Query): { low: string; lowOpen: boolean; high: string; highOpen: boolean } {
-    const given = (["eq", "gt", "gte", "lt", "lte"] as const).filter((k) => q[k] !== undefined);
-    for (const k of given) {
-        const v = q[k];
-        if (!isScalar(v) || (typeof v === "number" && !Number.isFinite(v))) {
-            throw new KvError(400, "InvalidQuery", `${k} takes a string, number, boolean or null`);
+function checkPrecondition(current: Current, cond: Condition): void {
+    if (cond.ifNoneMatch === "*" && current.live) {
+        throw new KvError(412, "PreconditionFailed", "the document exists (If-None-Match: *)");
+    }
+    if (cond.ifMatch === "*" && !current.live) {
+        throw new KvError(412, "PreconditionFailed", "the document does not exist (If-Match: *)");
+    }
+    if (cond.ifMatch !== undefined && cond.ifMatch !== "*" && !(current.live && cond.ifMatch === current.etag)) {
+        throw new KvError(412, "PreconditionFailed", "the document is not at the version in If-Match");
+    }
+}
+
+/** The encoded values a document has for each index of the schema. */
+function indexValues(schema: Schema, data: unknown): Record<string, string> {
+    const values: Record<string, string> = {};
+    for (const index of schema.indexes) {
+        const value = indexedValue(data, index.path);
+        if (value !== undefined) values[index.name] = value;
+    }
+    return values;
+}
+
+/** The sorted index entries of the given keys' current documents. */
+function pairsOf(index: IndexSpec, keys: string[], docs: Map<string, Current>): Pair[] {
+    const pairs: Pair[] = [];
+    for (const key of keys) {
+        const doc = docs.get(key);
+        const value = doc?.live ? indexedValue(doc.data, index.path) : undefined;
+        if (value !== undefined) pairs.push([value, key]);
+    }
+    return pairs.sort(comparePairs);
+}
+
+/** A lazy sorted stream and a sorted list as one stream in the same order; a pair in both comes once. */
+async function* mergeStreams(stream: AsyncGenerator<Pair>, list: Pair[], desc: boolean): AsyncGenerator<Pair> {
+    const cmp = (a: Pair, b: Pair) => (desc ? -comparePairs(a, b) : comparePairs(a, b));
+    let a = await stream.next();
+    let j = 0;
+    while (!a.done || j < list.length) {
+        const order = a.done ? 1 : j >= list.length ? -1 : cmp(a.value, list[j]);
+        if (order <= 0) {
+            yield a.value as Pair;
+            a = await stream.next();
+            if (order === 0) j++;
+        } else {
+            yield list[j++];
         }
     }
-    if (given.length === 0) throw new KvError(400, "InvalidQuery", "a query needs eq, or gt/gte and/or lt/lte");
-    if (q.eq !== undefined) {
-        if (given.length > 1) throw new KvError(400, "InvalidQuery", "eq does not combine with a range");
-        const v = encodeValue(q.eq);
-        return { low: v, lowOpen: false, high: v, highOpen: false };
-    }
-    if (q.gt !== undefined && q.gte !== undefined) throw new KvError(400, "InvalidQuery", "give gt or gte, not both");
-    if (q.lt !== undefined && q.lte !== undefined) throw new KvError(400, "InvalidQuery", "give lt or lte, not both");
-    // Not `??`: null is a value to compare with.
-    const lower = q.gt !== undefined ? q.gt : q.gte;
-    const upper = q.lt !== undefined ? q.lt : q.lte;
-    const type = typeRange((lower !== undefined ? lower : upper) as Scalar);
-    if (lower !== undefined && upper !== undefined && typeRange(upper).low !== type.low) {
-        throw new KvError(400, "InvalidQuery", "a range's bounds are of one type");
-    }
-    return {
-        low: lower === undefined ? type.low : encodeValue(lower),
-        lowOpen: q.gt !== undefined,
-        high: upper === undefined ? type.high : encodeValue(upper),
-        highOpen: upper === undefined || q.lt !== undefined,
-    };
 }
