@@ -12,14 +12,22 @@ const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts",
 export interface MeshNode {
     name: string;
     /** Where the other nodes reach this one's WireGuard port. */
-    publicAddress: string;
+    publicAddress: pulumi.Input<string>;
     /** This node's address inside the mesh. */
     meshAddress: string;
     connection: pulumi.Input<SshConnection>;
 }
 
+/** An operator's or family member's device: a roaming peer that made its own key and reaches the nodes. */
+export interface MeshDevice {
+    name: string;
+    publicKey: string;
+    meshAddress: string;
+}
+
 export interface WireGuardMeshArgs {
     nodes: MeshNode[];
+    devices?: MeshDevice[];
     /** The mesh's prefix length, e.g. 16 for 10.99.0.0/16. */
     prefixLength: number;
     listenPort?: number;
@@ -58,19 +66,32 @@ export class WireGuardMesh extends pulumi.ComponentResource {
         this.publicKeys = pulumi
             .all(keys)
             .apply((all) => Object.fromEntries(args.nodes.map((n, i) => [n.name, all[i]])));
+        const endpoints = pulumi.all(args.nodes.map((n) => n.publicAddress));
+        const devicePeers = (args.devices ?? []).map((d) => ({
+            name: d.name,
+            publicKey: d.publicKey,
+            allowedIps: [`${d.meshAddress}/32`],
+        }));
         for (const node of args.nodes) {
-            const config = this.publicKeys.apply((publicKeys) =>
+            const config = pulumi.all([this.publicKeys, endpoints]).apply(([publicKeys, addresses]) =>
                 renderWireGuardConfig({
                     address: `${node.meshAddress}/${args.prefixLength}`,
                     listenPort,
-                    peers: args.nodes
-                        .filter((peer) => peer.name !== node.name)
-                        .map((peer) => ({
-                            name: peer.name,
-                            publicKey: publicKeys[peer.name],
-                            endpoint: `${peer.publicAddress}:${listenPort}`,
-                            allowedIps: [`${peer.meshAddress}/32`],
-                        })),
+                    peers: [
+                        ...args.nodes.flatMap((peer, i) =>
+                            peer.name === node.name
+                                ? []
+                                : [
+                                      {
+                                          name: peer.name,
+                                          publicKey: publicKeys[peer.name],
+                                          endpoint: `${addresses[i]}:${listenPort}`,
+                                          allowedIps: [`${peer.meshAddress}/32`],
+                                      },
+                                  ],
+                        ),
+                        ...devicePeers,
+                    ],
                 }),
             );
             new RemoteScript(

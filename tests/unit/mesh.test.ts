@@ -32,7 +32,10 @@ describe("wireguard mesh graph", () => {
                 .sort(),
         );
         for (const s of scripts) {
-            assert.ok(String(s.inputs.script).startsWith("#!/bin/sh"), `${String(s.inputs.step)} is not a script`);
+            assert.ok(
+                String(s.inputs.script).startsWith("#!/usr/bin/env bash\n"),
+                `${String(s.inputs.step)} is not a script`,
+            );
         }
         const keygen = scripts.filter((s) => s.inputs.step === "generate the WireGuard key");
         assert.ok(

@@ -1,9 +1,9 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Writes wg0.conf from the config on stdin (everything but the private key, which is added from the node's
 # own key file) and applies it: `wg syncconf` when wg0 is up, so live tunnels to unchanged peers stay up;
 # `wg-quick up` otherwise. Enables wg-quick@wg0 at boot where systemd runs. Falls back to wireguard-go
 # where the kernel has no WireGuard.
-set -eu
+set -euo pipefail
 dir=/etc/wireguard
 key=$dir/wg0.key
 conf=$dir/wg0.conf

@@ -1,7 +1,7 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Installs wireguard-tools when `wg` is missing (Debian/Ubuntu, as on Hetzner's images); changes nothing
 # when it is there. wireguard-go comes along for kernels without WireGuard.
-set -eu
+set -euo pipefail
 if command -v wg >/dev/null 2>&1 && command -v wg-quick >/dev/null 2>&1; then
     echo "wg-install: wireguard-tools present"
     exit 0

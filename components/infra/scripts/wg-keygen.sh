@@ -1,7 +1,7 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Creates this node's WireGuard private key on the node, once (mode 0600), and prints only its public key.
 # The private key never leaves the node: nothing reads it but `wg pubkey` and wg-apply.sh, here.
-set -eu
+set -euo pipefail
 dir=/etc/wireguard
 key=$dir/wg0.key
 command -v wg >/dev/null 2>&1 || { echo "wg-keygen: wireguard-tools missing (wg-install.sh installs them)" >&2; exit 1; }
