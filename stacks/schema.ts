@@ -2,6 +2,7 @@
 // Secrets are not here: they are listed in `secrets.ts` and never pass through this schema.
 import { isIP } from "node:net";
 import { z } from "zod";
+import { MANAGED_K3S_FLAGS } from "../components/infra/k3s";
 import { meshCollisions } from "../components/infra/mesh-addresses";
 import { parseCidr } from "./cidr";
 
@@ -98,7 +99,20 @@ const mesh = z.strictObject({
     port: port.default(51820),
 });
 
+const extraK3sArgs = z
+    .array(
+        z
+            .string()
+            .regex(/^--[a-z0-9-]+(=.*)?$/, { error: "expected a flag such as --foo=bar" })
+            .refine((arg) => !MANAGED_K3S_FLAGS.includes(arg.slice(2).split("=")[0]), {
+                error: "is set by the program from the mesh and the other k3s settings; change those instead",
+            }),
+    )
+    .default([]);
+
 const k3s = z.strictObject({
+    // Off only where K3s cannot run (test hosts): the layer then stops after the mesh.
+    enabled: z.boolean().default(true),
     version: z
         .string()
         .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, { error: "expected a pinned K3s release such as v1.33.5+k3s1" })
@@ -106,12 +120,13 @@ const k3s = z.strictObject({
     clusterCidr: ipv4Cidr.default("10.42.0.0/16"),
     serviceCidr: ipv4Cidr.default("10.43.0.0/16"),
     secretsEncryption: z.boolean().default(true),
-    extraServerArgs: z
-        .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, { error: "expected a flag such as --foo=bar" }))
-        .default([]),
-    extraAgentArgs: z
-        .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, { error: "expected a flag such as --foo=bar" }))
-        .default([]),
+    extraServerArgs: extraK3sArgs,
+    extraAgentArgs: extraK3sArgs,
+    // Air-gapped install: a folder on every node holding the release's k3s binary, install.sh and image archive.
+    airgapDir: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._/-]*$/, { error: "expected an absolute path on the nodes, such as /opt/k3s" })
+        .optional(),
 });
 
 const vault = z
@@ -169,6 +184,13 @@ export const settingsSchema = z
         domain: z.string().regex(fqdn, { error: "expected a DNS name such as cloud.example.org" }).optional(),
         acmeEmail: z.email({ error: "expected an e-mail address" }).optional(),
         adminCidrs: z.array(cidr).default([]),
+        // The public half of peoples-cloud:sshPrivateKey, for Hetzner to install on new servers.
+        sshPublicKey: z
+            .string()
+            .regex(/^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$/, {
+                error: "expected an OpenSSH public key line such as 'ssh-ed25519 AAAA... admin'",
+            })
+            .optional(),
         mesh: mesh.prefault({}),
         k3s: k3s.prefault({}),
         vault: vault.prefault({}),
@@ -251,6 +273,7 @@ export const settingsSchema = z
 export type Settings = z.output<typeof settingsSchema>;
 export type NodesSettings = Settings["nodes"];
 export type BareMetalHost = z.output<typeof bareMetalHost>;
+export type K3sSettings = Settings["k3s"];
 
 function ipv4ToInt(address: string): number {
     return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);

@@ -1,5 +1,6 @@
 // No secret material in places the engine and the cluster keep in plain text.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
+import { remoteScriptType } from "./k3s";
 import { podSpecOf } from "./kubernetes";
 
 /** Shapes of secret material: private keys, cloud and Vault tokens, credentials in URLs. */
@@ -28,6 +29,12 @@ function plainFields(type: string, props: Record<string, unknown>): [string, unk
         const env = Object.entries((props.environment as Record<string, string> | undefined) ?? {});
         const scripts = ["create", "update", "delete"].map((k): [string, unknown] => [k, props[k]]);
         return [...env.map(([k, v]): [string, unknown] => [`environment.${k}`, v]), ...scripts];
+    }
+    if (type === remoteScriptType) {
+        // Its stdin may carry a secret: the resource marks it secret in the state.
+        const env = Object.entries((props.env as Record<string, string> | undefined) ?? {});
+        const scripts = ["script", "deleteScript"].map((k): [string, unknown] => [k, props[k]]);
+        return [...env.map(([k, v]): [string, unknown] => [`env.${k}`, v]), ...scripts];
     }
     const spec = podSpecOf(type, props);
     return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].flatMap((c) => {

@@ -243,6 +243,34 @@ const invalid: InvalidCase[] = [
         says: "flag",
     },
     {
+        name: "K3s extra argument the program sets itself",
+        plain: { ...bareMetal(), [`${ns}:k3s`]: { extraAgentArgs: ["--node-ip=192.0.2.1"] } },
+        secrets: sshKey,
+        key: `${ns}:k3s.extraAgentArgs[0]`,
+        says: "set by the program",
+    },
+    {
+        name: "relative air-gap directory",
+        plain: { ...bareMetal(), [`${ns}:k3s`]: { airgapDir: "k3s-files" } },
+        secrets: sshKey,
+        key: `${ns}:k3s.airgapDir`,
+        says: "absolute path",
+    },
+    {
+        name: "K3s switch that is not a boolean",
+        plain: { ...bareMetal(), [`${ns}:k3s`]: { enabled: "no" } },
+        secrets: sshKey,
+        key: `${ns}:k3s.enabled`,
+        says: "boolean",
+    },
+    {
+        name: "SSH public key that is not an OpenSSH line",
+        plain: { ...bareMetal(), [`${ns}:sshPublicKey`]: "AAAAC3NzaC1lZDI1NTE5" },
+        secrets: sshKey,
+        key: `${ns}:sshPublicKey`,
+        says: "OpenSSH public key line",
+    },
+    {
         name: "Vault threshold above shares",
         plain: { ...bareMetal(), [`${ns}:vault`]: { keyShares: 3, keyThreshold: 4 } },
         secrets: sshKey,
@@ -431,6 +459,7 @@ describe("stack config", () => {
             });
             assert.deepEqual(s.mesh, { cidr: "10.99.0.0/16", port: 51820 });
             assert.deepEqual(s.k3s, {
+                enabled: true,
                 version: "v1.33.5+k3s1",
                 clusterCidr: "10.42.0.0/16",
                 serviceCidr: "10.43.0.0/16",

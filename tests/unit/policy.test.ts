@@ -129,6 +129,10 @@ const cases: RuleCase[] = [
                 type: "command:remote:Command",
                 props: { create: "sh /tmp/install.sh", stdin: "-----BEGIN PRIVATE KEY-----" },
             },
+            {
+                type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+                props: { script: "cat >/etc/rancher/k3s/cluster-token", stdin: "-----BEGIN PRIVATE KEY-----" },
+            },
             deployment(container({ env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "s", key: "t" } } }] })),
         ],
         fails: [
@@ -154,6 +158,13 @@ const cases: RuleCase[] = [
                 /create holds credentials in a URL/,
             ],
             [deployment(container({ env: [{ name: "DB", value: "postgres://app:pw@db:5432/app" }] })), /env DB/],
+            [
+                {
+                    type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+                    props: { env: { VAULT_TOKEN: "hvs.CAESIJ1xvqP4Fh2l9bNnR5aQ" }, stdin: "" },
+                },
+                /env\.VAULT_TOKEN holds a Vault token/,
+            ],
         ],
     },
     {
@@ -198,8 +209,23 @@ const cases: RuleCase[] = [
                 props: { create: "INSTALL_K3S_EXEC='server --secrets-encryption' sh install.sh" },
             },
             { type: "command:remote:Command", props: { create: "k3s agent --server https://10.99.0.1:6443" } },
+            {
+                type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+                props: { env: { K3S_ROLE: "server" }, stdin: 'node-name: "a"\nsecrets-encryption: true\n' },
+            },
+            {
+                type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+                props: { env: { K3S_ROLE: "agent" }, stdin: 'node-name: "b"\n' },
+            },
         ],
         fails: [
+            [
+                {
+                    type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+                    props: { env: { K3S_ROLE: "server" }, stdin: 'node-name: "a"\nsecrets-encryption: false\n' },
+                },
+                /without secrets-encryption: true/,
+            ],
             [
                 {
                     type: "command:remote:Command",
