@@ -8,17 +8,33 @@ export interface RecordedResource {
     inputs: Record<string, unknown>;
 }
 
-export async function useMocks(stack: string, config: RawConfig): Promise<RecordedResource[]> {
+/** What a provider would add to a resource's state beyond its inputs (addresses, generated keys). */
+export type MockOutputs = (resource: RecordedResource) => Record<string, unknown>;
+
+export async function useMocks(
+    stack: string,
+    config: RawConfig,
+    outputs: MockOutputs = () => ({}),
+): Promise<RecordedResource[]> {
     const recorded: RecordedResource[] = [];
     pulumi.runtime.setAllConfig({ ...config.values }, [...config.secretKeys]);
     await pulumi.runtime.setMocks(
         {
             newResource: (args) => {
-                const inputs = args.inputs as Record<string, unknown>;
-                recorded.push({ type: args.type, name: args.name, inputs });
-                return { id: `${args.name}-id`, state: inputs };
+                const resource = { type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> };
+                recorded.push(resource);
+                // Numeric, as Hetzner's are: other resources refer to them by number.
+                return { id: String(recorded.length), state: { ...resource.inputs, ...outputs(resource) } };
             },
-            call: (args) => args.inputs as Record<string, unknown>,
+            call: (args) => {
+                // Recorded so a test can show a program calls no data source (a preview without an API).
+                recorded.push({
+                    type: `invoke:${args.token}`,
+                    name: args.token,
+                    inputs: args.inputs as Record<string, unknown>,
+                });
+                return args.inputs as Record<string, unknown>;
+            },
         },
         "peoples-cloud",
         stack,

@@ -1,0 +1,44 @@
+// The one shape every node provider produces: after this step nothing knows whether Hetzner made a node or a
+// family listed it in its config.
+import * as pulumi from "@pulumi/pulumi";
+import type { BareMetalHost } from "../../stacks/schema";
+import { meshAddressOf } from "./mesh-addresses";
+import type { SshConnection } from "./remote";
+
+export type NodeRole = "server" | "agent";
+
+export interface ClusterNode {
+    name: string;
+    /** "server": K3s control plane and etcd member; "agent": a worker. */
+    role: NodeRole;
+    /** Where Pulumi's SSH and the other nodes' WireGuard reach this node. */
+    publicAddress: pulumi.Input<string>;
+    /** This node's address in the mesh, stable however other nodes come and go. */
+    meshAddress: string;
+    /** Takes ingress traffic (80/443). */
+    ingress: boolean;
+    connection: pulumi.Output<SshConnection>;
+}
+
+/** The hosts a bare-metal stack lists, reached over SSH with the stack's secret key. */
+export function bareMetalNodes(
+    hosts: BareMetalHost[],
+    meshCidr: string,
+    sshPrivateKey: pulumi.Input<string>,
+): ClusterNode[] {
+    return hosts.map((host) => ({
+        name: host.name,
+        role: host.role,
+        publicAddress: host.address,
+        meshAddress: meshAddressOf(host.name, meshCidr),
+        ingress: host.role === "server",
+        connection: pulumi.secret(
+            pulumi.output(sshPrivateKey).apply((privateKey) => ({
+                host: host.address,
+                port: host.port,
+                user: host.user,
+                privateKey,
+            })),
+        ),
+    }));
+}
