@@ -1,25 +1,40 @@
 // The whole platform as one function, so `index.ts` (the CLI's entry) and the Automation API (tests, per-family
 // stacks) run the very same program. Layers are composed in order, each fed the previous layer's typed outputs:
 // infra -> crds -> vault -> apps. A layer appears here once it is built.
+import type * as pulumi from "@pulumi/pulumi";
+import { InfraLayer } from "./components/infra/layer";
+import type { NodeRole } from "./components/infra/nodes";
 import { loadConfig } from "./stacks/config";
 
 export interface PlatformOutputs {
     stack: string;
     nodeProvider: string;
-    nodeCount: number;
+    nodes: { name: string; role: NodeRole; meshAddress: string; publicAddress: pulumi.Input<string> }[];
     meshCidr: string;
+    /** Node name -> WireGuard public key, for the operators' devices to add as peers. */
+    meshPublicKeys: pulumi.Output<Record<string, string>>;
     k3sVersion: string;
+    /** The K3s API on the mesh, and its admin kubeconfig (secret); absent with K3s switched off. */
+    kubernetesApi?: string;
+    kubeconfig?: pulumi.Output<string>;
 }
 
 export function platform(): PlatformOutputs {
     const config = loadConfig();
     const { settings } = config;
-    const nodes = settings.nodes;
+    const infra = new InfraLayer("infra", config);
     return {
         stack: config.stack,
-        nodeProvider: nodes.provider,
-        nodeCount: nodes.provider === "hetzner" ? nodes.servers.count + nodes.agents.count : nodes.hosts.length,
+        nodeProvider: settings.nodes.provider,
+        nodes: infra.nodes.map(({ name, role, meshAddress, publicAddress }) => ({
+            name,
+            role,
+            meshAddress,
+            publicAddress,
+        })),
         meshCidr: settings.mesh.cidr,
+        meshPublicKeys: infra.meshPublicKeys,
         k3sVersion: settings.k3s.version,
+        ...(infra.cluster ? { kubernetesApi: infra.cluster.apiEndpoint, kubeconfig: infra.cluster.kubeconfig } : {}),
     };
 }

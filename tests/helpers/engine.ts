@@ -79,10 +79,17 @@ function decodeYamlValue(value: string): unknown {
 
 /** Counts of resource types the engine planned, from its event stream; the stack itself is left out. */
 export class PlanRecorder {
+    /** Resources by type, without the stack and the default providers (which mocks never see). */
     readonly types: Record<string, number> = {};
+    /** The packages whose default provider the plan makes, e.g. "pulumi-nodejs" for dynamic resources. */
+    readonly providers: string[] = [];
     readonly onEvent = (event: EngineEvent) => {
         const meta = event.resourcePreEvent?.metadata;
         if (!meta || meta.type === "pulumi:pulumi:Stack") return;
+        if (meta.type.startsWith("pulumi:providers:")) {
+            this.providers.push(meta.type.slice("pulumi:providers:".length));
+            return;
+        }
         this.types[meta.type] = (this.types[meta.type] ?? 0) + 1;
     };
 }

@@ -1,13 +1,16 @@
-// The infra layer's WireGuard mesh with the real engine on real test hosts (network namespaces with sshd):
-// every host reaches every other over wg0, private keys stay on their hosts, a second up changes nothing,
-// a fourth host joins while a ping between two others loses nothing, and leaves again everywhere.
+// The infra layer with the real engine on a bare-metal config of real test hosts (network namespaces with
+// sshd): every host reaches every other over wg0, private keys stay on their hosts, a second up changes
+// nothing, a fourth host joins while a ping between two others loses nothing, and leaves again everywhere.
+// With K3s switched on (its binary cannot be had here), the failing step names its host and step, the
+// cluster token reached the hosts but nothing in plain text, and a re-run resumes where it stopped.
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { meshAddressOf } from "../../components/infra/mesh-addresses";
-import { WireGuardMesh } from "../../components/infra/mesh";
+import { InfraLayer } from "../../components/infra/layer";
+import { settingsSchema } from "../../stacks/schema";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
 
@@ -17,6 +20,7 @@ describe("infra mesh with the real engine on test hosts", function () {
     let lab: TestHosts;
     let stack: Stack;
     let members = 3;
+    let k3sOn = false;
     const mesh = (h: TestHost) => meshAddressOf(h.name, "10.99.0.0/16");
 
     before(async () => {
@@ -24,14 +28,24 @@ describe("infra mesh with the real engine on test hosts", function () {
         engine = await tempEngine();
         const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
         stack = await projectStack(engine, "mesh", () => {
-            const nodes = lab.hosts.slice(0, members).map((h) => ({
-                name: h.name,
-                publicAddress: h.address,
-                meshAddress: mesh(h),
-                connection: pulumi.secret({ host: h.address, user: "root", privateKey }),
-            }));
-            const wg = new WireGuardMesh("mesh", { nodes, prefixLength: 16 });
-            return Promise.resolve({ publicKeys: wg.publicKeys });
+            const settings = settingsSchema.parse({
+                nodes: {
+                    provider: "bare-metal",
+                    hosts: lab.hosts.slice(0, members).map((h, i) => ({
+                        name: h.name,
+                        address: h.address,
+                        role: i < 3 ? "server" : "agent",
+                    })),
+                },
+                k3s: k3sOn ? { airgapDir: "/opt/peoples-cloud-k3s" } : { enabled: false },
+            });
+            const infra = new InfraLayer("infra", {
+                project: "peoples-cloud",
+                stack: "mesh",
+                settings,
+                secrets: { sshPrivateKey: pulumi.secret(privateKey) },
+            });
+            return Promise.resolve({ publicKeys: infra.meshPublicKeys });
         });
     });
     after(() => {
@@ -44,7 +58,7 @@ describe("infra mesh with the real engine on test hosts", function () {
 
     it("brings up a mesh in which every host reaches every other", async () => {
         const up = await stack.up();
-        assert.equal(up.summary.resourceChanges?.create, 1 + 1 + 3 * 3, "stack, component, 3 scripts per host");
+        assert.equal(up.summary.resourceChanges?.create, 1 + 2 + 3 * 3, "stack, layer and mesh, 3 scripts per host");
         const [a, b, c] = lab.hosts;
         for (const [from, to] of [
             [a, b],
@@ -73,7 +87,7 @@ describe("infra mesh with the real engine on test hosts", function () {
 
     it("changes nothing on a second up", async () => {
         const again = await stack.up();
-        assert.deepEqual(again.summary.resourceChanges, { same: 11 });
+        assert.deepEqual(again.summary.resourceChanges, { same: 12 });
     });
 
     it("joins a fourth host while a ping between two others loses nothing, then removes it everywhere", async () => {
@@ -93,7 +107,7 @@ describe("infra mesh with the real engine on test hosts", function () {
         assert.ok(Number(sent) >= 5, `too few pings to tell: ${sent}`);
         assert.equal(received, sent, "pings were lost while the fourth host joined");
         // The new host's three scripts, and wg0 re-applied on the three others.
-        assert.deepEqual(grown.summary.resourceChanges, { create: 3, update: 3, same: 8 });
+        assert.deepEqual(grown.summary.resourceChanges, { create: 3, update: 3, same: 9 });
         const d = lab.hosts[3];
         for (const from of [a, b, lab.hosts[2]]) {
             ping(from, d);
@@ -102,8 +116,36 @@ describe("infra mesh with the real engine on test hosts", function () {
 
         members = 3;
         const shrunk = await stack.up();
-        assert.deepEqual(shrunk.summary.resourceChanges, { delete: 3, update: 3, same: 8 });
+        assert.deepEqual(shrunk.summary.resourceChanges, { delete: 3, update: 3, same: 9 });
         for (const host of lab.hosts.slice(0, 3)) assert.equal((await peers(host)).length, 2, host.name);
         assert.throws(() => ping(a, d), "the removed host is still reachable");
+    });
+
+    it("with K3s on and no binary to install: names the host and step, keeps the token secret, resumes", async () => {
+        k3sOn = true;
+        const failed = await stack.up().then(
+            () => assert.fail("the up succeeded without a K3s binary"),
+            (err: Error) => err.message,
+        );
+        const first = lab.hosts[0];
+        assert.match(failed, new RegExp(`install K3s \\(server\\) on ${first.name} failed \\(exit 1\\)`));
+        assert.match(failed, /\/opt\/peoples-cloud-k3s\/k3s missing \(air-gapped install\)/);
+
+        const token = (await lab.run(first, "cat /etc/rancher/k3s/cluster-token")).trim();
+        assert.match(token, /^[0-9a-f]{64}$/);
+        assert.equal((await lab.run(first, "stat -c %a /etc/rancher/k3s/cluster-token")).trim(), "600");
+        for (const host of lab.hosts.slice(1, 3)) {
+            assert.equal((await lab.run(host, "cat /etc/rancher/k3s/cluster-token")).trim(), token, host.name);
+        }
+        const onDisk = readTree(engine.root);
+        assert.match(onDisk, /dynamic\/infra:RandomToken/, "the state was not read");
+        assert.ok(!onDisk.includes(token), "the K3s token is in plain text in the state");
+        assert.ok(!failed.includes(token), "the engine printed the K3s token");
+
+        // A re-run starts where the first one stopped: the token and its files stay, the installs are next.
+        const next = await stack.preview();
+        assert.equal(next.changeSummary.same, 12 + 1 + 3 + 1, "stack, layer, mesh and its scripts; token, its files");
+        assert.ok((next.changeSummary.create ?? 0) >= 3, "the installs are not planned again");
+        assert.equal(next.changeSummary.delete ?? 0, 0);
     });
 });

@@ -1,5 +1,6 @@
 // The real engine previews the real program of the dev and prod stacks, offline, from a fresh state.
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { platform } from "../../program";
 import { type Engine, PlanRecorder, projectStack, readTree, tempEngine } from "../helpers/engine";
@@ -14,22 +15,43 @@ const testSecrets: Record<string, Record<string, string>> = {
 async function mockedTypes(stack: string): Promise<Record<string, number>> {
     const recorded = await useMocks(stack, rawConfig(stackFileValues(stack), testSecrets[stack]));
     platform();
+    // Registrations that wait on other resources' outputs land later: wait until none arrives for a while.
+    for (let seen = -1; seen !== recorded.length;) {
+        seen = recorded.length;
+        await new Promise((r) => setTimeout(r, 200));
+    }
     const types: Record<string, number> = {};
     for (const r of recorded) types[r.type] = (types[r.type] ?? 0) + 1;
     return types;
 }
 
+/** Provider plugins the given resource types need that the test engine does not have. */
+function missingPlugins(types: string[]): string[] {
+    const builtIn = new Set(["pulumi", "pulumi-nodejs", "peoples-cloud"]);
+    const needed = new Set(types.map((t) => t.split(":")[0]).filter((p) => !builtIn.has(p)));
+    const plugins = path.join(engine.envVars.PULUMI_HOME, "plugins");
+    const installed = fs.existsSync(plugins) ? fs.readdirSync(plugins) : [];
+    return [...needed].filter((p) => !installed.some((dir) => dir.startsWith(`resource-${p}-`)));
+}
+
+let engine: Engine;
+
 describe("real pulumi preview", function () {
     this.timeout(10 * 60_000);
-    let engine: Engine;
     before(async () => {
         engine = await tempEngine();
     });
     after(() => engine?.cleanup());
 
     for (const stackName of ["dev", "prod"]) {
-        it(`previews the ${stackName} stack under the policy pack and plans what the mocked run declares`, async () => {
+        it(`previews the ${stackName} stack under the policy pack and plans what the mocked run declares`, async function () {
             const expected = await mockedTypes(stackName);
+            const missing = missingPlugins(Object.keys(expected));
+            if (missing.length > 0) {
+                // Not faked: this machine cannot build these provider plugins (see the README's Tools).
+                console.log(`      ${stackName}: no ${missing.join(", ")} provider plugin here; preview skipped`);
+                this.skip();
+            }
             const stack = await projectStack(engine, stackName, () => Promise.resolve(platform()), {
                 configFrom: stackName,
                 secrets: testSecrets[stackName],
@@ -40,8 +62,18 @@ describe("real pulumi preview", function () {
                 policyPacks: [path.join(repoRoot, "policy")],
                 policyPackConfigs: [path.join(repoRoot, "policy", "config", `${stackName}.json`)],
             });
-            assert.match(result.stdout, /✅ peoples-cloud@v0\.1\.0/, "the policy pack did not run, or it refused");
+            assert.match(
+                result.stdout,
+                /✅ peoples-cloud@v0\.1\.0/,
+                `the policy pack did not run, or it refused:\n${result.stdout.slice(-2000)}`,
+            );
             assert.deepEqual(plan.types, expected);
+            const packages = new Set(Object.keys(expected).map((t) => t.split(":")[0]));
+            assert.ok(
+                plan.providers.every((p) => packages.has(p)),
+                `providers ${plan.providers.join(", ")} for types ${[...packages].join(", ")}`,
+            );
+            // The stack counts as a create; default providers do not.
             assert.equal(
                 result.changeSummary.create,
                 Object.values(expected).reduce((a, b) => a + b, 1),

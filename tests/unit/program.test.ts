@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { meshAddressOf } from "../../components/infra/mesh-addresses";
 import { platform } from "../../program";
 import { ConfigError, loadConfig } from "../../stacks/config";
 import { useMocks, unwrap } from "../helpers/mocks";
@@ -22,14 +23,25 @@ describe("program", () => {
 
     it("runs the dev stack and exports its shape", async () => {
         await useMocks("dev", rawConfig(stackFileValues("dev"), sshKey));
-        const outputs = platform();
+        const { kubeconfig, meshPublicKeys, ...outputs } = platform();
+        const first = meshAddressOf("node-1", "10.99.0.0/16");
         assert.deepEqual(outputs, {
             stack: "dev",
             nodeProvider: "bare-metal",
-            nodeCount: 2,
+            nodes: [
+                { name: "node-1", role: "server", meshAddress: first, publicAddress: "192.0.2.11" },
+                {
+                    name: "node-2",
+                    role: "agent",
+                    meshAddress: meshAddressOf("node-2", "10.99.0.0/16"),
+                    publicAddress: "192.0.2.12",
+                },
+            ],
             meshCidr: "10.99.0.0/16",
             k3sVersion: "v1.33.5+k3s1",
+            kubernetesApi: `https://${first}:6443`,
         });
+        assert.ok(kubeconfig && meshPublicKeys);
     });
 
     it("keeps secrets as secret outputs", async () => {

@@ -1,0 +1,63 @@
+// The infra layer: nodes from one of two providers, the WireGuard mesh between them (and the operators'
+// devices), and HA K3s on the mesh. What it outputs is all the next layers need to know of the machines.
+import * as pulumi from "@pulumi/pulumi";
+import type { PlatformConfig } from "../../stacks/config";
+import { parseCidr } from "../../stacks/cidr";
+import { HetznerNodes } from "./hetzner";
+import { K3sCluster } from "./k3s";
+import { meshAddressOf } from "./mesh-addresses";
+import { WireGuardMesh } from "./mesh";
+import { bareMetalNodes, type ClusterNode } from "./nodes";
+
+export class InfraLayer extends pulumi.ComponentResource {
+    readonly nodes: ClusterNode[];
+    readonly meshPublicKeys: pulumi.Output<Record<string, string>>;
+    /** The K3s admin kubeconfig (secret) and API endpoint on the mesh; absent when K3s is switched off. */
+    readonly cluster?: { kubeconfig: pulumi.Output<string>; apiEndpoint: string };
+
+    constructor(name: string, config: PlatformConfig, opts?: pulumi.ComponentResourceOptions) {
+        super("peoples-cloud:infra:InfraLayer", name, {}, opts);
+        const { settings, secrets } = config;
+        const mesh = settings.mesh;
+        if (settings.nodes.provider === "hetzner") {
+            this.nodes = new HetznerNodes(
+                `${name}-hetzner`,
+                {
+                    settings: settings.nodes,
+                    meshCidr: mesh.cidr,
+                    wireguardPort: mesh.port,
+                    adminCidrs: settings.adminCidrs,
+                    sshPrivateKey: secrets.sshPrivateKey,
+                    sshPublicKey: settings.sshPublicKey,
+                },
+                { parent: this },
+            ).nodes;
+        } else {
+            if (!secrets.sshPrivateKey) throw new Error("bare-metal nodes need peoples-cloud:sshPrivateKey");
+            this.nodes = bareMetalNodes(settings.nodes.hosts, mesh.cidr, secrets.sshPrivateKey);
+        }
+        // Servers first: the first one listed bootstraps etcd.
+        this.nodes = [...this.nodes].sort((a, b) => Number(a.role === "agent") - Number(b.role === "agent"));
+
+        const wg = new WireGuardMesh(
+            `${name}-mesh`,
+            {
+                nodes: this.nodes,
+                devices: settings.devices.map((d) => ({ ...d, meshAddress: meshAddressOf(d.name, mesh.cidr) })),
+                prefixLength: parseCidr(mesh.cidr)!.prefix,
+                listenPort: mesh.port,
+            },
+            { parent: this },
+        );
+        this.meshPublicKeys = wg.publicKeys;
+        if (settings.k3s.enabled) {
+            const k3s = new K3sCluster(
+                `${name}-k3s`,
+                { nodes: this.nodes, settings: settings.k3s },
+                { parent: this, dependsOn: [wg] },
+            );
+            this.cluster = { kubeconfig: k3s.kubeconfig, apiEndpoint: k3s.apiEndpoint };
+        }
+        this.registerOutputs({ meshPublicKeys: this.meshPublicKeys, cluster: this.cluster });
+    }
+}
