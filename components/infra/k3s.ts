@@ -165,7 +165,8 @@ export class K3sCluster extends pulumi.ComponentResource {
         for (const server of servers.slice(1)) previous = memberOf(server, install(server, [previous]));
         for (const agent of args.nodes.filter((n) => n.role === "agent")) memberOf(agent, install(agent, [previous]));
 
-        this.kubeconfig = new RemoteScript(
+        // Secret here too, not only in the state: what reads this output must not need the engine to say so.
+        const kubeconfig = new RemoteScript(
             `${name}-kubeconfig`,
             {
                 node: first.name,
@@ -177,7 +178,8 @@ export class K3sCluster extends pulumi.ComponentResource {
                 secretIo: true,
             },
             { parent: this, dependsOn: [firstInstall] },
-        ).stdout;
+        );
+        this.kubeconfig = pulumi.secret(kubeconfig.stdout);
         this.registerOutputs({ kubeconfig: this.kubeconfig, apiEndpoint: this.apiEndpoint });
     }
 }

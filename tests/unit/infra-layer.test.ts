@@ -1,0 +1,116 @@
+// The infra layer's graph under mocks, with either provider: what it runs on 1, 3 and 5 nodes, that a node's
+// mesh address does not move when another comes or goes, and that what it outputs about access is secret.
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import { InfraLayer } from "../../components/infra/layer";
+import { settingsSchema } from "../../stacks/schema";
+import { unwrap, useMocks } from "../helpers/mocks";
+
+type Provider = "bare-metal" | "hetzner";
+const sshPrivateKey = "test-only-private-key";
+
+/** n nodes: up to three servers, the rest agents (etcd wants an odd number). */
+function nodesSettings(provider: Provider, n: number) {
+    const servers = Math.min(n, 3);
+    if (provider === "hetzner") {
+        return {
+            provider,
+            locations: ["fsn1", "nbg1"],
+            servers: { count: servers },
+            agents: { count: n - servers },
+        };
+    }
+    return {
+        provider,
+        // Agents listed first, to show the layer puts the servers first, in the order listed.
+        hosts: Array.from({ length: n }, (_, i) => ({
+            name: i < servers ? `server-${i + 1}` : `agent-${i + 1 - servers}`,
+            address: `192.0.2.${i + 11}`,
+            role: i < servers ? "server" : "agent",
+        })).sort((a, b) => Number(a.role === "server") - Number(b.role === "server")),
+    };
+}
+
+async function buildLayer(provider: Provider, n: number) {
+    const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, (r) => {
+        if (r.type === "hcloud:index/server:Server") return { ipv4Address: "203.0.113.1" };
+        // What a script prints (a public key, the kubeconfig) is only known once it ran.
+        if (r.type === "pulumi-nodejs:dynamic/infra:RemoteScript") return { stdout: `printed by ${r.name}` };
+        return {};
+    });
+    const settings = settingsSchema.parse({
+        nodes: nodesSettings(provider, n),
+        adminCidrs: ["198.51.100.0/24"],
+        sshPublicKey: "ssh-ed25519 AAAAtest admin",
+    });
+    const layer = new InfraLayer("infra", {
+        project: "peoples-cloud",
+        stack: "family",
+        settings,
+        secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+    });
+    const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
+    // Mesh: install, key, wg0 per node. K3s: token file and install per node, a member per joiner, kubeconfig.
+    const want = 3 * n + 2 * n + (n - 1) + 1;
+    for (let i = 0; i < 200 && scripts().length < want; i++) await new Promise((r) => setTimeout(r, 20));
+    return { layer, recorded, scripts: scripts(), want };
+}
+
+describe("infra layer graph", () => {
+    for (const provider of ["bare-metal", "hetzner"] as const) {
+        for (const n of [1, 3, 5]) {
+            it(`${provider}, ${n} node(s): mesh and K3s steps on every node, servers first, access secret`, async () => {
+                const { layer, recorded, scripts, want } = await buildLayer(provider, n);
+                assert.equal(
+                    scripts.length,
+                    want,
+                    scripts.map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`).join("\n"),
+                );
+                assert.equal(
+                    recorded.filter((r) => r.type === "hcloud:index/server:Server").length,
+                    provider === "hetzner" ? n : 0,
+                );
+                const roles = layer.nodes.map((node) => node.role);
+                assert.deepEqual(
+                    roles,
+                    [...roles].sort((a, b) => Number(a === "agent") - Number(b === "agent")),
+                );
+                assert.equal(layer.nodes[0].name, "server-1", "the first server bootstraps etcd");
+                for (const node of layer.nodes) {
+                    const steps = scripts.filter((s) => s.inputs.node === node.name).map((s) => s.inputs.step);
+                    for (const step of ["install wireguard-tools", "generate the WireGuard key", "apply wg0"]) {
+                        assert.ok(steps.includes(step), `${node.name}: no ${step}`);
+                    }
+                    assert.ok(steps.includes(`install K3s (${node.role})`), `${node.name}: no K3s install`);
+                    assert.equal((await unwrap(node.connection)).secret, true, `${node.name}'s connection`);
+                }
+                assert.ok(layer.cluster, "no cluster output");
+                const kubeconfig = await unwrap(layer.cluster.kubeconfig);
+                assert.deepEqual(kubeconfig, { value: "printed by infra-k3s-kubeconfig", secret: true });
+                assert.equal(layer.cluster.apiEndpoint, `https://${layer.nodes[0].meshAddress}:6443`);
+                const plain = JSON.stringify(
+                    recorded.filter((r) => r.type !== "pulumi-nodejs:dynamic/infra:RemoteScript").map((r) => r.inputs),
+                );
+                assert.ok(!plain.includes(sshPrivateKey), "the SSH private key in a resource's plain inputs");
+            });
+        }
+
+        it(`${provider}: no node's mesh address moves when nodes are added or removed`, async () => {
+            const addresses = async (n: number) =>
+                new Map((await buildLayer(provider, n)).layer.nodes.map((node) => [node.name, node.meshAddress]));
+            const three = await addresses(3);
+            const five = await addresses(5);
+            assert.equal(new Set(five.values()).size, 5, "two nodes share a mesh address");
+            for (const [name, address] of three) assert.equal(five.get(name), address, name);
+        });
+    }
+
+    it("bare metal without an SSH key stops with the key to set", async () => {
+        await useMocks("family", { values: {}, secretKeys: new Set<string>() });
+        const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1) });
+        assert.throws(
+            () => new InfraLayer("infra", { project: "peoples-cloud", stack: "family", settings, secrets: {} }),
+            /peoples-cloud:sshPrivateKey/,
+        );
+    });
+});
