@@ -1,5 +1,6 @@
 // The infra layer: nodes from one of two providers, the WireGuard mesh between them (and the operators'
 // devices), and HA K3s on the mesh. What it outputs is all the next layers need to know of the machines.
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig } from "../../stacks/config";
 import { parseCidr } from "../../stacks/cidr";
@@ -15,7 +16,13 @@ export class InfraLayer extends pulumi.ComponentResource {
     /** The K3s admin kubeconfig (secret) and API endpoint on the mesh; absent when K3s is switched off. */
     readonly cluster?: { kubeconfig: pulumi.Output<string>; apiEndpoint: string };
 
-    constructor(name: string, config: PlatformConfig, opts?: pulumi.ComponentResourceOptions) {
+    private provider?: k8s.Provider;
+
+    constructor(
+        private readonly name: string,
+        config: PlatformConfig,
+        opts?: pulumi.ComponentResourceOptions,
+    ) {
         super("peoples-cloud:infra:InfraLayer", name, {}, opts);
         const { settings, secrets } = config;
         const mesh = settings.mesh;
@@ -59,5 +66,21 @@ export class InfraLayer extends pulumi.ComponentResource {
             this.cluster = { kubeconfig: k3s.kubeconfig, apiEndpoint: k3s.apiEndpoint };
         }
         this.registerOutputs({ meshPublicKeys: this.meshPublicKeys, cluster: this.cluster });
+    }
+
+    /**
+     * The provider the next layers deploy with, made from the kubeconfig when a layer first asks for it, so
+     * that a stack without such a layer previews without the Kubernetes provider plugin.
+     */
+    kubernetesProvider(): k8s.Provider {
+        if (!this.cluster) {
+            throw new Error("peoples-cloud:k3s.enabled is false: there is no cluster for the next layers");
+        }
+        this.provider ??= new k8s.Provider(
+            `${this.name}-kubernetes`,
+            { kubeconfig: this.cluster.kubeconfig, enableServerSideApply: true },
+            { parent: this },
+        );
+        return this.provider;
     }
 }

@@ -105,6 +105,34 @@ describe("infra layer graph", () => {
         });
     }
 
+    it("makes the Kubernetes provider from the kubeconfig once, and only when a layer asks", async () => {
+        const { layer, recorded } = await buildLayer("bare-metal", 3);
+        const providers = () => recorded.filter((r) => r.type === "pulumi:providers:kubernetes");
+        assert.equal(providers().length, 0, "a stack without a cluster layer would need the plugin");
+        const provider = layer.kubernetesProvider();
+        assert.equal(layer.kubernetesProvider(), provider);
+        for (let i = 0; i < 100 && providers().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(providers().length, 1);
+        // The engine receives it as a secret: the value wrapped with Pulumi's secret signature.
+        assert.deepEqual(providers()[0].inputs.kubeconfig, {
+            [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
+            value: "printed by infra-k3s-kubeconfig",
+        });
+    });
+
+    it("has no Kubernetes provider with K3s switched off", async () => {
+        await useMocks("family", { values: {}, secretKeys: new Set<string>() });
+        const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1), k3s: { enabled: false } });
+        const layer = new InfraLayer("infra", {
+            project: "peoples-cloud",
+            stack: "family",
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        });
+        assert.equal(layer.cluster, undefined);
+        assert.throws(() => layer.kubernetesProvider(), /peoples-cloud:k3s\.enabled is false/);
+    });
+
     it("bare metal without an SSH key stops with the key to set", async () => {
         await useMocks("family", { values: {}, secretKeys: new Set<string>() });
         const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1) });
