@@ -2,6 +2,7 @@
 // stacks) run the very same program. Layers are composed in order, each fed the previous layer's typed outputs:
 // infra -> crds -> vault -> apps. A layer appears here once it is built.
 import type * as pulumi from "@pulumi/pulumi";
+import { FoundationLayer, type IssuerNames } from "./components/crds/layer";
 import { InfraLayer } from "./components/infra/layer";
 import type { NodeRole } from "./components/infra/nodes";
 import { loadConfig } from "./stacks/config";
@@ -17,12 +18,18 @@ export interface PlatformOutputs {
     /** The K3s API on the mesh, and its admin kubeconfig (secret); absent with K3s switched off. */
     kubernetesApi?: string;
     kubeconfig?: pulumi.Output<string>;
+    /** The cluster foundation; absent with K3s switched off. */
+    ingress?: { class: string; address: pulumi.Output<string>; domain: pulumi.Output<string> };
+    issuers?: IssuerNames;
+    internalCaCertificate?: pulumi.Output<string>;
 }
 
 export function platform(): PlatformOutputs {
     const config = loadConfig();
     const { settings } = config;
     const infra = new InfraLayer("infra", config);
+    const foundation =
+        infra.cluster && new FoundationLayer("crds", { cluster: infra.cluster, settings, stack: config.stack });
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,
@@ -36,5 +43,16 @@ export function platform(): PlatformOutputs {
         meshPublicKeys: infra.meshPublicKeys,
         k3sVersion: settings.k3s.version,
         ...(infra.cluster ? { kubernetesApi: infra.cluster.apiEndpoint, kubeconfig: infra.cluster.kubeconfig } : {}),
+        ...(foundation
+            ? {
+                  ingress: {
+                      class: foundation.ingressClass,
+                      address: foundation.ingressAddress,
+                      domain: foundation.domain,
+                  },
+                  issuers: foundation.issuers,
+                  internalCaCertificate: foundation.internalCaCertificate,
+              }
+            : {}),
     };
 }

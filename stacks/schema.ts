@@ -21,6 +21,8 @@ const ipv4Cidr = z.string().refine((v) => parseCidr(v)?.family === 4, {
 const nodeName = z.string().regex(dnsLabel, { error: "expected a DNS label: a-z, 0-9 and '-', at most 63 characters" });
 const port = z.int().min(1).max(65535);
 
+export const tlsIssuers = ["letsencrypt", "letsencrypt-staging", "internal-ca"] as const;
+
 export const hetznerLocations = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
 
 function oddServersMessage(): string {
@@ -183,6 +185,8 @@ export const settingsSchema = z
         nodes: nodes,
         domain: z.string().regex(fqdn, { error: "expected a DNS name such as cloud.example.org" }).optional(),
         acmeEmail: z.email({ error: "expected an e-mail address" }).optional(),
+        // The ClusterIssuer the apps' ingress certificates use; without it, Let's Encrypt when acmeEmail is set.
+        tlsIssuer: z.enum(tlsIssuers, { error: `expected one of ${tlsIssuers.join(", ")}` }).optional(),
         adminCidrs: z.array(cidr).default([]),
         // The public half of peoples-cloud:sshPrivateKey, for Hetzner to install on new servers.
         sshPublicKey: z
@@ -218,6 +222,20 @@ export const settingsSchema = z
             issue(
                 ["adminCidrs"],
                 "list the CIDRs Pulumi and admins reach the nodes' SSH from (Hetzner nodes get a firewall)",
+            );
+        }
+        if (s.tlsIssuer?.startsWith("letsencrypt") && !s.acmeEmail) {
+            issue(
+                ["acmeEmail"],
+                `is required for tlsIssuer '${s.tlsIssuer}': Let's Encrypt needs an address for its notices`,
+            );
+        }
+        const firstServer =
+            s.nodes.provider === "bare-metal" ? s.nodes.hosts.find((h) => h.role === "server") : undefined;
+        if (s.k3s.enabled && !s.domain && firstServer && isIP(firstServer.address) === 0) {
+            issue(
+                ["domain"],
+                `is required: the ingress address '${firstServer.address}' is a DNS name, so no wildcard name can be derived from it`,
             );
         }
         const nets = {

@@ -104,12 +104,15 @@ export class K3sCluster extends pulumi.ComponentResource {
     /** The admin kubeconfig, its server on the first server's mesh address: reachable from the mesh. */
     readonly kubeconfig: pulumi.Output<string>;
     readonly apiEndpoint: string;
+    /** The server that bootstrapped etcd: it stays, and the next layers' K3s manifests live on it. */
+    readonly firstServer: ClusterNode;
 
     constructor(name: string, args: K3sClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:infra:K3sCluster", name, {}, opts);
         const servers = args.nodes.filter((n) => n.role === "server");
         const first = servers[0];
         if (!first) throw new Error("K3s needs at least one server node");
+        this.firstServer = first;
         this.apiEndpoint = `https://${first.meshAddress}:${API_PORT}`;
         const token = new RandomToken(`${name}-token`, { bytes: 32 }, { parent: this });
 

@@ -13,8 +13,8 @@ import { bareMetalNodes, type ClusterNode } from "./nodes";
 export class InfraLayer extends pulumi.ComponentResource {
     readonly nodes: ClusterNode[];
     readonly meshPublicKeys: pulumi.Output<Record<string, string>>;
-    /** The K3s admin kubeconfig (secret) and API endpoint on the mesh; absent when K3s is switched off. */
-    readonly cluster?: { kubeconfig: pulumi.Output<string>; apiEndpoint: string };
+    /** The K3s cluster (its kubeconfig secret, its API on the mesh); absent when K3s is switched off. */
+    readonly cluster?: K3sCluster;
 
     private provider?: k8s.Provider;
 
@@ -58,14 +58,13 @@ export class InfraLayer extends pulumi.ComponentResource {
         );
         this.meshPublicKeys = wg.publicKeys;
         if (settings.k3s.enabled) {
-            const k3s = new K3sCluster(
+            this.cluster = new K3sCluster(
                 `${name}-k3s`,
                 { nodes: this.nodes, settings: settings.k3s },
                 { parent: this, dependsOn: [wg] },
             );
-            this.cluster = { kubeconfig: k3s.kubeconfig, apiEndpoint: k3s.apiEndpoint };
         }
-        this.registerOutputs({ meshPublicKeys: this.meshPublicKeys, cluster: this.cluster });
+        this.registerOutputs({ meshPublicKeys: this.meshPublicKeys, kubeconfig: this.cluster?.kubeconfig });
     }
 
     /**

@@ -155,6 +155,7 @@ export interface RemoteScriptArgs {
 
 export class RemoteScript extends pulumi.dynamic.Resource {
     declare readonly stdout: pulumi.Output<string>;
+    declare readonly stdin: pulumi.Output<string>;
     constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
         super(
             remoteScriptProvider,

@@ -1,18 +1,51 @@
 // Everything installed is pinned: Helm charts to an exact version, container images to a tag or a digest.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
+import * as yaml from "js-yaml";
+import { remoteScriptType } from "./k3s";
 import { podSpecOf } from "./kubernetes";
 
 const exactVersion = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 
-/** The chart and version of any resource that installs a Helm chart, however it installs it. */
-function chartOf(type: string, props: Record<string, unknown>): { chart: string; version?: string } | undefined {
+interface ChartRef {
+    chart: string;
+    version?: string;
+    /** The chart's values, where the resource carries them (a HelmChart's valuesContent). */
+    values?: unknown;
+}
+
+/** HelmCharts in a K3s auto-deploy manifest that a RemoteScript writes (components/crds/layer.ts). */
+function chartsInK3sManifest(props: Record<string, unknown>): ChartRef[] {
+    const env = (props.env as Record<string, unknown> | undefined) ?? {};
+    // Other scripts' stdin may be unknown during preview: read only the manifests'.
+    if (typeof env.K3S_MANIFEST !== "string" || typeof props.stdin !== "string") return [];
+    return yaml
+        .loadAll(props.stdin)
+        .filter((doc): doc is { kind: string; spec?: Record<string, unknown> } => {
+            return typeof doc === "object" && doc !== null && (doc as { kind?: unknown }).kind === "HelmChart";
+        })
+        .map(({ spec = {} }) => ({
+            chart: String(spec.chart),
+            version: spec.version as string | undefined,
+            values: typeof spec.valuesContent === "string" ? yaml.load(spec.valuesContent) : undefined,
+        }));
+}
+
+/** The charts of any resource that installs Helm charts, however it installs them. */
+function chartsOf(type: string, props: Record<string, unknown>): ChartRef[] {
+    if (type === remoteScriptType) return chartsInK3sManifest(props);
+    const chart = chartOf(type, props);
+    return chart ? [chart] : [];
+}
+
+function chartOf(type: string, props: Record<string, unknown>): ChartRef | undefined {
     switch (type) {
         case "kubernetes:helm.sh/v3:Release":
         case "kubernetes:helm.sh/v4:Chart":
-            return { chart: String(props.chart), version: props.version as string | undefined };
+            return { chart: String(props.chart), version: props.version as string | undefined, values: props.values };
         case "kubernetes:helm.cattle.io/v1:HelmChart": {
-            const spec = (props.spec ?? {}) as { chart?: string; version?: string };
-            return { chart: String(spec.chart), version: spec.version };
+            const spec = (props.spec ?? {}) as { chart?: string; version?: string; valuesContent?: string };
+            const values = typeof spec.valuesContent === "string" ? yaml.load(spec.valuesContent) : undefined;
+            return { chart: String(spec.chart), version: spec.version, values };
         }
         default:
             return undefined;
@@ -24,10 +57,17 @@ export const helmChartsPinned: ResourceValidationPolicy = {
     description: "Every Helm chart, whatever resource installs it, is pinned to an exact version.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        const chart = chartOf(args.type, args.props);
-        if (!chart) return;
-        if (!chart.version || !exactVersion.test(chart.version)) {
-            reportViolation(`chart '${chart.chart}' is not pinned to an exact version (got '${chart.version ?? ""}')`);
+        for (const chart of chartsOf(args.type, args.props)) {
+            if (!chart.version || !exactVersion.test(chart.version)) {
+                reportViolation(
+                    `chart '${chart.chart}' is not pinned to an exact version (got '${chart.version ?? ""}')`,
+                );
+            }
+            for (const image of unpinnedImagesIn(chart.values)) {
+                reportViolation(
+                    `chart '${chart.chart}' leaves image '${image}' unpinned (no tag or digest in its values)`,
+                );
+            }
         }
     },
 };
@@ -38,6 +78,21 @@ export function isPinnedImage(image: string): boolean {
     const lastSegment = image.slice(image.lastIndexOf("/") + 1);
     const colon = lastSegment.lastIndexOf(":");
     return colon > 0 && lastSegment.slice(colon + 1) !== "latest";
+}
+
+/** Images in chart values, as charts spell them ({ repository, tag } or { repository, digest }), left unpinned. */
+export function unpinnedImagesIn(values: unknown): string[] {
+    if (typeof values !== "object" || values === null) return [];
+    const node = values as Record<string, unknown>;
+    const here: string[] = [];
+    if (typeof node.repository === "string") {
+        const { tag, digest } = node;
+        const pinned =
+            (typeof digest === "string" && /^sha256:[0-9a-f]{64}$/.test(digest)) ||
+            (typeof tag === "string" && tag !== "" && tag !== "latest");
+        if (!pinned) here.push(node.repository);
+    }
+    return [...here, ...Object.values(node).flatMap(unpinnedImagesIn)];
 }
 
 export const imagesPinned: ResourceValidationPolicy = {

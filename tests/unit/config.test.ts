@@ -194,6 +194,27 @@ const invalid: InvalidCase[] = [
         says: "e-mail",
     },
     {
+        name: "unknown TLS issuer",
+        plain: { ...bareMetal(), [`${ns}:tlsIssuer`]: "zerossl" },
+        secrets: sshKey,
+        key: `${ns}:tlsIssuer`,
+        says: "letsencrypt, letsencrypt-staging, internal-ca",
+    },
+    {
+        name: "Let's Encrypt issuer without an ACME e-mail",
+        plain: { ...bareMetal(), [`${ns}:tlsIssuer`]: "letsencrypt-staging" },
+        secrets: sshKey,
+        key: `${ns}:acmeEmail`,
+        says: "required for tlsIssuer 'letsencrypt-staging'",
+    },
+    {
+        name: "no domain, and a first server reached by name",
+        plain: { [`${ns}:nodes`]: { provider: "bare-metal", hosts: [{ name: "n1", address: "n1.example.org" }] } },
+        secrets: sshKey,
+        key: `${ns}:domain`,
+        says: "is a DNS name",
+    },
+    {
         name: "IPv6 mesh CIDR",
         plain: { ...bareMetal(), [`${ns}:mesh`]: { cidr: "fd00::/64" } },
         secrets: sshKey,
@@ -487,9 +508,15 @@ describe("stack config", () => {
             });
         });
 
-        it("host names given as DNS names", () => {
+        it("host names given as DNS names, with a domain", () => {
             const result = validateConfig(
-                rawConfig(bareMetal([{ name: "pi", address: "pi.home.example.org" }]), sshKey),
+                rawConfig(
+                    {
+                        ...bareMetal([{ name: "pi", address: "pi.home.example.org" }]),
+                        [`${ns}:domain`]: "home.example.org",
+                    },
+                    sshKey,
+                ),
             );
             assert.ok(result.ok, result.ok ? "" : result.problems.join("\n"));
         });

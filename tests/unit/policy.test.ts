@@ -18,6 +18,21 @@ const firewall = (port: string, sourceIps: string[], protocol = "tcp"): TestReso
     props: { rules: [{ direction: "in", protocol, port, sourceIps }] },
 });
 
+/** A K3s manifest as components/crds/layer.ts writes it: a RemoteScript with the YAML on stdin. */
+const k3sManifest = (chart: Record<string, unknown>): TestResource => ({
+    type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+    props: {
+        env: { K3S_MANIFEST: "peoples-cloud-test" },
+        stdin: `kind: Namespace\napiVersion: v1\nmetadata: {name: x}\n---\n${JSON.stringify({
+            apiVersion: "helm.cattle.io/v1",
+            kind: "HelmChart",
+            metadata: { name: "x", namespace: "kube-system" },
+            spec: chart,
+        })}\n`,
+    },
+});
+const pinnedImage = { repository: "quay.io/jetstack/cert-manager-controller", tag: "v1.19.6" };
+
 const container = (overrides: Record<string, unknown> = {}) => ({
     name: "app",
     image: "ghcr.io/peoples-cloud/storage-s3-api:0.1.0",
@@ -68,8 +83,37 @@ const cases: RuleCase[] = [
         passes: [
             { type: "kubernetes:helm.sh/v3:Release", props: { chart: "cert-manager", version: "v1.16.2" } },
             { type: "kubernetes:helm.cattle.io/v1:HelmChart", props: { spec: { chart: "vault", version: "0.29.1" } } },
+            k3sManifest({
+                chart: "cert-manager",
+                version: "v1.19.6",
+                valuesContent: JSON.stringify({
+                    image: pinnedImage,
+                    webhook: { image: { ...pinnedImage, tag: undefined, digest: `sha256:${"b".repeat(64)}` } },
+                }),
+            }),
+            // Another script's stdin, unknown during a preview, is not read.
+            { type: "pulumi-nodejs:dynamic/infra:RemoteScript", props: { env: {}, stdin: undefined } },
         ],
         fails: [
+            [
+                k3sManifest({ chart: "cert-manager", version: "1.19" }),
+                /'cert-manager' is not pinned to an exact version \(got '1\.19'\)/,
+            ],
+            [
+                k3sManifest({
+                    chart: "cert-manager",
+                    version: "v1.19.6",
+                    valuesContent: JSON.stringify({
+                        image: pinnedImage,
+                        cainjector: { image: { repository: "quay.io/jetstack/cert-manager-cainjector" } },
+                    }),
+                }),
+                /leaves image 'quay\.io\/jetstack\/cert-manager-cainjector' unpinned/,
+            ],
+            [
+                k3sManifest({ chart: "x", version: "1.0.0", valuesContent: "image: {repository: r, tag: latest}" }),
+                /image 'r' unpinned/,
+            ],
             [
                 { type: "kubernetes:helm.sh/v3:Release", props: { chart: "cert-manager" } },
                 /'cert-manager' is not pinned/,

@@ -23,7 +23,7 @@ describe("program", () => {
 
     it("runs the dev stack and exports its shape", async () => {
         await useMocks("dev", rawConfig(stackFileValues("dev"), sshKey));
-        const { kubeconfig, meshPublicKeys, ...outputs } = platform();
+        const { kubeconfig, meshPublicKeys, ingress, internalCaCertificate, ...outputs } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
         assert.deepEqual(outputs, {
             stack: "dev",
@@ -40,8 +40,12 @@ describe("program", () => {
             meshCidr: "10.99.0.0/16",
             k3sVersion: "v1.33.5+k3s1",
             kubernetesApi: `https://${first}:6443`,
+            // Pulumi.dev.yaml sets no acmeEmail: the internal CA signs the dev stack's certificates.
+            issuers: { default: "peoples-cloud-internal-ca", internalCa: "peoples-cloud-internal-ca" },
         });
-        assert.ok(kubeconfig && meshPublicKeys);
+        assert.ok(kubeconfig && meshPublicKeys && internalCaCertificate);
+        assert.equal(ingress?.class, "traefik");
+        assert.equal((await unwrap(ingress.domain)).value, "192-0-2-11.sslip.io");
     });
 
     it("keeps secrets as secret outputs", async () => {

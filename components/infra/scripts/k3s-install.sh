@@ -18,7 +18,10 @@ mkdir -p "$dir"
 [ -s "$dir/cluster-token" ] || { echo "k3s-install: $dir/cluster-token missing (k3s-token.sh writes it)" >&2; exit 1; }
 
 cat >"$config.new"
-if [ -n "${K3S_EXTERNAL_IP:-}" ]; then printf 'node-external-ip: "%s"\n' "$K3S_EXTERNAL_IP" >>"$config.new"; fi
+# An address only: a bare-metal host reached by DNS name gets none, and ServiceLB uses its node IP.
+if [[ ${K3S_EXTERNAL_IP:-} =~ ^[0-9a-fA-F.:]+$ ]]; then
+    printf 'node-external-ip: "%s"\n' "$K3S_EXTERNAL_IP" >>"$config.new"
+fi
 config_changed=true
 if [ -f "$config" ] && cmp -s "$config" "$config.new"; then config_changed=false; fi
 mv "$config.new" "$config"

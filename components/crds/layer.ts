@@ -1,0 +1,150 @@
+// The cluster foundation: K3s's Traefik made HTTPS-only, K3s's ServiceLB for LoadBalancer addresses,
+// cert-manager with its issuers, and the prometheus-operator CRDs that operators' charts expect.
+// Everything reaches the cluster as K3s auto-deploy manifests on the first server (see the README's "Cluster
+// foundation"): the cluster fetches the pinned charts itself, so a preview needs no chart repository and no
+// Kubernetes provider plugin. Objects of a CRD are written only after a step has seen that CRD established.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as yaml from "js-yaml";
+import * as pulumi from "@pulumi/pulumi";
+import type { Settings } from "../../stacks/schema";
+import type { K3sCluster } from "../infra/k3s";
+import { RemoteScript } from "../infra/remote";
+import { defaultDomain } from "./domain";
+import {
+    CERT_MANAGER_CRDS,
+    CERT_MANAGER_WEBHOOK,
+    certManagerChart,
+    INGRESS_CLASS,
+    INTERNAL_CA_SECRET,
+    ISSUERS,
+    issuers,
+    type KubeObject,
+    PROMETHEUS_OPERATOR_CRDS,
+    prometheusOperatorCrdsChart,
+    traefikConfig,
+} from "./manifests";
+
+const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+
+/** A manifest file as K3s reads it: YAML documents, `---` between them. */
+export function renderManifest(objects: KubeObject[]): string {
+    return objects.map((o) => yaml.dump(o, { lineWidth: -1, noRefs: true })).join("---\n");
+}
+
+export interface IssuerNames {
+    /** The issuer the apps' ingress certificates use (peoples-cloud:tlsIssuer). */
+    default: string;
+    /** For in-cluster TLS: Vault, the storage services. */
+    internalCa: string;
+    letsencrypt?: string;
+    letsencryptStaging?: string;
+}
+
+/** The issuer named by tlsIssuer, or Let's Encrypt when an ACME address is set, or the internal CA. */
+export function defaultIssuer(settings: Pick<Settings, "tlsIssuer" | "acmeEmail">): string {
+    const choice = settings.tlsIssuer ?? (settings.acmeEmail ? "letsencrypt" : "internal-ca");
+    return choice === "internal-ca" ? ISSUERS.internalCa : choice;
+}
+
+export interface FoundationLayerArgs {
+    cluster: K3sCluster;
+    settings: Pick<Settings, "domain" | "acmeEmail" | "tlsIssuer">;
+    stack: string;
+}
+
+export class FoundationLayer extends pulumi.ComponentResource {
+    readonly ingressClass = INGRESS_CLASS;
+    /** Where ServiceLB publishes Traefik: the first server's public address. Point the wildcard record here. */
+    readonly ingressAddress: pulumi.Output<string>;
+    /** peoples-cloud:domain, or a wildcard name derived from the ingress address. */
+    readonly domain: pulumi.Output<string>;
+    readonly issuers: IssuerNames;
+    /** The internal CA's certificate (PEM), for clients that verify in-cluster TLS (the Pulumi run, for Vault). */
+    readonly internalCaCertificate: pulumi.Output<string>;
+    /** Depend on these to find cert-manager serving, the internal CA issued and every CRD established. */
+    readonly ready: pulumi.Resource[];
+
+    constructor(name: string, args: FoundationLayerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("peoples-cloud:crds:FoundationLayer", name, {}, opts);
+        const server = args.cluster.firstServer;
+        const onServer = { node: server.name, connection: server.connection };
+        const manifest = (file: string, objects: KubeObject[], dependsOn: pulumi.Resource[]) =>
+            new RemoteScript(
+                `${name}-${file}`,
+                {
+                    ...onServer,
+                    step: `write the ${file} manifest`,
+                    script: script("k3s-manifest.sh"),
+                    env: { K3S_MANIFEST: `peoples-cloud-${file}` },
+                    stdin: renderManifest(objects),
+                    deleteScript: script("k3s-manifest-delete.sh"),
+                },
+                { parent: this, dependsOn },
+            );
+        const wait = (what: string, env: Record<string, string>, after: RemoteScript[]) =>
+            new RemoteScript(
+                `${name}-${what}-ready`,
+                {
+                    ...onServer,
+                    step: `wait for ${what}`,
+                    script: script("k3s-wait.sh"),
+                    env,
+                    // Charts changed: wait for them again.
+                    triggers: after.map((m) => m.stdin),
+                },
+                { parent: this, dependsOn: after },
+            );
+
+        const installed = [args.cluster];
+        manifest("traefik-config", [traefikConfig()], installed);
+        const certManager = manifest("cert-manager", [certManagerChart()], installed);
+        const prometheusCrds = manifest("prometheus-operator-crds", [prometheusOperatorCrdsChart()], installed);
+        const certManagerReady = wait(
+            "cert-manager",
+            { K3S_WAIT_CRDS: CERT_MANAGER_CRDS.join(" "), K3S_WAIT_DEPLOYMENTS: CERT_MANAGER_WEBHOOK },
+            [certManager],
+        );
+        const issuerObjects = issuers({ stack: args.stack, acmeEmail: args.settings.acmeEmail });
+        const issuersWritten = manifest("issuers", issuerObjects, [certManagerReady]);
+        const caReady = wait(
+            "internal-ca",
+            { K3S_WAIT_CERTIFICATES: `${INTERNAL_CA_SECRET.namespace}/${INTERNAL_CA_SECRET.name}` },
+            [issuersWritten],
+        );
+        const prometheusCrdsReady = wait(
+            "prometheus-operator-crds",
+            { K3S_WAIT_CRDS: PROMETHEUS_OPERATOR_CRDS.join(" ") },
+            [prometheusCrds],
+        );
+        this.internalCaCertificate = new RemoteScript(
+            `${name}-internal-ca-certificate`,
+            {
+                ...onServer,
+                step: "read the internal CA certificate",
+                script: script("k3s-read-ca.sh"),
+                env: { K3S_CA_SECRET: `${INTERNAL_CA_SECRET.namespace}/${INTERNAL_CA_SECRET.name}` },
+                keepStdout: true,
+                triggers: [issuersWritten.stdin],
+            },
+            { parent: this, dependsOn: [caReady] },
+        ).stdout;
+        this.ready = [certManagerReady, caReady, prometheusCrdsReady];
+
+        const acme = issuerObjects.some((o) => o.metadata.name === ISSUERS.letsencrypt);
+        this.issuers = {
+            default: defaultIssuer(args.settings),
+            internalCa: ISSUERS.internalCa,
+            ...(acme ? { letsencrypt: ISSUERS.letsencrypt, letsencryptStaging: ISSUERS.letsencryptStaging } : {}),
+        };
+        this.ingressAddress = pulumi.output(server.publicAddress);
+        const domain = args.settings.domain;
+        this.domain = domain ? pulumi.output(domain) : this.ingressAddress.apply(defaultDomain);
+        this.registerOutputs({
+            ingressAddress: this.ingressAddress,
+            domain: this.domain,
+            issuers: this.issuers,
+            internalCaCertificate: this.internalCaCertificate,
+        });
+    }
+}
