@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Writes the manifest on stdin as K3S_MANIFEST.yaml into K3s's auto-deploy folder on this server, where K3s
 # applies it (and re-applies it when it changes). Idempotent: the same content leaves the file untouched.
+# K3S_DATA_DIR is K3s's --data-dir, when not the default.
 set -euo pipefail
 : "${K3S_MANIFEST:?K3S_MANIFEST is required}"
 case $K3S_MANIFEST in
     *[!a-z0-9-]* | "") echo "k3s-manifest: '$K3S_MANIFEST' is not a manifest name (a-z, 0-9, '-')" >&2; exit 1 ;;
 esac
-dir=/var/lib/rancher/k3s/server/manifests
+dir=${K3S_DATA_DIR:-/var/lib/rancher/k3s}/server/manifests
 [ -d "$dir" ] || { echo "k3s-manifest: $dir missing: is K3s installed as a server here?" >&2; exit 1; }
 file=$dir/$K3S_MANIFEST.yaml
 umask 077
