@@ -4,6 +4,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { FoundationLayer, type IssuerNames } from "./components/crds/layer";
 import { InfraLayer } from "./components/infra/layer";
+import { VaultLayer } from "./components/vault/layer";
 import type { NodeRole } from "./components/infra/nodes";
 import { loadConfig } from "./stacks/config";
 
@@ -22,6 +23,10 @@ export interface PlatformOutputs {
     ingress?: { class: string; address: pulumi.Output<string>; domain: pulumi.Output<string> };
     issuers?: IssuerNames;
     internalCaCertificate?: pulumi.Output<string>;
+    /** Vault, in the cluster; its root token and unseal keys are secret outputs, for break-glass only. */
+    vault?: { address: string; replicas: number; sealed: pulumi.Output<boolean[]> };
+    vaultRootToken?: pulumi.Output<string>;
+    vaultUnsealKeys?: pulumi.Output<string[]>;
 }
 
 export function platform(): PlatformOutputs {
@@ -30,6 +35,15 @@ export function platform(): PlatformOutputs {
     const infra = new InfraLayer("infra", config);
     const foundation =
         infra.cluster && new FoundationLayer("crds", { cluster: infra.cluster, settings, stack: config.stack });
+    const vault =
+        infra.cluster &&
+        foundation &&
+        new VaultLayer("vault", {
+            cluster: infra.cluster,
+            nodeCount: infra.nodes.length,
+            foundation,
+            settings: settings.vault,
+        });
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,
@@ -52,6 +66,13 @@ export function platform(): PlatformOutputs {
                   },
                   issuers: foundation.issuers,
                   internalCaCertificate: foundation.internalCaCertificate,
+              }
+            : {}),
+        ...(vault
+            ? {
+                  vault: { address: vault.address, replicas: vault.replicas, sealed: vault.sealed },
+                  vaultRootToken: vault.rootToken,
+                  vaultUnsealKeys: vault.unsealKeys,
               }
             : {}),
     };

@@ -31,10 +31,10 @@ export type HelmChart = KubeObject<
 /** Values for a chart K3s itself installs (Traefik), merged over K3s's own. */
 export type HelmChartConfig = KubeObject<"HelmChartConfig", { valuesContent: string }>;
 
-const labels = { "app.kubernetes.io/managed-by": "peoples-cloud" };
+export const labels = { "app.kubernetes.io/managed-by": "peoples-cloud" };
 
 // JSON is YAML: the values reach Helm exactly as typed here.
-function helmChart<Values>(pinned: PinnedChart, values: Values): HelmChart {
+export function helmChart<Values>(pinned: PinnedChart, values: Values): HelmChart {
     return {
         apiVersion: "helm.cattle.io/v1",
         kind: "HelmChart",
@@ -129,8 +129,12 @@ const ACME_SERVERS = {
     letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
 };
 
-type IssuerRef = { name: string; kind: "ClusterIssuer"; group: "cert-manager.io" };
-const clusterIssuerRef = (name: string): IssuerRef => ({ name, kind: "ClusterIssuer", group: "cert-manager.io" });
+export type IssuerRef = { name: string; kind: "ClusterIssuer"; group: "cert-manager.io" };
+export const clusterIssuerRef = (name: string): IssuerRef => ({
+    name,
+    kind: "ClusterIssuer",
+    group: "cert-manager.io",
+});
 
 export type ClusterIssuer = KubeObject<
     "ClusterIssuer",

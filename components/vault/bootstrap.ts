@@ -3,7 +3,11 @@
 // join its raft cluster, and every server is unsealed. Each `pulumi up` checks the live seal status, so a
 // restarted (sealed) pod is unsealed again by the next `up`.
 import * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "../infra/remote";
 import { runVault, sealStatus, type VaultOperator } from "./operator";
+
+/** A Vault server as the program knows it: its SSH connection, when it has one, is a secret output. */
+export type VaultServer = Omit<VaultOperator, "ssh"> & { ssh?: pulumi.Input<SshConnection> };
 
 interface InitInputs {
     operator: VaultOperator;
@@ -60,6 +64,8 @@ interface UnsealInputs {
     operator: VaultOperator;
     /** The API address of the initialised server a new server joins; absent for that server itself. */
     joinAddress?: string;
+    /** Flags for `operator raft join`, such as the leader's CA (`-leader-ca-cert=@<file on the server>`). */
+    joinFlags?: string[];
     unsealKeys: string[];
     keyThreshold: number;
 }
@@ -76,7 +82,13 @@ async function joinAndUnseal(inputs: UnsealInputs): Promise<UnsealOutputs> {
         if (!inputs.joinAddress) {
             throw new Error(`vault unseal on ${inputs.operator.name}: the server is not initialised`);
         }
-        await runVault(inputs.operator, "operator raft join", ["operator", "raft", "join", inputs.joinAddress]);
+        await runVault(inputs.operator, "operator raft join", [
+            "operator",
+            "raft",
+            "join",
+            ...(inputs.joinFlags ?? []),
+            inputs.joinAddress,
+        ]);
     }
     for (const key of inputs.unsealKeys.slice(0, inputs.keyThreshold)) {
         status = await sealStatus(inputs.operator);
@@ -124,12 +136,16 @@ const unsealProvider: pulumi.dynamic.ResourceProvider<UnsealInputs, UnsealOutput
 class VaultInitialization extends pulumi.dynamic.Resource {
     declare readonly unsealKeys: pulumi.Output<string[]>;
     declare readonly rootToken: pulumi.Output<string>;
-    constructor(name: string, args: pulumi.Input<InitInputs>, opts: pulumi.CustomResourceOptions) {
+    constructor(
+        name: string,
+        args: Omit<InitInputs, "operator"> & { operator: VaultServer },
+        opts: pulumi.CustomResourceOptions,
+    ) {
         super(
             initProvider,
             name,
-            { ...(args as object), unsealKeys: undefined, rootToken: undefined },
-            { ...opts, additionalSecretOutputs: ["unsealKeys", "rootToken"] },
+            { ...args, unsealKeys: undefined, rootToken: undefined },
+            { ...opts, additionalSecretOutputs: ["unsealKeys", "rootToken", "operator"] },
             "vault",
             "Initialization",
         );
@@ -139,15 +155,25 @@ class VaultInitialization extends pulumi.dynamic.Resource {
 class VaultUnseal extends pulumi.dynamic.Resource {
     declare readonly sealed: pulumi.Output<boolean>;
     constructor(name: string, args: pulumi.Inputs, opts: pulumi.CustomResourceOptions) {
-        super(unsealProvider, name, { ...args, sealed: undefined }, opts, "vault", "Unseal");
+        // The operator may hold an SSH key.
+        super(
+            unsealProvider,
+            name,
+            { ...args, sealed: undefined },
+            { ...opts, additionalSecretOutputs: ["operator"] },
+            "vault",
+            "Unseal",
+        );
     }
 }
 
 export interface VaultBootstrapArgs {
     /** One per Vault server; the first is initialised, the others join it. */
-    servers: VaultOperator[];
+    servers: VaultServer[];
     /** The API address under which the other servers reach the first (e.g. its pod's DNS name). */
     joinAddress: pulumi.Input<string>;
+    /** Flags for `operator raft join` (the leader's CA when it serves TLS from a private CA). */
+    joinFlags?: string[];
     keyShares: number;
     keyThreshold: number;
 }
@@ -170,14 +196,16 @@ export class VaultBootstrap extends pulumi.ComponentResource {
             { operator: first, keyShares: args.keyShares, keyThreshold: args.keyThreshold },
             { parent: this, protect: true },
         );
-        const unseal = (
-            server: VaultOperator,
-            joinAddress: pulumi.Input<string> | undefined,
-            after: pulumi.Resource[],
-        ) =>
+        const unseal = (server: VaultServer, joinAddress: pulumi.Input<string> | undefined, after: pulumi.Resource[]) =>
             new VaultUnseal(
                 `${name}-unseal-${server.name}`,
-                { operator: server, joinAddress, unsealKeys: init.unsealKeys, keyThreshold: args.keyThreshold },
+                {
+                    operator: server,
+                    joinAddress,
+                    ...(joinAddress && args.joinFlags ? { joinFlags: args.joinFlags } : {}),
+                    unsealKeys: init.unsealKeys,
+                    keyThreshold: args.keyThreshold,
+                },
                 { parent: this, dependsOn: after },
             );
         // One at a time: raft takes joins best in sequence, each after the previous server is unsealed.

@@ -1,7 +1,12 @@
 // How Pulumi reaches one Vault server to initialise, join and unseal it: a command that runs the Vault CLI
-// against that server — `kubectl exec -i <pod> -- vault` in a cluster, a local `bao` process in tests.
-// Key material only ever travels on stdin and stdout, never in arguments or in an error message.
+// against that server — `k3s kubectl exec -i -n vault <pod> -- vault` run over SSH on the first K3s server in
+// a cluster, a local `bao` process in tests. Key material only ever travels on stdin and stdout, never in
+// arguments or in an error message.
 import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { SshConnection } from "../infra/remote";
 
 export interface VaultOperator {
     /** Names the server in messages: a pod or an address. */
@@ -10,6 +15,32 @@ export interface VaultOperator {
     command: string[];
     /** Environment for that command (VAULT_ADDR, VAULT_CACERT, KUBECONFIG); never a secret. */
     env?: Record<string, string>;
+    /** Run the command, with its environment, on this host over SSH (a secret: it holds the key). */
+    ssh?: SshConnection;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The local command line: the command itself, or ssh running it (and its environment) on the host. */
+function commandLine(operator: VaultOperator, args: string[], keyFile: string): { file: string; argv: string[] } {
+    if (!operator.ssh) {
+        const [file, ...prefix] = operator.command;
+        return { file, argv: [...prefix, ...args] };
+    }
+    const { host, port, user } = operator.ssh;
+    const env = Object.entries(operator.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    const remote = ["env", ...env, ...operator.command, ...args].map(shellQuote).join(" ");
+    const known = path.join(path.dirname(keyFile), "known_hosts");
+    const options = ["BatchMode=yes", "ConnectTimeout=15", "StrictHostKeyChecking=accept-new", "LogLevel=ERROR"];
+    return {
+        file: "ssh",
+        argv: [
+            ...["-i", keyFile, "-p", String(port ?? 22)],
+            ...[...options, `UserKnownHostsFile=${known}`].flatMap((o) => ["-o", o]),
+            `${user}@${host}`,
+            remote,
+        ],
+    };
 }
 
 export interface SealStatus {
@@ -30,12 +61,22 @@ export function runVault(
     args: string[],
     options: { stdin?: string; okExitCodes?: number[] } = {},
 ): Promise<string> {
-    const [file, ...prefix] = operator.command;
-    return new Promise((resolve, reject) => {
+    const dir = operator.ssh ? fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-vault-")) : "";
+    const keyFile = path.join(dir, "key");
+    if (operator.ssh) {
+        const key = operator.ssh.privateKey;
+        fs.writeFileSync(keyFile, key.endsWith("\n") ? key : `${key}\n`, { mode: 0o600 });
+    }
+    const { file, argv } = commandLine(operator, args, keyFile);
+    return new Promise<string>((resolve, reject) => {
         const child = execFile(
             file,
-            [...prefix, ...args],
-            { env: { ...process.env, ...operator.env }, maxBuffer: 1024 * 1024, timeout: 120_000 },
+            argv,
+            {
+                env: { ...process.env, ...(operator.ssh ? {} : operator.env) },
+                maxBuffer: 1024 * 1024,
+                timeout: 120_000,
+            },
             (error, stdout, stderr) => {
                 const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
                 if (code === 0 || options.okExitCodes?.includes(code)) return resolve(stdout);
@@ -49,6 +90,8 @@ export function runVault(
             },
         );
         child.stdin?.end(options.stdin ?? "");
+    }).finally(() => {
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
     });
 }
 

@@ -1,8 +1,22 @@
 // K3s: Kubernetes Secrets are encrypted at rest on every server.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
+import * as yaml from "js-yaml";
 
 /** The type of components/infra/remote.ts's RemoteScript, the program's remote commands. */
 export const remoteScriptType = "pulumi-nodejs:dynamic/infra:RemoteScript";
+
+/**
+ * The objects of a K3s auto-deploy manifest that a RemoteScript writes (components/crds/layer.ts); none for
+ * any other resource. Other scripts' stdin may be unknown during preview: only the manifests' is read.
+ */
+export function k3sManifestObjects(type: string, props: Record<string, unknown>): Record<string, unknown>[] {
+    if (type !== remoteScriptType) return [];
+    const env = (props.env as Record<string, unknown> | undefined) ?? {};
+    if (typeof env.K3S_MANIFEST !== "string" || typeof props.stdin !== "string") return [];
+    return yaml.loadAll(props.stdin).filter((doc): doc is Record<string, unknown> => {
+        return typeof doc === "object" && doc !== null;
+    });
+}
 
 /** A remote command that installs or configures a K3s server (the installer's "server" mode or its config). */
 function installsK3sServer(script: string): boolean {

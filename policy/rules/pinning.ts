@@ -1,7 +1,7 @@
 // Everything installed is pinned: Helm charts to an exact version, container images to a tag or a digest.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import * as yaml from "js-yaml";
-import { remoteScriptType } from "./k3s";
+import { k3sManifestObjects } from "./k3s";
 import { podSpecOf } from "./kubernetes";
 
 const exactVersion = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
@@ -13,28 +13,12 @@ interface ChartRef {
     values?: unknown;
 }
 
-/** HelmCharts in a K3s auto-deploy manifest that a RemoteScript writes (components/crds/layer.ts). */
-function chartsInK3sManifest(props: Record<string, unknown>): ChartRef[] {
-    const env = (props.env as Record<string, unknown> | undefined) ?? {};
-    // Other scripts' stdin may be unknown during preview: read only the manifests'.
-    if (typeof env.K3S_MANIFEST !== "string" || typeof props.stdin !== "string") return [];
-    return yaml
-        .loadAll(props.stdin)
-        .filter((doc): doc is { kind: string; spec?: Record<string, unknown> } => {
-            return typeof doc === "object" && doc !== null && (doc as { kind?: unknown }).kind === "HelmChart";
-        })
-        .map(({ spec = {} }) => ({
-            chart: String(spec.chart),
-            version: spec.version as string | undefined,
-            values: typeof spec.valuesContent === "string" ? yaml.load(spec.valuesContent) : undefined,
-        }));
-}
-
 /** The charts of any resource that installs Helm charts, however it installs them. */
 function chartsOf(type: string, props: Record<string, unknown>): ChartRef[] {
-    if (type === remoteScriptType) return chartsInK3sManifest(props);
+    const inManifest = k3sManifestObjects(type, props).filter((o) => o.kind === "HelmChart");
+    const charts = inManifest.map((o) => chartOf("kubernetes:helm.cattle.io/v1:HelmChart", o));
     const chart = chartOf(type, props);
-    return chart ? [chart] : [];
+    return [...charts, ...(chart ? [chart] : [])].filter((c): c is ChartRef => c !== undefined);
 }
 
 function chartOf(type: string, props: Record<string, unknown>): ChartRef | undefined {

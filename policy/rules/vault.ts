@@ -1,6 +1,7 @@
 // Vault: reached with verified TLS, and highly available where the stack asks for it.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import * as yaml from "js-yaml";
+import { k3sManifestObjects } from "./k3s";
 
 export const vaultProviderVerifiesTls: ResourceValidationPolicy = {
     name: "vault-provider-verifies-tls",
@@ -29,9 +30,11 @@ function vaultValues(type: string, props: Record<string, unknown>): VaultValues 
     ) {
         return props.values ?? {};
     }
-    if (type === "kubernetes:helm.cattle.io/v1:HelmChart") {
-        const spec = (props.spec ?? {}) as { chart?: string; valuesContent?: string };
-        if (spec.chart === "vault") return yaml.load(spec.valuesContent ?? "") ?? {};
+    const helmCharts = type === "kubernetes:helm.cattle.io/v1:HelmChart" ? [props] : k3sManifestObjects(type, props);
+    for (const chart of helmCharts) {
+        const spec = (chart.spec ?? {}) as { chart?: string; valuesContent?: string };
+        if (chart !== props && chart.kind !== "HelmChart") continue;
+        if (spec.chart === "vault") return (yaml.load(spec.valuesContent ?? "") as VaultValues | undefined) ?? {};
     }
     return undefined;
 }

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
 import { meshAddressOf } from "../../components/infra/mesh-addresses";
 import { platform } from "../../program";
 import { ConfigError, loadConfig } from "../../stacks/config";
@@ -23,7 +24,16 @@ describe("program", () => {
 
     it("runs the dev stack and exports its shape", async () => {
         await useMocks("dev", rawConfig(stackFileValues("dev"), sshKey));
-        const { kubeconfig, meshPublicKeys, ingress, internalCaCertificate, ...outputs } = platform();
+        const {
+            kubeconfig,
+            meshPublicKeys,
+            ingress,
+            internalCaCertificate,
+            vault,
+            vaultRootToken,
+            vaultUnsealKeys,
+            ...outputs
+        } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
         assert.deepEqual(outputs, {
             stack: "dev",
@@ -46,6 +56,12 @@ describe("program", () => {
         assert.ok(kubeconfig && meshPublicKeys && internalCaCertificate);
         assert.equal(ingress?.class, "traefik");
         assert.equal((await unwrap(ingress.domain)).value, "192-0-2-11.sslip.io");
+        // Two nodes: one Vault server, not an "HA" cluster on too few nodes.
+        assert.deepEqual([vault?.address, vault?.replicas], ["https://vault.vault.svc:8200", 1]);
+        assert.ok(vaultRootToken && vaultUnsealKeys);
+        // Unknown until a real init ran, but secret already.
+        assert.equal(await pulumi.isSecret(vaultRootToken), true);
+        assert.equal(await pulumi.isSecret(vaultUnsealKeys), true);
     });
 
     it("keeps secrets as secret outputs", async () => {

@@ -1,0 +1,109 @@
+// The Vault layer's install: the namespace and TLS certificate (internal CA), the pinned official chart with
+// raft storage, then the bootstrap — initialised once, followers joined, every server unsealed — run as the
+// Vault CLI in each pod through `k3s kubectl exec` on the first K3s server, over SSH. The unseal keys and
+// root token are secret outputs; nothing else holds them. (Engines, policies and auth, with @pulumi/vault,
+// come next: that provider's plugin cannot be built on this machine.)
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { Settings } from "../../stacks/schema";
+import type { FoundationLayer } from "../crds/layer";
+import { renderManifest } from "../crds/layer";
+import type { K3sCluster } from "../infra/k3s";
+import { RemoteScript } from "../infra/remote";
+import { VaultBootstrap } from "./bootstrap";
+import {
+    CA_CERT_FILE,
+    LEADER_ADDRESS,
+    TLS_SECRET,
+    VAULT_NAMESPACE,
+    vaultChart,
+    vaultCliIn,
+    vaultReplicas,
+    vaultTls,
+} from "./manifests";
+
+const script = (dir: string, name: string) => fs.readFileSync(path.join(__dirname, "..", dir, "scripts", name), "utf8");
+
+export interface VaultLayerArgs {
+    cluster: K3sCluster;
+    /** How many nodes the cluster has: three or more get three replicas on different nodes. */
+    nodeCount: number;
+    foundation: FoundationLayer;
+    settings: Settings["vault"];
+}
+
+export class VaultLayer extends pulumi.ComponentResource {
+    /** Vault's API for clients in the cluster (verify it with the foundation's internal CA). */
+    readonly address = `https://vault.${VAULT_NAMESPACE}.svc:8200`;
+    readonly replicas: number;
+    /** Secret: the unseal keys, only in Pulumi's encrypted state. */
+    readonly unsealKeys: pulumi.Output<string[]>;
+    /** Secret: the initial root token, for the configuration that follows. */
+    readonly rootToken: pulumi.Output<string>;
+    readonly sealed: pulumi.Output<boolean[]>;
+
+    constructor(name: string, args: VaultLayerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("peoples-cloud:vault:VaultLayer", name, {}, opts);
+        const server = args.cluster.firstServer;
+        const onServer = { node: server.name, connection: server.connection };
+        const manifest = (file: string, stdin: string, dependsOn: pulumi.Resource[]) =>
+            new RemoteScript(
+                `${name}-${file}`,
+                {
+                    ...onServer,
+                    step: `write the ${file} manifest`,
+                    script: script("crds", "k3s-manifest.sh"),
+                    env: { K3S_MANIFEST: `peoples-cloud-${file}` },
+                    stdin,
+                    deleteScript: script("crds", "k3s-manifest-delete.sh"),
+                },
+                { parent: this, dependsOn },
+            );
+        this.replicas = vaultReplicas(args.nodeCount);
+        const pods = Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
+
+        // The Certificate needs cert-manager's CRDs and the internal CA: the foundation is ready first.
+        const tls = manifest("vault-tls", renderManifest(vaultTls(args.foundation.issuers.internalCa)), [
+            ...args.foundation.ready,
+        ]);
+        const tlsReady = new RemoteScript(
+            `${name}-tls-ready`,
+            {
+                ...onServer,
+                step: "wait for Vault's certificate",
+                script: script("crds", "k3s-wait.sh"),
+                env: { K3S_WAIT_CERTIFICATES: `${VAULT_NAMESPACE}/${TLS_SECRET}` },
+                triggers: [tls.stdin],
+            },
+            { parent: this, dependsOn: [tls] },
+        );
+        const chart = manifest("vault", renderManifest([vaultChart(args.nodeCount)]), [tlsReady]);
+        const answering = new RemoteScript(
+            `${name}-pods-answer`,
+            {
+                ...onServer,
+                step: "wait for the Vault servers to answer",
+                script: script("vault", "vault-answers.sh"),
+                env: { VAULT_NAMESPACE, VAULT_PODS: pods.join(" ") },
+                triggers: [chart.stdin],
+            },
+            { parent: this, dependsOn: [chart] },
+        );
+        const bootstrap = new VaultBootstrap(
+            `${name}-bootstrap`,
+            {
+                servers: pods.map((pod) => ({ name: pod, command: vaultCliIn(pod), ssh: server.connection })),
+                joinAddress: LEADER_ADDRESS,
+                joinFlags: [`-leader-ca-cert=@${CA_CERT_FILE}`],
+                keyShares: args.settings.keyShares,
+                keyThreshold: args.settings.keyThreshold,
+            },
+            { parent: this, dependsOn: [answering] },
+        );
+        this.unsealKeys = bootstrap.unsealKeys;
+        this.rootToken = bootstrap.rootToken;
+        this.sealed = bootstrap.sealed;
+        this.registerOutputs({ address: this.address, rootToken: this.rootToken, sealed: this.sealed });
+    }
+}

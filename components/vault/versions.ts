@@ -1,0 +1,13 @@
+// The Vault chart and image, pinned. Vault 1.21 rather than the 2.0 line the newest charts default to: the
+// bootstrap and the configuration are written and tested against the 1.x API (and OpenBao 2.4, its open fork).
+import type { PinnedChart, PinnedImage } from "../crds/versions";
+
+export const vault = {
+    chart: {
+        repo: "https://helm.releases.hashicorp.com",
+        chart: "vault",
+        version: "0.32.0",
+        namespace: "vault",
+    } satisfies PinnedChart,
+    image: { repository: "hashicorp/vault", tag: "1.21.2" } satisfies PinnedImage,
+};
