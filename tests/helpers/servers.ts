@@ -91,20 +91,23 @@ export interface RaftServer extends OpenBaoServer {
     restart(): Promise<void>;
 }
 
-/** An uninitialised OpenBao server with raft storage in a temporary folder, as a fresh Vault pod is. */
-export async function startOpenBaoRaft(nodeId = "node-1"): Promise<RaftServer> {
+/**
+ * An uninitialised OpenBao server with raft storage in a temporary folder, as a fresh Vault pod is. It listens
+ * on loopback, or on `host` (the test hosts' bridge, for a CLI that reaches it from a test host).
+ */
+export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): Promise<RaftServer> {
     const port = await freePort();
     const clusterPort = await freePort();
     const bao = path.join(toolsBinDir("servers"), "bao");
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-openbao-raft-"));
-    const url = `http://127.0.0.1:${port}`;
+    const url = `http://${host}:${port}`;
     fs.writeFileSync(
         path.join(dir, "config.hcl"),
         [
             `storage "raft" {\n  path = "${dir}"\n  node_id = "${nodeId}"\n}`,
-            `listener "tcp" {\n  address = "127.0.0.1:${port}"\n  cluster_address = "127.0.0.1:${clusterPort}"\n  tls_disable = true\n}`,
+            `listener "tcp" {\n  address = "${host}:${port}"\n  cluster_address = "${host}:${clusterPort}"\n  tls_disable = true\n}`,
             `api_addr = "${url}"`,
-            `cluster_addr = "http://127.0.0.1:${clusterPort}"`,
+            `cluster_addr = "http://${host}:${clusterPort}"`,
             `disable_mlock = true`,
         ].join("\n"),
     );

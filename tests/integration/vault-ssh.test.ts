@@ -1,0 +1,92 @@
+// The Vault bootstrap as a cluster runs it — the Vault CLI started over SSH on a host (there, `k3s kubectl
+// exec` into each pod) — with the real engine: through a test host to two OpenBao raft servers on the test
+// hosts' bridge. A refused SSH key fails naming the server and step, and the next up resumes; the SSH key,
+// the unseal keys and the root token are in no file and no output in plain text; a second up changes nothing.
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { VaultBootstrap } from "../../components/vault/bootstrap";
+import { type Engine, projectStack, readTree, tempEngine, toolsBinDir } from "../helpers/engine";
+import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { startTestHosts, type TestHosts } from "../helpers/testhosts";
+
+const BRIDGE = "198.18.0.1"; // scripts/testhosts.sh: the root namespace's side of the hosts' bridge
+
+const vaultKeyDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("peoples-cloud-vault-")).length;
+
+describe("vault bootstrap over SSH with the real engine", function () {
+    this.timeout(10 * 60_000);
+    let lab: TestHosts;
+    let engine: Engine;
+    let servers: RaftServer[] = [];
+    let stack: Stack;
+    let privateKey: string;
+    let goodKey: string;
+
+    before(async () => {
+        lab = startTestHosts("pcvlt", 1);
+        engine = await tempEngine();
+        servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, BRIDGE)));
+        goodKey = fs.readFileSync(lab.clientKeyPath, "utf8");
+        const strangerKey = path.join(engine.root, "stranger");
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", strangerKey]);
+        privateKey = fs.readFileSync(strangerKey, "utf8");
+        const bao = path.join(toolsBinDir("servers"), "bao");
+        const host = lab.hosts[0];
+        stack = await projectStack(engine, "vault-ssh", () => {
+            const ssh = pulumi.secret({ host: host.address, user: "root", privateKey });
+            const vault = new VaultBootstrap("vault", {
+                servers: servers.map((s) => ({
+                    name: s.nodeId,
+                    command: [bao],
+                    env: { VAULT_ADDR: s.url, BAO_ADDR: s.url },
+                    ssh,
+                })),
+                joinAddress: servers[0].url,
+                keyShares: 3,
+                keyThreshold: 2,
+            });
+            return Promise.resolve({ rootToken: vault.rootToken, unsealKeys: vault.unsealKeys, sealed: vault.sealed });
+        });
+    });
+    after(async () => {
+        await Promise.all(servers.map((s) => s.stop()));
+        engine?.cleanup();
+        lab?.stop();
+    });
+
+    it("fails naming the server and step when SSH refuses the key, then initialises, joins and unseals", async () => {
+        const keyDirsBefore = vaultKeyDirs();
+        await assert.rejects(stack.up(), /vault status on vault-0 failed: .*Permission denied/);
+        assert.equal((await fetch(`${servers[0].url}/v1/sys/health`)).status, 501, "vault-0 left uninitialised");
+
+        privateKey = goodKey;
+        const up = await stack.up();
+        // The stack and the component exist from the failed run: the initialisation and two unseals remain.
+        assert.deepEqual(up.summary.resourceChanges, { create: 3, same: 2 });
+        assert.deepEqual(up.outputs.sealed.value, [false, false]);
+        for (const s of servers) {
+            assert.ok([200, 429].includes((await fetch(`${s.url}/v1/sys/health`)).status), s.nodeId);
+        }
+        assert.equal(vaultKeyDirs(), keyDirsBefore, "a temporary SSH key folder was left behind");
+
+        const secrets = [
+            goodKey.trim(),
+            up.outputs.rootToken.value as string,
+            ...(up.outputs.unsealKeys.value as string[]),
+        ];
+        const onDisk = readTree(engine.root);
+        assert.match(onDisk, /pulumi-nodejs:dynamic\/vault:Unseal/, "the state was not read");
+        for (const secret of secrets) {
+            assert.ok(!onDisk.includes(secret), "a secret is in plain text in the state");
+            assert.ok(!up.stdout.includes(secret) && !up.stderr.includes(secret), "a secret was printed");
+        }
+
+        const again = await stack.up();
+        assert.deepEqual(again.summary.resourceChanges, { same: 5 });
+    });
+});
