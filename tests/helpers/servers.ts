@@ -141,6 +141,8 @@ export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): P
 }
 
 export interface MinioServer extends RunningServer {
+    /** The server's process, for benchmarks that read its CPU time. */
+    pid?: number;
     accessKeyId: string;
     secretAccessKey: string;
     /** Stops the server and keeps its data, for `restartMinio`. */
@@ -183,7 +185,7 @@ async function runMinio(port: number, accessKeyId: string, secretAccessKey: stri
     );
     const url = `http://127.0.0.1:${port}`;
     await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
-    return { url, dir: p.dir, log: p.log, stop: p.stop, halt: p.halt, accessKeyId, secretAccessKey };
+    return { url, dir: p.dir, pid: p.child.pid, log: p.log, stop: p.stop, halt: p.halt, accessKeyId, secretAccessKey };
 }
 
 /** A request to an OpenBao server's HTTP API with its root token; fails on any non-2xx answer. */

@@ -1,5 +1,6 @@
 // storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 64 MiB
-// objects, with the CPU the service spent, then its peak memory while streaming 2 GiB each way. Writes the
+// objects, with the CPU each process spent (client, service, MinIO) and so how many of the machine's cores
+// each path kept busy, then the service's peak memory while streaming 2 GiB each way. Writes the
 // figures and the machine's conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -25,6 +26,10 @@ interface Result {
     putMiBPerSecond: number;
     getMiBPerSecond: number;
     serviceCpuSecondsPerGiB?: number;
+    /** CPU seconds per GiB moved, per process and phase. */
+    cpuSecondsPerGiB: Record<"put" | "get", { client: number; service: number; minio: number }>;
+    /** Total CPU over wall time: 2 means both cores were busy, so the path was bound by CPU. */
+    coresBusy: Record<"put" | "get", number>;
 }
 
 const client = (endpoint: string, accessKeyId: string, secretAccessKey: string) =>
@@ -37,6 +42,19 @@ function cpuSeconds(pid: number | undefined): number {
     const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** CPU seconds so far of this process (the client), the service and MinIO. */
+function cpuNow(servicePid: number | undefined, minioPid: number | undefined) {
+    const own = process.cpuUsage();
+    return { client: (own.user + own.system) / 1e6, service: cpuSeconds(servicePid), minio: cpuSeconds(minioPid) };
+}
+type CpuSample = ReturnType<typeof cpuNow>;
+const cpuSince = (before: CpuSample, after: CpuSample): CpuSample => ({
+    client: after.client - before.client,
+    service: after.service - before.service,
+    minio: after.minio - before.minio,
+});
+const totalCpu = (c: CpuSample) => c.client + c.service + c.minio;
 
 /** The process's resident memory now and at its peak so far, in MiB, from /proc. */
 function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
@@ -80,6 +98,7 @@ async function main(): Promise<void> {
                 ["encrypted", encrypted],
             ] as const) {
                 const cpuBefore = cpuSeconds(child.pid);
+                const putCpuBefore = cpuNow(child.pid, minio.pid);
                 let started = process.hrtime.bigint();
                 for (let i = 0; i < c.count; i++) {
                     await s3.send(
@@ -87,6 +106,8 @@ async function main(): Promise<void> {
                     );
                 }
                 const putSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+                const putCpu = cpuSince(putCpuBefore, cpuNow(child.pid, minio.pid));
+                const getCpuBefore = cpuNow(child.pid, minio.pid);
                 started = process.hrtime.bigint();
                 for (let i = 0; i < c.count; i++) {
                     const got = await s3.send(
@@ -96,7 +117,13 @@ async function main(): Promise<void> {
                     if (bytes.length !== c.size) throw new Error(`short read: ${bytes.length}`);
                 }
                 const getSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+                const getCpu = cpuSince(getCpuBefore, cpuNow(child.pid, minio.pid));
                 const mib = (c.size * c.count) / 1024 ** 2;
+                const perGiB = (cpu: CpuSample) => ({
+                    client: (cpu.client / mib) * 1024,
+                    service: (cpu.service / mib) * 1024,
+                    minio: (cpu.minio / mib) * 1024,
+                });
                 results.push({
                     case: c.name,
                     path: path_,
@@ -107,6 +134,8 @@ async function main(): Promise<void> {
                     getMiBPerSecond: mib / getSeconds,
                     serviceCpuSecondsPerGiB:
                         path_ === "encrypted" ? ((cpuSeconds(child.pid) - cpuBefore) / (2 * mib)) * 1024 : undefined,
+                    cpuSecondsPerGiB: { put: perGiB(putCpu), get: perGiB(getCpu) },
+                    coresBusy: { put: totalCpu(putCpu) / putSeconds, get: totalCpu(getCpu) / getSeconds },
                 });
             }
         }
@@ -157,6 +186,13 @@ async function main(): Promise<void> {
                 "PUT MiB/s": r.putMiBPerSecond.toFixed(1),
                 "GET MiB/s": r.getMiBPerSecond.toFixed(1),
                 "service CPU-s/GiB": r.serviceCpuSecondsPerGiB?.toFixed(2) ?? "",
+                "PUT CPU-s/GiB client+service+minio": Object.values(r.cpuSecondsPerGiB.put)
+                    .map((v) => v.toFixed(1))
+                    .join("+"),
+                "GET CPU-s/GiB client+service+minio": Object.values(r.cpuSecondsPerGiB.get)
+                    .map((v) => v.toFixed(1))
+                    .join("+"),
+                "cores busy PUT/GET": `${r.coresBusy.put.toFixed(2)}/${r.coresBusy.get.toFixed(2)}`,
             })),
         );
         console.table(ratios.map((r) => ({ ...r, putRatio: r.putRatio.toFixed(2), getRatio: r.getRatio.toFixed(2) })));
