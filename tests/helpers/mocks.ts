@@ -51,3 +51,30 @@ export function unwrap<T>(output: pulumi.Output<T>): Promise<{ value: T; secret:
             .apply(([value, secret]) => resolve({ value: value as T, secret }));
     });
 }
+
+/**
+ * What each resource was told to depend on, through the layers' real `dependsOn`: pass `transformations` to
+ * the components under test (their children inherit them); `after(name)` is every resource `name` waits
+ * for, directly or through others (a component stands for all its children). Mocks do not see dependencies.
+ */
+export function dependencyRecorder(known: [pulumi.Resource, string][] = []) {
+    const names = new Map<pulumi.Resource, string>(known);
+    const direct = new Map<string, pulumi.Resource[]>();
+    const transformations: pulumi.ResourceTransformation[] = [
+        (args) => {
+            names.set(args.resource, args.name);
+            direct.set(args.name, (args.opts.dependsOn ?? []) as pulumi.Resource[]);
+            return undefined;
+        },
+    ];
+    const after = (name: string): Set<string> => {
+        const out = new Set<string>();
+        for (const dep of direct.get(name) ?? []) {
+            const depName = names.get(dep) ?? "unknown";
+            out.add(depName);
+            for (const d of after(depName)) out.add(d);
+        }
+        return out;
+    };
+    return { transformations, after };
+}

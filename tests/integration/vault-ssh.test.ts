@@ -9,10 +9,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
-import { VaultBootstrap } from "../../components/vault/bootstrap";
-import { type Engine, projectStack, readTree, tempEngine, toolsBinDir } from "../helpers/engine";
+import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
+import { bootstrapProgram } from "../helpers/vault";
 
 const BRIDGE = "198.18.0.1"; // scripts/testhosts.sh: the root namespace's side of the hosts' bridge
 
@@ -35,23 +35,12 @@ describe("vault bootstrap over SSH with the real engine", function () {
         const strangerKey = path.join(engine.root, "stranger");
         execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", strangerKey]);
         privateKey = fs.readFileSync(strangerKey, "utf8");
-        const bao = path.join(toolsBinDir("servers"), "bao");
         const host = lab.hosts[0];
-        stack = await projectStack(engine, "vault-ssh", () => {
-            const ssh = pulumi.secret({ host: host.address, user: "root", privateKey });
-            const vault = new VaultBootstrap("vault", {
-                servers: servers.map((s) => ({
-                    name: s.nodeId,
-                    command: [bao],
-                    env: { VAULT_ADDR: s.url, BAO_ADDR: s.url },
-                    ssh,
-                })),
-                joinAddress: servers[0].url,
-                keyShares: 3,
-                keyThreshold: 2,
-            });
-            return Promise.resolve({ rootToken: vault.rootToken, unsealKeys: vault.unsealKeys, sealed: vault.sealed });
-        });
+        stack = await projectStack(
+            engine,
+            "vault-ssh",
+            bootstrapProgram(servers, () => pulumi.secret({ host: host.address, user: "root", privateKey })),
+        );
     });
     after(async () => {
         await Promise.all(servers.map((s) => s.stop()));

@@ -2,11 +2,10 @@
 // initialised once, joined, unsealed; a failed step names its server and step and a re-run resumes; keys and
 // root token only encrypted in state; a second up changes nothing; restarted (sealed) servers are unsealed.
 import * as assert from "node:assert/strict";
-import * as path from "node:path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
-import { VaultBootstrap } from "../../components/vault/bootstrap";
-import { type Engine, projectStack, readTree, tempEngine, toolsBinDir } from "../helpers/engine";
+import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { bootstrapProgram } from "../helpers/vault";
 
 async function health(server: RaftServer): Promise<number> {
     return (await fetch(`${server.url}/v1/sys/health`)).status;
@@ -22,21 +21,7 @@ describe("vault bootstrap with the real engine and OpenBao raft", function () {
     before(async () => {
         engine = await tempEngine();
         servers = await Promise.all(["node-1", "node-2", "node-3"].map((id) => startOpenBaoRaft(id)));
-        const bao = path.join(toolsBinDir("servers"), "bao");
-        stack = await projectStack(engine, "vault", () => {
-            const vault = new VaultBootstrap("vault", {
-                // In a cluster: ["kubectl", "exec", "-i", "-n", "vault", "vault-0", "--", "vault"].
-                servers: servers.map((s) => ({
-                    name: s.nodeId,
-                    command: [bao],
-                    env: { BAO_ADDR: s.url, VAULT_ADDR: s.url },
-                })),
-                joinAddress: servers[0].url,
-                keyShares: 3,
-                keyThreshold: 2,
-            });
-            return Promise.resolve({ rootToken: vault.rootToken, unsealKeys: vault.unsealKeys, sealed: vault.sealed });
-        });
+        stack = await projectStack(engine, "vault", bootstrapProgram(servers));
     });
     after(async () => {
         await Promise.all(servers.map((s) => s.stop()));

@@ -9,7 +9,7 @@ import type { HelmChart, KubeObject } from "../../components/crds/manifests";
 import { certManager, prometheusOperatorCrds } from "../../components/crds/versions";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
-import { unwrap, useMocks } from "../helpers/mocks";
+import { dependencyRecorder, unwrap, useMocks } from "../helpers/mocks";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 
@@ -33,38 +33,19 @@ async function buildFoundation(settingsInput: Record<string, unknown>, stack = "
         settings,
         secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
     });
-    // Each resource's name, and what it was told to depend on (components stand for all their children).
-    const names = new Map<pulumi.Resource, string>([[infra.cluster!, "infra-k3s"]]);
-    const direct = new Map<string, pulumi.Resource[]>();
+    const deps = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
     const foundation = new FoundationLayer(
         "crds",
         { cluster: infra.cluster!, settings, stack },
-        {
-            transformations: [
-                (args) => {
-                    names.set(args.resource, args.name);
-                    direct.set(args.name, (args.opts.dependsOn ?? []) as pulumi.Resource[]);
-                    return undefined;
-                },
-            ],
-        },
+        { transformations: deps.transformations },
     );
     const inFoundation = () => recorded.filter((r) => r.type === remoteScript && r.name.startsWith("crds-"));
     for (let i = 0; i < 200 && inFoundation().length < 8; i++) await new Promise((r) => setTimeout(r, 20));
-    const closure = (name: string): Set<string> => {
-        const out = new Set<string>();
-        for (const dep of direct.get(name) ?? []) {
-            const depName = names.get(dep) ?? "outside the layer";
-            out.add(depName);
-            for (const d of closure(depName)) out.add(d);
-        }
-        return out;
-    };
     const steps: Step[] = inFoundation().map((r) => ({
         name: r.name,
         env: r.inputs.env as Record<string, string>,
         stdin: r.inputs.stdin as string,
-        after: closure(r.name),
+        after: deps.after(r.name),
     }));
     return { foundation, infra, steps, recorded };
 }

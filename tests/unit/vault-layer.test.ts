@@ -10,7 +10,7 @@ import { InfraLayer } from "../../components/infra/layer";
 import { VaultLayer } from "../../components/vault/layer";
 import type { VaultValues } from "../../components/vault/manifests";
 import { settingsSchema } from "../../stacks/schema";
-import { type RecordedResource, useMocks } from "../helpers/mocks";
+import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 
@@ -33,15 +33,7 @@ async function buildVault(nodeCount: number) {
         settings,
         secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
     });
-    const names = new Map<pulumi.Resource, string>([[infra.cluster!, "infra-k3s"]]);
-    const direct = new Map<string, pulumi.Resource[]>();
-    const transformations: pulumi.ResourceTransformation[] = [
-        (args) => {
-            names.set(args.resource, args.name);
-            direct.set(args.name, (args.opts.dependsOn ?? []) as pulumi.Resource[]);
-            return undefined;
-        },
-    ];
+    const { transformations, after } = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
     const foundation = new FoundationLayer(
         "crds",
         { cluster: infra.cluster!, settings, stack: "family" },
@@ -57,15 +49,6 @@ async function buildVault(nodeCount: number) {
     // Manifests, waits, the initialisation and one unseal per replica.
     const want = 4 + 1 + vault.replicas;
     for (let i = 0; i < 300 && mine().length < want; i++) await new Promise((r) => setTimeout(r, 20));
-    const after = (name: string): Set<string> => {
-        const out = new Set<string>();
-        for (const dep of direct.get(name) ?? []) {
-            const depName = names.get(dep) ?? "unknown";
-            out.add(depName);
-            for (const d of after(depName)) out.add(d);
-        }
-        return out;
-    };
     const byName = (name: string) => recorded.find((r) => r.name === name)!;
     return { vault, recorded: mine(), after, byName };
 }
