@@ -20,7 +20,11 @@ import {
     vaultChart,
     vaultCliIn,
     vaultReplicas,
+    vaultSecretsOperatorChart,
+    vaultSecretsOperatorTls,
     vaultTls,
+    VSO_CA_SECRET,
+    VSO_NAMESPACE,
 } from "./manifests";
 
 const script = (dir: string, name: string) => fs.readFileSync(path.join(__dirname, "..", dir, "scripts", name), "utf8");
@@ -67,17 +71,19 @@ export class VaultLayer extends pulumi.ComponentResource {
         const tls = manifest("vault-tls", renderManifest(vaultTls(args.foundation.issuers.internalCa)), [
             ...args.foundation.ready,
         ]);
-        const tlsReady = new RemoteScript(
-            `${name}-tls-ready`,
-            {
-                ...onServer,
-                step: "wait for Vault's certificate",
-                script: script("crds", "k3s-wait.sh"),
-                env: { K3S_WAIT_CERTIFICATES: `${VAULT_NAMESPACE}/${TLS_SECRET}` },
-                triggers: [tls.stdin],
-            },
-            { parent: this, dependsOn: [tls] },
-        );
+        const certificateReady = (what: string, certificate: string, written: RemoteScript) =>
+            new RemoteScript(
+                `${name}-${what}-ready`,
+                {
+                    ...onServer,
+                    step: `wait for the ${what} certificate`,
+                    script: script("crds", "k3s-wait.sh"),
+                    env: { K3S_WAIT_CERTIFICATES: certificate },
+                    triggers: [written.stdin],
+                },
+                { parent: this, dependsOn: [written] },
+            );
+        const tlsReady = certificateReady("tls", `${VAULT_NAMESPACE}/${TLS_SECRET}`, tls);
         const chart = manifest("vault", renderManifest([vaultChart(args.nodeCount)]), [tlsReady]);
         const answering = new RemoteScript(
             `${name}-pods-answer`,
@@ -101,6 +107,17 @@ export class VaultLayer extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [answering] },
         );
+
+        // The operator's Vault connection needs the CA secret before the chart makes it.
+        const vsoCa = manifest(
+            "vault-secrets-operator-ca",
+            renderManifest(vaultSecretsOperatorTls(args.foundation.issuers.internalCa)),
+            [...args.foundation.ready],
+        );
+        manifest("vault-secrets-operator", renderManifest([vaultSecretsOperatorChart(this.address)]), [
+            certificateReady("vault-secrets-operator-ca", `${VSO_NAMESPACE}/${VSO_CA_SECRET}`, vsoCa),
+        ]);
+
         this.unsealKeys = bootstrap.unsealKeys;
         this.rootToken = bootstrap.rootToken;
         this.sealed = bootstrap.sealed;

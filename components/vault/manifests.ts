@@ -10,7 +10,7 @@ import {
     labels,
 } from "../crds/manifests";
 import type { PinnedImage } from "../crds/versions";
-import { vault } from "./versions";
+import { vault, vaultSecretsOperator } from "./versions";
 
 export const VAULT_NAMESPACE = vault.chart.namespace;
 export const TLS_SECRET = "vault-tls";
@@ -160,4 +160,52 @@ export function vaultChart(nodeCount: number): HelmChart {
 /** The Vault CLI in pod N, run by `k3s kubectl exec` on a K3s server (the pod's env has VAULT_ADDR, VAULT_CACERT). */
 export function vaultCliIn(pod: string): string[] {
     return ["k3s", "kubectl", "exec", "-i", "-n", VAULT_NAMESPACE, pod, "--", "vault"];
+}
+
+export const VSO_NAMESPACE = vaultSecretsOperator.chart.namespace;
+/** A secret in the operator's namespace whose `ca.crt` is the internal CA, for its Vault connection. */
+export const VSO_CA_SECRET = "vault-ca";
+
+/**
+ * The operator's namespace and a certificate there from the internal CA: cert-manager writes the CA into its
+ * secret's `ca.crt`, which is what the operator's default VaultConnection needs to verify Vault.
+ */
+export function vaultSecretsOperatorTls(internalCaIssuer: string): [Namespace, Certificate] {
+    return [
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: VSO_NAMESPACE, labels }, spec: undefined },
+        {
+            apiVersion: "cert-manager.io/v1",
+            kind: "Certificate",
+            metadata: { name: VSO_CA_SECRET, namespace: VSO_NAMESPACE, labels },
+            spec: {
+                secretName: VSO_CA_SECRET,
+                dnsNames: [`vault-secrets-operator.${VSO_NAMESPACE}.svc`],
+                ipAddresses: [],
+                privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
+                issuerRef: clusterIssuerRef(internalCaIssuer),
+            },
+        },
+    ];
+}
+
+export interface VaultSecretsOperatorValues {
+    controller: { manager: { image: PinnedImage }; kubeRbacProxy: { image: PinnedImage } };
+    defaultVaultConnection: { enabled: true; address: string; caCertSecret: string; skipTLSVerify: false };
+}
+
+/** The operator, its default connection to Vault verified with the internal CA. Auth roles come with Vault's config. */
+export function vaultSecretsOperatorChart(vaultAddress: string): HelmChart {
+    const values: VaultSecretsOperatorValues = {
+        controller: {
+            manager: { image: vaultSecretsOperator.images.manager },
+            kubeRbacProxy: { image: vaultSecretsOperator.images.kubeRbacProxy },
+        },
+        defaultVaultConnection: {
+            enabled: true,
+            address: vaultAddress,
+            caCertSecret: VSO_CA_SECRET,
+            skipTLSVerify: false,
+        },
+    };
+    return helmChart(vaultSecretsOperator.chart, values);
 }

@@ -11,3 +11,17 @@ export const vault = {
     } satisfies PinnedChart,
     image: { repository: "hashicorp/vault", tag: "1.21.2" } satisfies PinnedImage,
 };
+
+/** The Vault Secrets Operator: syncs secrets from Vault into the apps' Kubernetes Secrets. */
+export const vaultSecretsOperator = {
+    chart: {
+        repo: "https://helm.releases.hashicorp.com",
+        chart: "vault-secrets-operator",
+        version: "1.5.1",
+        namespace: "vault-secrets-operator-system",
+    } satisfies PinnedChart,
+    images: {
+        manager: { repository: "hashicorp/vault-secrets-operator", tag: "1.5.1" } satisfies PinnedImage,
+        kubeRbacProxy: { repository: "quay.io/brancz/kube-rbac-proxy", tag: "v0.18.1" } satisfies PinnedImage,
+    },
+};

@@ -8,7 +8,7 @@ import { FoundationLayer } from "../../components/crds/layer";
 import type { HelmChart, KubeObject } from "../../components/crds/manifests";
 import { InfraLayer } from "../../components/infra/layer";
 import { VaultLayer } from "../../components/vault/layer";
-import type { VaultValues } from "../../components/vault/manifests";
+import type { VaultSecretsOperatorValues, VaultValues } from "../../components/vault/manifests";
 import { settingsSchema } from "../../stacks/schema";
 import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
 
@@ -46,8 +46,8 @@ async function buildVault(nodeCount: number) {
     );
     const mine = () =>
         recorded.filter((r) => r.name.startsWith("vault-") && r.type !== "peoples-cloud:vault:Bootstrap");
-    // Manifests, waits, the initialisation and one unseal per replica.
-    const want = 4 + 1 + vault.replicas;
+    // Manifests and waits (Vault's and the operator's), the initialisation and one unseal per replica.
+    const want = 7 + 1 + vault.replicas;
     for (let i = 0; i < 300 && mine().length < want; i++) await new Promise((r) => setTimeout(r, 20));
     const byName = (name: string) => recorded.find((r) => r.name === name)!;
     return { vault, recorded: mine(), after, byName };
@@ -167,6 +167,40 @@ describe("vault layer install", () => {
             ],
         );
         assert.deepEqual(unseals[1].inputs.joinFlags, ["-leader-ca-cert=@/vault/userconfig/vault-tls/ca.crt"]);
-        assert.equal(recorded.filter((r) => r.type === remoteScript).length, 4);
+        assert.equal(recorded.filter((r) => r.type === remoteScript).length, 7);
+    });
+
+    it("installs the Vault Secrets Operator, pinned, connected to Vault and verifying it with the internal CA", async () => {
+        const { byName, after } = await buildVault(3);
+        const chart = objectsOf(byName("vault-vault-secrets-operator"))[0] as HelmChart;
+        assert.deepEqual(
+            [chart.spec.chart, chart.spec.version, chart.spec.targetNamespace],
+            ["vault-secrets-operator", "1.5.1", "vault-secrets-operator-system"],
+        );
+        const values = yaml.load(chart.spec.valuesContent) as VaultSecretsOperatorValues;
+        assert.deepEqual(values.controller.manager.image, {
+            repository: "hashicorp/vault-secrets-operator",
+            tag: "1.5.1",
+        });
+        assert.deepEqual(values.controller.kubeRbacProxy.image, {
+            repository: "quay.io/brancz/kube-rbac-proxy",
+            tag: "v0.18.1",
+        });
+        assert.deepEqual(values.defaultVaultConnection, {
+            enabled: true,
+            address: "https://vault.vault.svc:8200",
+            caCertSecret: "vault-ca",
+            skipTLSVerify: false,
+        });
+        const [, certificate] = objectsOf(byName("vault-vault-secrets-operator-ca"));
+        assert.deepEqual(certificate.metadata, {
+            name: "vault-ca",
+            namespace: "vault-secrets-operator-system",
+            labels: { "app.kubernetes.io/managed-by": "peoples-cloud" },
+        });
+        assert.equal((certificate.spec as { issuerRef: { name: string } }).issuerRef.name, "peoples-cloud-internal-ca");
+        // The CA secret exists before the chart makes the connection that reads it.
+        assert.ok(after("vault-vault-secrets-operator").has("vault-vault-secrets-operator-ca-ready"));
+        assert.ok(after("vault-vault-secrets-operator-ca").has("crds-cert-manager-ready"));
     });
 });
