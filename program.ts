@@ -40,7 +40,7 @@ export function platform(): PlatformOutputs {
         foundation &&
         new VaultLayer("vault", {
             cluster: infra.cluster,
-            nodeCount: infra.nodes.length,
+            nodeCount: infra.clusterNodes.length,
             foundation,
             settings: settings.vault,
         });

@@ -68,6 +68,8 @@ const bareMetalHost = z.strictObject({
         .default("root"),
     port: port.default(22),
     role: z.enum(["server", "agent"]).default("server"),
+    // Step one of removing a host: drained and taken out of K3s while the mesh still reaches it.
+    leaving: z.boolean().default(false),
 });
 
 const bareMetalNodes = z.strictObject({
@@ -85,7 +87,15 @@ const bareMetalNodes = z.strictObject({
                     seen.add(h[field]);
                 });
             }
-            const servers = hosts.filter((h) => h.role === "server").length;
+            const firstServer = hosts.findIndex((h) => h.role === "server");
+            if (firstServer >= 0 && hosts[firstServer].leaving) {
+                ctx.addIssue({
+                    code: "custom",
+                    path: [firstServer, "leaving"],
+                    message: "the first server bootstrapped etcd and cannot leave",
+                });
+            }
+            const servers = hosts.filter((h) => h.role === "server" && !h.leaving).length;
             if (servers === 0) ctx.addIssue({ code: "custom", message: "needs at least one host with role 'server'" });
             else if (servers % 2 === 0)
                 ctx.addIssue({ code: "custom", message: `${oddServersMessage()}, got ${servers}` });

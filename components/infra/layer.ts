@@ -11,7 +11,10 @@ import { WireGuardMesh } from "./mesh";
 import { bareMetalNodes, type ClusterNode } from "./nodes";
 
 export class InfraLayer extends pulumi.ComponentResource {
+    /** Every node, in the mesh; those `leaving` are no longer in the cluster. */
     readonly nodes: ClusterNode[];
+    /** The nodes K3s runs on. */
+    readonly clusterNodes: ClusterNode[];
     readonly meshPublicKeys: pulumi.Output<Record<string, string>>;
     /** The K3s cluster (its kubeconfig secret, its API on the mesh); absent when K3s is switched off. */
     readonly cluster?: K3sCluster;
@@ -57,10 +60,12 @@ export class InfraLayer extends pulumi.ComponentResource {
             { parent: this },
         );
         this.meshPublicKeys = wg.publicKeys;
+        // A leaving node's K3s steps are deleted (drain, removal, uninstall) while its tunnels still carry them.
+        this.clusterNodes = this.nodes.filter((n) => !n.leaving);
         if (settings.k3s.enabled) {
             this.cluster = new K3sCluster(
                 `${name}-k3s`,
-                { nodes: this.nodes, settings: settings.k3s },
+                { nodes: this.clusterNodes, settings: settings.k3s },
                 { parent: this, dependsOn: [wg] },
             );
         }

@@ -17,6 +17,8 @@ export interface ClusterNode {
     meshAddress: string;
     /** Takes ingress traffic (80/443). */
     ingress: boolean;
+    /** On its way out: still in the mesh, no longer in the cluster (drained and removed). */
+    leaving?: boolean;
     connection: pulumi.Output<SshConnection>;
 }
 
@@ -32,6 +34,7 @@ export function bareMetalNodes(
         publicAddress: host.address,
         meshAddress: meshAddressOf(host.name, meshCidr),
         ingress: host.role === "server",
+        ...(host.leaving ? { leaving: true } : {}),
         connection: pulumi.secret(
             pulumi.output(sshPrivateKey).apply((privateKey) => ({
                 host: host.address,

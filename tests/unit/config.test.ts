@@ -194,6 +194,27 @@ const invalid: InvalidCase[] = [
         says: "e-mail",
     },
     {
+        name: "the first server leaving",
+        plain: bareMetal([
+            { name: "node-1", address: "192.0.2.11", leaving: true },
+            { name: "node-2", address: "192.0.2.12" },
+        ]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts[0].leaving`,
+        says: "cannot leave",
+    },
+    {
+        name: "a server leaving three, so two would stay",
+        plain: bareMetal([
+            { name: "node-1", address: "192.0.2.11" },
+            { name: "node-2", address: "192.0.2.12" },
+            { name: "node-3", address: "192.0.2.13", leaving: true },
+        ]),
+        secrets: sshKey,
+        key: `${ns}:nodes.hosts`,
+        says: "odd number of servers (1, 3, 5 or 7) so etcd keeps quorum, got 2",
+    },
+    {
         name: "unknown TLS issuer",
         plain: { ...bareMetal(), [`${ns}:tlsIssuer`]: "zerossl" },
         secrets: sshKey,
@@ -476,7 +497,9 @@ describe("stack config", () => {
             const s = result.settings;
             assert.deepEqual(s.nodes, {
                 provider: "bare-metal",
-                hosts: [{ name: "node-1", address: "192.0.2.11", user: "root", port: 22, role: "server" }],
+                hosts: [
+                    { name: "node-1", address: "192.0.2.11", user: "root", port: 22, role: "server", leaving: false },
+                ],
             });
             assert.deepEqual(s.mesh, { cidr: "10.99.0.0/16", port: 51820 });
             assert.deepEqual(s.k3s, {

@@ -105,6 +105,45 @@ describe("infra layer graph", () => {
         });
     }
 
+    it("keeps a leaving host in the mesh and takes it out of K3s (its drain runs while the tunnels still carry it)", async () => {
+        const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, () => ({
+            stdout: "",
+        }));
+        const hosts = nodesSettings("bare-metal", 5).hosts!.map((h) =>
+            h.name === "agent-2" || h.name === "server-3" ? { ...h, leaving: true } : h,
+        );
+        const settings = settingsSchema.parse({
+            nodes: { provider: "bare-metal", hosts: [...hosts, { name: "server-4", address: "192.0.2.40" }] },
+        });
+        const layer = new InfraLayer("infra", {
+            project: "peoples-cloud",
+            stack: "family",
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        });
+        const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
+        // Mesh: 3 steps on each of 6 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
+        for (let i = 0; i < 200 && scripts().length < 18 + 8 + 3 + 1; i++) await new Promise((r) => setTimeout(r, 20));
+        const stepsOn = (node: string) =>
+            scripts()
+                .filter((s) => s.inputs.node === node)
+                .map((s) => String(s.inputs.step));
+        for (const leaving of ["server-3", "agent-2"]) {
+            assert.deepEqual(stepsOn(leaving).sort(), [
+                "apply wg0",
+                "generate the WireGuard key",
+                "install wireguard-tools",
+            ]);
+            assert.ok(!stepsOn("server-1").some((s) => s.startsWith(leaving)), `${leaving} still joins the cluster`);
+        }
+        assert.deepEqual(
+            layer.clusterNodes.map((n) => n.name),
+            ["server-1", "server-2", "server-4", "agent-1"],
+        );
+        assert.equal(layer.nodes.length, 6);
+        assert.equal(scripts().length, 30);
+    });
+
     it("makes the Kubernetes provider from the kubeconfig once, and only when a layer asks", async () => {
         const { layer, recorded } = await buildLayer("bare-metal", 3);
         const providers = () => recorded.filter((r) => r.type === "pulumi:providers:kubernetes");
