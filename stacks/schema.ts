@@ -29,6 +29,9 @@ function oddServersMessage(): string {
     return "needs an odd number of servers (1, 3, 5 or 7) so etcd keeps quorum";
 }
 
+// The last `leaving` of a role's nodes are on their way out: step one of scaling down (see the README).
+const leavingCount = z.int().min(0).default(0);
+
 const hetznerNodes = z.strictObject({
     provider: z.literal("hetzner"),
     locations: z
@@ -45,8 +48,13 @@ const hetznerNodes = z.strictObject({
                 .string()
                 .regex(/^[a-z]+\d+[a-z]*$/, { error: "expected a Hetzner server type such as cx32" })
                 .default("cx32"),
+            leaving: leavingCount,
         })
-        .refine((s) => s.count % 2 === 1, { path: ["count"], error: oddServersMessage })
+        .refine((s) => s.leaving < s.count, {
+            path: ["leaving"],
+            error: "must leave at least the first server, which bootstrapped etcd",
+        })
+        .refine((s) => (s.count - s.leaving) % 2 === 1, { path: ["count"], error: oddServersMessage })
         .prefault({}),
     agents: z
         .strictObject({
@@ -55,7 +63,9 @@ const hetznerNodes = z.strictObject({
                 .string()
                 .regex(/^[a-z]+\d+[a-z]*$/, { error: "expected a Hetzner server type such as cx22" })
                 .default("cx22"),
+            leaving: leavingCount,
         })
+        .refine((a) => a.leaving <= a.count, { path: ["leaving"], error: "must not exceed agents.count" })
         .prefault({}),
 });
 

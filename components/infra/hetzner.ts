@@ -36,12 +36,17 @@ interface PlannedServer {
     privateIp: string;
     /** Index of the spread placement group within its role. */
     spreadGroup: number;
+    leaving: boolean;
 }
 
 /** Which servers a stack's settings ask for, each fixed by its name, so adding agents moves no one. */
 function planServers(settings: HetznerSettings): PlannedServer[] {
     const subnetBase = privateNetwork.subnet.split(".").slice(0, 3).join(".");
-    const plan = (role: NodeRole, count: number, serverType: string, firstHost: number): PlannedServer[] =>
+    const plan = (
+        role: NodeRole,
+        { count, serverType, leaving }: { count: number; serverType: string; leaving: number },
+        firstHost: number,
+    ): PlannedServer[] =>
         Array.from({ length: count }, (_, i) => ({
             name: `${role}-${i + 1}`,
             role,
@@ -49,11 +54,9 @@ function planServers(settings: HetznerSettings): PlannedServer[] {
             serverType,
             privateIp: `${subnetBase}.${firstHost + i}`,
             spreadGroup: Math.floor(i / spreadGroupSize),
+            leaving: i >= count - leaving,
         }));
-    return [
-        ...plan("server", settings.servers.count, settings.servers.serverType, 11),
-        ...plan("agent", settings.agents.count, settings.agents.serverType, 101),
-    ];
+    return [...plan("server", settings.servers, 11), ...plan("agent", settings.agents, 101)];
 }
 
 export class HetznerNodes extends pulumi.ComponentResource {
@@ -176,6 +179,7 @@ export class HetznerNodes extends pulumi.ComponentResource {
                 publicAddress: server.ipv4Address,
                 meshAddress: meshAddressOf(planned.name, args.meshCidr),
                 ingress,
+                ...(planned.leaving ? { leaving: true } : {}),
                 connection: pulumi.secret(
                     pulumi
                         .all([server.ipv4Address, this.sshPrivateKey])

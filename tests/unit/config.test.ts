@@ -215,6 +215,20 @@ const invalid: InvalidCase[] = [
         says: "odd number of servers (1, 3, 5 or 7) so etcd keeps quorum, got 2",
     },
     {
+        name: "every Hetzner server leaving",
+        plain: hetzner({ servers: { count: 3, leaving: 3 } }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.servers.leaving`,
+        says: "the first server",
+    },
+    {
+        name: "more Hetzner agents leaving than there are",
+        plain: hetzner({ agents: { count: 1, leaving: 2 } }),
+        secrets: hcloudToken,
+        key: `${ns}:nodes.agents.leaving`,
+        says: "must not exceed agents.count",
+    },
+    {
         name: "unknown TLS issuer",
         plain: { ...bareMetal(), [`${ns}:tlsIssuer`]: "zerossl" },
         secrets: sshKey,
@@ -526,8 +540,8 @@ describe("stack config", () => {
                 locations: ["fsn1"],
                 networkZone: "eu-central",
                 image: "debian-12",
-                servers: { count: 1, serverType: "cx32" },
-                agents: { count: 0, serverType: "cx22" },
+                servers: { count: 1, serverType: "cx32", leaving: 0 },
+                agents: { count: 0, serverType: "cx22", leaving: 0 },
             });
         });
 

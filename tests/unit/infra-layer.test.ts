@@ -144,6 +144,35 @@ describe("infra layer graph", () => {
         assert.equal(scripts().length, 30);
     });
 
+    it("Hetzner: the last `leaving` agents and servers stay in the mesh and leave K3s", async () => {
+        const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, (r) =>
+            r.type === "hcloud:index/server:Server" ? { ipv4Address: "203.0.113.1" } : { stdout: "" },
+        );
+        const settings = settingsSchema.parse({
+            nodes: { provider: "hetzner", servers: { count: 5, leaving: 2 }, agents: { count: 2, leaving: 1 } },
+            adminCidrs: ["198.51.100.0/24"],
+            sshPublicKey: "ssh-ed25519 AAAAtest admin",
+        });
+        const layer = new InfraLayer("infra", {
+            project: "peoples-cloud",
+            stack: "family",
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        });
+        assert.deepEqual(
+            layer.clusterNodes.map((n) => n.name),
+            ["server-1", "server-2", "server-3", "agent-1"],
+        );
+        assert.equal(layer.nodes.length, 7, "leaving servers are still Hetzner servers in the mesh");
+        const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
+        for (let i = 0; i < 200 && scripts().length < 21 + 8 + 3 + 1; i++) await new Promise((r) => setTimeout(r, 20));
+        for (const leaving of ["server-4", "server-5", "agent-2"]) {
+            const steps = scripts().filter((s) => s.inputs.node === leaving);
+            assert.equal(steps.length, 3, `${leaving}: ${steps.map((s) => String(s.inputs.step)).join(", ")}`);
+        }
+        assert.equal(recorded.filter((r) => r.type === "hcloud:index/server:Server").length, 7);
+    });
+
     it("makes the Kubernetes provider from the kubeconfig once, and only when a layer asks", async () => {
         const { layer, recorded } = await buildLayer("bare-metal", 3);
         const providers = () => recorded.filter((r) => r.type === "pulumi:providers:kubernetes");
