@@ -32,29 +32,44 @@ export type Certificate = KubeObject<
     }
 >;
 
-/** Every name a client or a raft peer uses for a Vault server, and 127.0.0.1 for the CLI in its own pod. */
-export function vaultTls(internalCaIssuer: string): [Namespace, Certificate] {
-    const svc = (name: string) => [name, `${name}.${VAULT_NAMESPACE}`, `${name}.${VAULT_NAMESPACE}.svc`];
+/** A namespace, and in it a certificate (secret of the same name) from the given ClusterIssuer. */
+function namespaceWithCertificate(
+    namespace: string,
+    name: string,
+    names: { dnsNames: string[]; ipAddresses: string[] },
+    issuer: string,
+): [Namespace, Certificate] {
     return [
-        { apiVersion: "v1", kind: "Namespace", metadata: { name: VAULT_NAMESPACE, labels }, spec: undefined },
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, labels }, spec: undefined },
         {
             apiVersion: "cert-manager.io/v1",
             kind: "Certificate",
-            metadata: { name: TLS_SECRET, namespace: VAULT_NAMESPACE, labels },
+            metadata: { name, namespace, labels },
             spec: {
-                secretName: TLS_SECRET,
-                dnsNames: [
-                    ...svc("vault"),
-                    ...svc("vault-active"),
-                    ...svc("*.vault-internal"),
-                    `*.vault-internal.${VAULT_NAMESPACE}.svc.cluster.local`,
-                ],
-                ipAddresses: ["127.0.0.1"],
+                secretName: name,
+                ...names,
                 privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
-                issuerRef: clusterIssuerRef(internalCaIssuer),
+                issuerRef: clusterIssuerRef(issuer),
             },
         },
     ];
+}
+
+/** Every name a client or a raft peer uses for a Vault server, and 127.0.0.1 for the CLI in its own pod. */
+export function vaultTls(internalCaIssuer: string): [Namespace, Certificate] {
+    const svc = (name: string) => [name, `${name}.${VAULT_NAMESPACE}`, `${name}.${VAULT_NAMESPACE}.svc`];
+    const dnsNames = [
+        ...svc("vault"),
+        ...svc("vault-active"),
+        ...svc("*.vault-internal"),
+        `*.vault-internal.${VAULT_NAMESPACE}.svc.cluster.local`,
+    ];
+    return namespaceWithCertificate(
+        VAULT_NAMESPACE,
+        TLS_SECRET,
+        { dnsNames, ipAddresses: ["127.0.0.1"] },
+        internalCaIssuer,
+    );
 }
 
 interface PodAntiAffinity {
@@ -171,21 +186,8 @@ export const VSO_CA_SECRET = "vault-ca";
  * secret's `ca.crt`, which is what the operator's default VaultConnection needs to verify Vault.
  */
 export function vaultSecretsOperatorTls(internalCaIssuer: string): [Namespace, Certificate] {
-    return [
-        { apiVersion: "v1", kind: "Namespace", metadata: { name: VSO_NAMESPACE, labels }, spec: undefined },
-        {
-            apiVersion: "cert-manager.io/v1",
-            kind: "Certificate",
-            metadata: { name: VSO_CA_SECRET, namespace: VSO_NAMESPACE, labels },
-            spec: {
-                secretName: VSO_CA_SECRET,
-                dnsNames: [`vault-secrets-operator.${VSO_NAMESPACE}.svc`],
-                ipAddresses: [],
-                privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
-                issuerRef: clusterIssuerRef(internalCaIssuer),
-            },
-        },
-    ];
+    const dnsNames = [`vault-secrets-operator.${VSO_NAMESPACE}.svc`];
+    return namespaceWithCertificate(VSO_NAMESPACE, VSO_CA_SECRET, { dnsNames, ipAddresses: [] }, internalCaIssuer);
 }
 
 export interface VaultSecretsOperatorValues {

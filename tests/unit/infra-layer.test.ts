@@ -31,6 +31,21 @@ function nodesSettings(provider: Provider, n: number) {
     };
 }
 
+/** The layer for these nodes, with what Hetzner also needs (admin CIDRs, a public key) and the SSH key. */
+function layerOf(nodes: unknown): InfraLayer {
+    const settings = settingsSchema.parse({
+        nodes,
+        adminCidrs: ["198.51.100.0/24"],
+        sshPublicKey: "ssh-ed25519 AAAAtest admin",
+    });
+    return new InfraLayer("infra", {
+        project: "peoples-cloud",
+        stack: "family",
+        settings,
+        secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+    });
+}
+
 async function buildLayer(provider: Provider, n: number) {
     const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, (r) => {
         if (r.type === "hcloud:index/server:Server") return { ipv4Address: "203.0.113.1" };
@@ -38,17 +53,7 @@ async function buildLayer(provider: Provider, n: number) {
         if (r.type === "pulumi-nodejs:dynamic/infra:RemoteScript") return { stdout: `printed by ${r.name}` };
         return {};
     });
-    const settings = settingsSchema.parse({
-        nodes: nodesSettings(provider, n),
-        adminCidrs: ["198.51.100.0/24"],
-        sshPublicKey: "ssh-ed25519 AAAAtest admin",
-    });
-    const layer = new InfraLayer("infra", {
-        project: "peoples-cloud",
-        stack: "family",
-        settings,
-        secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
-    });
+    const layer = layerOf(nodesSettings(provider, n));
     const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
     // Mesh: install, key, wg0 per node. K3s: token file and install per node, a member per joiner, kubeconfig.
     const want = 3 * n + 2 * n + (n - 1) + 1;
@@ -112,14 +117,9 @@ describe("infra layer graph", () => {
         const hosts = nodesSettings("bare-metal", 5).hosts!.map((h) =>
             h.name === "agent-2" || h.name === "server-3" ? { ...h, leaving: true } : h,
         );
-        const settings = settingsSchema.parse({
-            nodes: { provider: "bare-metal", hosts: [...hosts, { name: "server-4", address: "192.0.2.40" }] },
-        });
-        const layer = new InfraLayer("infra", {
-            project: "peoples-cloud",
-            stack: "family",
-            settings,
-            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        const layer = layerOf({
+            provider: "bare-metal",
+            hosts: [...hosts, { name: "server-4", address: "192.0.2.40" }],
         });
         const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
         // Mesh: 3 steps on each of 6 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
@@ -148,16 +148,10 @@ describe("infra layer graph", () => {
         const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, (r) =>
             r.type === "hcloud:index/server:Server" ? { ipv4Address: "203.0.113.1" } : { stdout: "" },
         );
-        const settings = settingsSchema.parse({
-            nodes: { provider: "hetzner", servers: { count: 5, leaving: 2 }, agents: { count: 2, leaving: 1 } },
-            adminCidrs: ["198.51.100.0/24"],
-            sshPublicKey: "ssh-ed25519 AAAAtest admin",
-        });
-        const layer = new InfraLayer("infra", {
-            project: "peoples-cloud",
-            stack: "family",
-            settings,
-            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        const layer = layerOf({
+            provider: "hetzner",
+            servers: { count: 5, leaving: 2 },
+            agents: { count: 2, leaving: 1 },
         });
         assert.deepEqual(
             layer.clusterNodes.map((n) => n.name),
