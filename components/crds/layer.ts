@@ -5,12 +5,12 @@
 // Kubernetes provider plugin. Objects of a CRD are written only after a step has seen that CRD established.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import type { Settings } from "../../stacks/schema";
 import type { K3sCluster } from "../infra/k3s";
 import { RemoteScript } from "../infra/remote";
 import { defaultDomain } from "./domain";
+import { K3sManifests } from "./k3s-manifests";
 import {
     CERT_MANAGER_CRDS,
     CERT_MANAGER_WEBHOOK,
@@ -19,18 +19,12 @@ import {
     INTERNAL_CA_SECRET,
     ISSUERS,
     issuers,
-    type KubeObject,
     PROMETHEUS_OPERATOR_CRDS,
     prometheusOperatorCrdsChart,
     traefikConfig,
 } from "./manifests";
 
 const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
-
-/** A manifest file as K3s reads it: YAML documents, `---` between them. */
-export function renderManifest(objects: KubeObject[]): string {
-    return objects.map((o) => yaml.dump(o, { lineWidth: -1, noRefs: true })).join("---\n");
-}
 
 export interface IssuerNames {
     /** The issuer the apps' ingress certificates use (peoples-cloud:tlsIssuer). */
@@ -69,50 +63,25 @@ export class FoundationLayer extends pulumi.ComponentResource {
         super("peoples-cloud:crds:FoundationLayer", name, {}, opts);
         const server = args.cluster.firstServer;
         const onServer = { node: server.name, connection: server.connection };
-        const manifest = (file: string, objects: KubeObject[], dependsOn: pulumi.Resource[]) =>
-            new RemoteScript(
-                `${name}-${file}`,
-                {
-                    ...onServer,
-                    step: `write the ${file} manifest`,
-                    script: script("k3s-manifest.sh"),
-                    env: { K3S_MANIFEST: `peoples-cloud-${file}` },
-                    stdin: renderManifest(objects),
-                    deleteScript: script("k3s-manifest-delete.sh"),
-                },
-                { parent: this, dependsOn },
-            );
-        const wait = (what: string, env: Record<string, string>, after: RemoteScript[]) =>
-            new RemoteScript(
-                `${name}-${what}-ready`,
-                {
-                    ...onServer,
-                    step: `wait for ${what}`,
-                    script: script("k3s-wait.sh"),
-                    env,
-                    // Charts changed: wait for them again.
-                    triggers: after.map((m) => m.stdin),
-                },
-                { parent: this, dependsOn: after },
-            );
+        const k3s = new K3sManifests(this, name, server);
 
         const installed = [args.cluster];
-        manifest("traefik-config", [traefikConfig()], installed);
-        const certManager = manifest("cert-manager", [certManagerChart()], installed);
-        const prometheusCrds = manifest("prometheus-operator-crds", [prometheusOperatorCrdsChart()], installed);
-        const certManagerReady = wait(
+        k3s.write("traefik-config", [traefikConfig()], installed);
+        const certManager = k3s.write("cert-manager", [certManagerChart()], installed);
+        const prometheusCrds = k3s.write("prometheus-operator-crds", [prometheusOperatorCrdsChart()], installed);
+        const certManagerReady = k3s.wait(
             "cert-manager",
             { K3S_WAIT_CRDS: CERT_MANAGER_CRDS.join(" "), K3S_WAIT_DEPLOYMENTS: CERT_MANAGER_WEBHOOK },
             [certManager],
         );
         const issuerObjects = issuers({ stack: args.stack, acmeEmail: args.settings.acmeEmail });
-        const issuersWritten = manifest("issuers", issuerObjects, [certManagerReady]);
-        const caReady = wait(
+        const issuersWritten = k3s.write("issuers", issuerObjects, [certManagerReady]);
+        const caReady = k3s.wait(
             "internal-ca",
             { K3S_WAIT_CERTIFICATES: `${INTERNAL_CA_SECRET.namespace}/${INTERNAL_CA_SECRET.name}` },
             [issuersWritten],
         );
-        const prometheusCrdsReady = wait(
+        const prometheusCrdsReady = k3s.wait(
             "prometheus-operator-crds",
             { K3S_WAIT_CRDS: PROMETHEUS_OPERATOR_CRDS.join(" ") },
             [prometheusCrds],

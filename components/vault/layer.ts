@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Settings } from "../../stacks/schema";
 import type { FoundationLayer } from "../crds/layer";
-import { renderManifest } from "../crds/layer";
+import { K3sManifests } from "../crds/k3s-manifests";
 import type { K3sCluster } from "../infra/k3s";
 import { RemoteScript } from "../infra/remote";
 import { VaultBootstrap } from "./bootstrap";
@@ -27,7 +27,7 @@ import {
     VSO_NAMESPACE,
 } from "./manifests";
 
-const script = (dir: string, name: string) => fs.readFileSync(path.join(__dirname, "..", dir, "scripts", name), "utf8");
+const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
 
 export interface VaultLayerArgs {
     cluster: K3sCluster;
@@ -51,46 +51,22 @@ export class VaultLayer extends pulumi.ComponentResource {
         super("peoples-cloud:vault:VaultLayer", name, {}, opts);
         const server = args.cluster.firstServer;
         const onServer = { node: server.name, connection: server.connection };
-        const manifest = (file: string, stdin: string, dependsOn: pulumi.Resource[]) =>
-            new RemoteScript(
-                `${name}-${file}`,
-                {
-                    ...onServer,
-                    step: `write the ${file} manifest`,
-                    script: script("crds", "k3s-manifest.sh"),
-                    env: { K3S_MANIFEST: `peoples-cloud-${file}` },
-                    stdin,
-                    deleteScript: script("crds", "k3s-manifest-delete.sh"),
-                },
-                { parent: this, dependsOn },
-            );
+        const k3s = new K3sManifests(this, name, server);
         this.replicas = vaultReplicas(args.nodeCount);
         const pods = Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
 
         // The Certificate needs cert-manager's CRDs and the internal CA: the foundation is ready first.
-        const tls = manifest("vault-tls", renderManifest(vaultTls(args.foundation.issuers.internalCa)), [
-            ...args.foundation.ready,
-        ]);
+        const tls = k3s.write("vault-tls", vaultTls(args.foundation.issuers.internalCa), [...args.foundation.ready]);
         const certificateReady = (what: string, certificate: string, written: RemoteScript) =>
-            new RemoteScript(
-                `${name}-${what}-ready`,
-                {
-                    ...onServer,
-                    step: `wait for the ${what} certificate`,
-                    script: script("crds", "k3s-wait.sh"),
-                    env: { K3S_WAIT_CERTIFICATES: certificate },
-                    triggers: [written.stdin],
-                },
-                { parent: this, dependsOn: [written] },
-            );
+            k3s.wait(what, { K3S_WAIT_CERTIFICATES: certificate }, [written]);
         const tlsReady = certificateReady("tls", `${VAULT_NAMESPACE}/${TLS_SECRET}`, tls);
-        const chart = manifest("vault", renderManifest([vaultChart(args.nodeCount)]), [tlsReady]);
+        const chart = k3s.write("vault", [vaultChart(args.nodeCount)], [tlsReady]);
         const answering = new RemoteScript(
             `${name}-pods-answer`,
             {
                 ...onServer,
                 step: "wait for the Vault servers to answer",
-                script: script("vault", "vault-answers.sh"),
+                script: script("vault-answers.sh"),
                 env: { VAULT_NAMESPACE, VAULT_PODS: pods.join(" ") },
                 triggers: [chart.stdin],
             },
@@ -109,14 +85,16 @@ export class VaultLayer extends pulumi.ComponentResource {
         );
 
         // The operator's Vault connection needs the CA secret before the chart makes it.
-        const vsoCa = manifest(
+        const vsoCa = k3s.write(
             "vault-secrets-operator-ca",
-            renderManifest(vaultSecretsOperatorTls(args.foundation.issuers.internalCa)),
+            vaultSecretsOperatorTls(args.foundation.issuers.internalCa),
             [...args.foundation.ready],
         );
-        manifest("vault-secrets-operator", renderManifest([vaultSecretsOperatorChart(this.address)]), [
-            certificateReady("vault-secrets-operator-ca", `${VSO_NAMESPACE}/${VSO_CA_SECRET}`, vsoCa),
-        ]);
+        k3s.write(
+            "vault-secrets-operator",
+            [vaultSecretsOperatorChart(this.address)],
+            [certificateReady("vault-secrets-operator-ca", `${VSO_NAMESPACE}/${VSO_CA_SECRET}`, vsoCa)],
+        );
 
         this.unsealKeys = bootstrap.unsealKeys;
         this.rootToken = bootstrap.rootToken;
