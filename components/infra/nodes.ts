@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BareMetalHost } from "../../stacks/schema";
 import { meshAddressOf } from "./mesh-addresses";
-import type { SshConnection } from "./remote";
+import type { SshConnection } from "./ssh";
 
 export type NodeRole = "server" | "agent";
 

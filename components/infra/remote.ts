@@ -4,13 +4,9 @@
 // client (@pulumi/command's plugin cannot be built on this machine; see the README's Tools). The SSH key is
 // a secret input, written to a private temporary file for the run and removed after it.
 import * as pulumi from "@pulumi/pulumi";
+import { shellQuote, type SshConnection, withSsh } from "./ssh";
 
-export interface SshConnection {
-    host: string;
-    port?: number;
-    user: string;
-    privateKey: string;
-}
+export type { SshConnection } from "./ssh";
 
 interface ScriptInputs {
     /** The node's name and the step's, for messages. */
@@ -50,65 +46,33 @@ function outputsOf(inputs: ScriptInputs, stdout: string): ScriptOutputs {
 
 /** The remote command: bash running the script, whatever the login shell, with its settings in the env. */
 export function remoteCommand(script: string, env: Record<string, string>, step: string): string {
-    const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const assignments = Object.entries(env).map(([k, v]) => {
         if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`${step}: '${k}' is not an environment variable name`);
-        return `${k}=${quote(v)}`;
+        return `${k}=${shellQuote(v)}`;
     });
-    return ["env", ...assignments, "bash", "-c", quote(script), quote(step)].join(" ");
+    return ["env", ...assignments, "bash", "-c", shellQuote(script), shellQuote(step)].join(" ");
 }
 
 async function runOverSsh(
     inputs: Pick<ScriptInputs, "node" | "step" | "connection" | "env" | "stdin"> & { script: string },
 ): Promise<string> {
-    /* eslint-disable @typescript-eslint/no-require-imports -- the provider is serialised: it loads what it needs */
+    /* eslint-disable-next-line @typescript-eslint/no-require-imports -- the provider is serialised: it loads what it needs */
     const { execFile } = require("node:child_process") as typeof import("node:child_process");
-    const fs = require("node:fs") as typeof import("node:fs");
-    const os = require("node:os") as typeof import("node:os");
-    const path = require("node:path") as typeof import("node:path");
-    /* eslint-enable @typescript-eslint/no-require-imports */
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-ssh-"));
-    const key = path.join(dir, "key");
-    fs.writeFileSync(
-        key,
-        inputs.connection.privateKey.endsWith("\n")
-            ? inputs.connection.privateKey
-            : `${inputs.connection.privateKey}\n`,
-        {
-            mode: 0o600,
-        },
+    const command = remoteCommand(inputs.script, inputs.env, inputs.step);
+    return withSsh(
+        inputs.connection,
+        (sshArgs) =>
+            new Promise<string>((resolve, reject) => {
+                const options = { maxBuffer: 1024 * 1024, timeout: 600_000 };
+                const child = execFile("ssh", [...sshArgs, command], options, (err, stdout, stderr) => {
+                    if (!err) return resolve(stdout);
+                    const code = typeof err.code === "number" ? err.code : "none";
+                    const last = String(stderr).trim().split("\n").pop() ?? "";
+                    reject(new Error(`${inputs.step} on ${inputs.node} failed (exit ${code}): ${last}`));
+                });
+                child.stdin?.end(inputs.stdin);
+            }),
     );
-    const args = [
-        "-i",
-        key,
-        "-p",
-        String(inputs.connection.port ?? 22),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=15",
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        "-o",
-        `UserKnownHostsFile=${path.join(dir, "known_hosts")}`,
-        "-o",
-        "LogLevel=ERROR",
-        `${inputs.connection.user}@${inputs.connection.host}`,
-        remoteCommand(inputs.script, inputs.env, inputs.step),
-    ];
-    try {
-        return await new Promise<string>((resolve, reject) => {
-            const child = execFile("ssh", args, { maxBuffer: 1024 * 1024, timeout: 600_000 }, (err, stdout, stderr) => {
-                if (!err) return resolve(stdout);
-                const code = typeof err.code === "number" ? err.code : "none";
-                const last = String(stderr).trim().split("\n").pop() ?? "";
-                reject(new Error(`${inputs.step} on ${inputs.node} failed (exit ${code}): ${last}`));
-            });
-            child.stdin?.end(inputs.stdin);
-        });
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
 }
 
 const remoteScriptProvider: pulumi.dynamic.ResourceProvider<ScriptInputs, ScriptOutputs> = {

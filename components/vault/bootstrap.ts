@@ -3,7 +3,7 @@
 // join its raft cluster, and every server is unsealed. Each `pulumi up` checks the live seal status, so a
 // restarted (sealed) pod is unsealed again by the next `up`.
 import * as pulumi from "@pulumi/pulumi";
-import type { SshConnection } from "../infra/remote";
+import type { SshConnection } from "../infra/ssh";
 import { runVault, sealStatus, type VaultOperator } from "./operator";
 
 /** A Vault server as the program knows it: its SSH connection, when it has one, is a secret output. */

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import { VaultBootstrap } from "../../components/vault/bootstrap";
-import type { SshConnection } from "../../components/infra/remote";
+import type { SshConnection } from "../../components/infra/ssh";
 import { toolsBinDir } from "./engine";
 import type { RaftServer } from "./servers";
 

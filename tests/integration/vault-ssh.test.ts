@@ -16,7 +16,7 @@ import { bootstrapProgram } from "../helpers/vault";
 
 const BRIDGE = "198.18.0.1"; // scripts/testhosts.sh: the root namespace's side of the hosts' bridge
 
-const vaultKeyDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("peoples-cloud-vault-")).length;
+const sshKeyDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("peoples-cloud-ssh-")).length;
 
 describe("vault bootstrap over SSH with the real engine", function () {
     this.timeout(10 * 60_000);
@@ -49,7 +49,7 @@ describe("vault bootstrap over SSH with the real engine", function () {
     });
 
     it("fails naming the server and step when SSH refuses the key, then initialises, joins and unseals", async () => {
-        const keyDirsBefore = vaultKeyDirs();
+        const keyDirsBefore = sshKeyDirs();
         await assert.rejects(stack.up(), /vault status on vault-0 failed: .*Permission denied/);
         assert.equal((await fetch(`${servers[0].url}/v1/sys/health`)).status, 501, "vault-0 left uninitialised");
 
@@ -61,7 +61,7 @@ describe("vault bootstrap over SSH with the real engine", function () {
         for (const s of servers) {
             assert.ok([200, 429].includes((await fetch(`${s.url}/v1/sys/health`)).status), s.nodeId);
         }
-        assert.equal(vaultKeyDirs(), keyDirsBefore, "a temporary SSH key folder was left behind");
+        assert.equal(sshKeyDirs(), keyDirsBefore, "a temporary SSH key folder was left behind");
 
         const secrets = [
             goodKey.trim(),
