@@ -4,6 +4,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { FoundationLayer, type IssuerNames } from "./components/crds/layer";
 import { InfraLayer } from "./components/infra/layer";
+import { STORAGE_SERVICES } from "./components/vault/config";
 import { VaultLayer } from "./components/vault/layer";
 import type { NodeRole } from "./components/infra/nodes";
 import { loadConfig } from "./stacks/config";
@@ -23,9 +24,9 @@ export interface PlatformOutputs {
     ingress?: { class: string; address: pulumi.Output<string>; domain: pulumi.Output<string> };
     issuers?: IssuerNames;
     internalCaCertificate?: pulumi.Output<string>;
-    /** Vault, in the cluster; its root token and unseal keys are secret outputs, for break-glass only. */
+    /** Vault, in the cluster; its admin token (day 2) and unseal keys (break-glass) are secret outputs. */
     vault?: { address: string; replicas: number; sealed: pulumi.Output<boolean[]> };
-    vaultRootToken?: pulumi.Output<string>;
+    vaultAdminToken?: pulumi.Output<string>;
     vaultUnsealKeys?: pulumi.Output<string[]>;
 }
 
@@ -43,6 +44,7 @@ export function platform(): PlatformOutputs {
             nodeCount: infra.clusterNodes.length,
             foundation,
             settings: settings.vault,
+            apps: STORAGE_SERVICES,
         });
     return {
         stack: config.stack,
@@ -71,7 +73,7 @@ export function platform(): PlatformOutputs {
         ...(vault
             ? {
                   vault: { address: vault.address, replicas: vault.replicas, sealed: vault.sealed },
-                  vaultRootToken: vault.rootToken,
+                  vaultAdminToken: vault.adminToken,
                   vaultUnsealKeys: vault.unsealKeys,
               }
             : {}),

@@ -1,12 +1,12 @@
-// Vault configured as code with @pulumi/vault, once the bootstrap has unsealed it: KV v2 at `secret/`, transit
-// with one key per storage service (aes256-gcm96, rotated automatically, never deletable), a PKI engine for
+// Vault configured as code once the bootstrap has unsealed it: KV v2 at `secret/`, transit with one key per
+// storage service (aes256-gcm96, rotated automatically, never deletable or exportable), a PKI engine for
 // service certificates, the Kubernetes auth method with one role per app's service account, a least-privilege
-// policy per app, an admin policy (and token) for day 2, and a file audit device. Given a provider that
-// reaches Vault with verified TLS. Not yet composed: @pulumi/vault's plugin cannot be built on this machine,
-// so the program could not be previewed here with it (see the README).
+// policy per app, a file audit device, and an admin policy and token for day 2. The root token only creates
+// the admin token and is then revoked; everything else is written with the admin token.
 import * as pulumi from "@pulumi/pulumi";
-import * as vault from "@pulumi/vault";
+import type { VaultServer } from "./bootstrap";
 import { adminPolicy, appPolicy, DEFAULT_MOUNTS } from "./policies";
+import { VaultAdminToken, VaultRootRevocation, VaultWrite, type VaultWriteArgs } from "./writes";
 
 export interface AppIdentity {
     /** The app's name: its transit key, policy, auth role and PKI role are named after it. */
@@ -17,126 +17,180 @@ export interface AppIdentity {
     transitKey: boolean;
 }
 
+/** The platform's storage services: each encrypts with its own transit key. */
+export const STORAGE_SERVICES: AppIdentity[] = ["storage-s3-api", "storage-kv-api"].map((name) => ({
+    name,
+    namespace: "storage",
+    serviceAccount: name,
+    transitKey: true,
+}));
+
 export interface VaultConfigurationArgs {
-    provider: vault.Provider;
+    /** The server the Vault CLI runs against (a standby forwards writes to the active server). */
+    server: VaultServer;
+    /** Secret: the root token from the bootstrap; revoked once the configuration is in place. */
+    rootToken: pulumi.Input<string>;
+    /** The bootstrap's per-server seal status: Vault is read only after this run has unsealed it. */
+    sealed: pulumi.Input<boolean[]>;
     apps: AppIdentity[];
     /** How often transit keys rotate, in days. */
     transitRotationDays?: number;
+    /** Where the audit device writes, on the server. */
+    auditFile?: string;
+    /**
+     * The Kubernetes API that reviews the apps' tokens, for a Vault outside the cluster. By default Vault runs
+     * in it and uses the in-cluster address with its own service account's CA and token.
+     */
+    kubernetes?: { host: string; caCert: string };
 }
 
-const DAY = 24 * 60 * 60;
+const YEARS_5 = `${5 * 365 * 24}h`;
+/** The admin token's period: renewed by each `pulumi up` (or any `vault token renew`) once half is gone. */
+const ADMIN_PERIOD_HOURS = 32 * 24;
 
 export class VaultConfiguration extends pulumi.ComponentResource {
     readonly mounts = DEFAULT_MOUNTS;
-    /** Secret: a periodic token with the admin policy, for day-2 work in place of the root token. */
+    /** Secret: a periodic token with the admin policy, for day-2 work in place of the revoked root token. */
     readonly adminToken: pulumi.Output<string>;
 
     constructor(name: string, args: VaultConfigurationArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:vault:Configuration", name, {}, opts);
-        const o = { parent: this, provider: args.provider };
-        const { kv, transit, pki } = this.mounts;
-
-        new vault.Mount(`${name}-kv`, { path: kv, type: "kv", options: { version: "2" } }, o);
-        const transitMount = new vault.Mount(`${name}-transit`, { path: transit, type: "transit" }, o);
-        const pkiMount = new vault.Mount(
-            `${name}-pki`,
-            { path: pki, type: "pki", maxLeaseTtlSeconds: 5 * 365 * DAY, defaultLeaseTtlSeconds: 30 * DAY },
-            o,
-        );
-        const root = new vault.pkisecret.SecretBackendRootCert(
-            `${name}-pki-root`,
+        const operator = args.server;
+        const admin = new VaultAdminToken(
+            `${name}-admin`,
             {
-                backend: pkiMount.path,
-                type: "internal",
-                commonName: "peoples-cloud services CA",
-                keyType: "ec",
-                keyBits: 256,
-                ttl: String(5 * 365 * DAY),
+                operator,
+                rootToken: args.rootToken,
+                policy: adminPolicy(),
+                periodHours: ADMIN_PERIOD_HOURS,
+                sealed: args.sealed,
             },
-            o,
+            { parent: this },
         );
+        const written: VaultWrite[] = [];
+        const set = (suffix: string, setting: Omit<VaultWriteArgs, "operator" | "token">, after: VaultWrite[] = []) => {
+            const w = new VaultWrite(
+                `${name}-${suffix}`,
+                { operator, token: admin.token, ...setting },
+                { parent: this, dependsOn: after },
+            );
+            written.push(w);
+            return w;
+        };
+        const mount = (suffix: string, path: string, data: Record<string, unknown>) =>
+            set(suffix, { path: `sys/mounts/${path}`, data, once: { read: "sys/mounts", key: `${path}/` } });
+        /** A setting that can be rewritten any time and is deleted with its resource. */
+        const owned = (suffix: string, path: string, data: Record<string, unknown>, after: VaultWrite[]) =>
+            set(suffix, { path, data, deletePath: path }, after);
 
-        const kubernetes = new vault.AuthBackend(`${name}-kubernetes`, { type: "kubernetes", path: "kubernetes" }, o);
+        const { kv, transit, pki } = this.mounts;
+        mount("kv", kv, { type: "kv", options: { version: "2" } });
+        const transitMount = mount("transit", transit, { type: "transit" });
+        const pkiMount = mount("pki", pki, {
+            type: "pki",
+            config: { max_lease_ttl: YEARS_5, default_lease_ttl: "720h" },
+        });
+        const pkiRoot = set(
+            "pki-root",
+            {
+                path: `${pki}/root/generate/internal`,
+                data: { common_name: "peoples-cloud services CA", key_type: "ec", key_bits: 256, ttl: YEARS_5 },
+                once: { read: `${pki}/config/issuers`, key: "default" },
+            },
+            [pkiMount],
+        );
+        const kubernetes = set("kubernetes", {
+            path: "sys/auth/kubernetes",
+            data: { type: "kubernetes" },
+            once: { read: "sys/auth", key: "kubernetes/" },
+        });
         // In the cluster Vault reviews tokens with its own service account (the chart's auth-delegator role).
-        const kubernetesConfig = new vault.kubernetes.AuthBackendConfig(
-            `${name}-kubernetes-config`,
-            { backend: kubernetes.path, kubernetesHost: "https://kubernetes.default.svc" },
-            o,
+        const kubernetesConfig = set(
+            "kubernetes-config",
+            {
+                path: "auth/kubernetes/config",
+                data: args.kubernetes
+                    ? {
+                          kubernetes_host: args.kubernetes.host,
+                          kubernetes_ca_cert: args.kubernetes.caCert,
+                          disable_local_ca_jwt: true,
+                      }
+                    : { kubernetes_host: "https://kubernetes.default.svc" },
+            },
+            [kubernetes],
         );
 
         for (const app of args.apps) {
             if (app.transitKey) {
-                new vault.transit.SecretBackendKey(
-                    `${name}-transit-${app.name}`,
+                // Creating a key that exists changes nothing, so the create is safe to repeat.
+                const key = set(
+                    `transit-${app.name}`,
+                    { path: `${transit}/keys/${app.name}`, data: { type: "aes256-gcm96", exportable: false } },
+                    [transitMount],
+                );
+                set(
+                    `transit-${app.name}-config`,
                     {
-                        backend: transitMount.path,
-                        name: app.name,
-                        type: "aes256-gcm96",
-                        autoRotatePeriod: (args.transitRotationDays ?? 30) * DAY,
-                        deletionAllowed: false,
-                        exportable: false,
+                        path: `${transit}/keys/${app.name}/config`,
+                        data: {
+                            auto_rotate_period: `${(args.transitRotationDays ?? 30) * 24}h`,
+                            deletion_allowed: false,
+                            exportable: false,
+                        },
                     },
-                    o,
+                    [key],
                 );
             }
-            const policy = new vault.Policy(
-                `${name}-policy-${app.name}`,
-                { name: app.name, policy: appPolicy(app.name) },
-                o,
+            const policy = owned(
+                `policy-${app.name}`,
+                `sys/policies/acl/${app.name}`,
+                { policy: appPolicy(app.name) },
+                [],
             );
-            new vault.kubernetes.AuthBackendRole(
-                `${name}-role-${app.name}`,
+            owned(
+                `role-${app.name}`,
+                `auth/kubernetes/role/${app.name}`,
                 {
-                    backend: kubernetes.path,
-                    roleName: app.name,
-                    boundServiceAccountNames: [app.serviceAccount],
-                    boundServiceAccountNamespaces: [app.namespace],
-                    tokenPolicies: [policy.name],
-                    tokenTtl: 3600,
+                    bound_service_account_names: [app.serviceAccount],
+                    bound_service_account_namespaces: [app.namespace],
+                    token_policies: [app.name],
+                    token_ttl: "1h",
                     audience: "vault",
                 },
-                { ...o, dependsOn: [kubernetesConfig] },
+                [kubernetesConfig, policy],
             );
-            new vault.pkisecret.SecretBackendRole(
-                `${name}-pki-role-${app.name}`,
+            owned(
+                `pki-role-${app.name}`,
+                `${pki}/roles/${app.name}`,
                 {
-                    backend: pkiMount.path,
-                    name: app.name,
-                    allowedDomains: [
+                    allowed_domains: [
                         `${app.name}.${app.namespace}.svc`,
                         `${app.name}.${app.namespace}.svc.cluster.local`,
                     ],
-                    allowBareDomains: true,
-                    allowSubdomains: false,
-                    allowLocalhost: false,
-                    keyType: "ec",
-                    ttl: String(30 * DAY),
-                    maxTtl: String(90 * DAY),
+                    allow_bare_domains: true,
+                    allow_subdomains: false,
+                    allow_localhost: false,
+                    key_type: "ec",
+                    key_bits: 256,
+                    ttl: "720h",
+                    max_ttl: "2160h",
                 },
-                { ...o, dependsOn: [root] },
+                [pkiRoot],
             );
         }
 
-        const admin = new vault.Policy(`${name}-policy-admin`, { name: "admin", policy: adminPolicy() }, o);
-        // Periodic: renewable for as long as it is used, not bound to the root token's lifetime.
-        const adminToken = new vault.Token(
-            `${name}-admin-token`,
-            {
-                policies: [admin.name],
-                noParent: true,
-                period: "768h",
-                renewable: true,
-                displayName: "peoples-cloud-admin",
-            },
-            { ...o, additionalSecretOutputs: ["clientToken"] },
-        );
-        this.adminToken = pulumi.secret(adminToken.clientToken);
+        set("audit", {
+            path: "sys/audit/file",
+            data: { type: "file", options: { file_path: args.auditFile ?? "/vault/audit/audit.log" } },
+            once: { read: "sys/audit", key: "file/" },
+        });
 
-        new vault.Audit(
-            `${name}-audit`,
-            { type: "file", path: "file", options: { file_path: "/vault/audit/audit.log" } },
-            o,
+        new VaultRootRevocation(
+            `${name}-root-revocation`,
+            { operator, rootToken: args.rootToken },
+            { parent: this, dependsOn: [admin, ...written] },
         );
+        this.adminToken = pulumi.secret(admin.token);
         this.registerOutputs({ adminToken: this.adminToken });
     }
 }

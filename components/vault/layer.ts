@@ -1,8 +1,8 @@
-// The Vault layer's install: the namespace and TLS certificate (internal CA), the pinned official chart with
-// raft storage, then the bootstrap — initialised once, followers joined, every server unsealed — run as the
-// Vault CLI in each pod through `k3s kubectl exec` on the first K3s server, over SSH. The unseal keys and
-// root token are secret outputs; nothing else holds them. (Engines, policies and auth, with @pulumi/vault,
-// come next: that provider's plugin cannot be built on this machine.)
+// The Vault layer: the namespace and TLS certificate (internal CA), the pinned official chart with raft
+// storage, the bootstrap — initialised once, followers joined, every server unsealed — and the configuration
+// (engines, keys, policies, Kubernetes auth, audit, an admin token; the root token revoked), all run as the
+// Vault CLI in the pods through `k3s kubectl exec` on the first K3s server, over SSH. The unseal keys and the
+// admin token are secret outputs; nothing else holds them.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -12,6 +12,7 @@ import { K3sManifests } from "../crds/k3s-manifests";
 import type { K3sCluster } from "../infra/k3s";
 import { RemoteScript } from "../infra/remote";
 import { VaultBootstrap } from "./bootstrap";
+import { type AppIdentity, VaultConfiguration } from "./config";
 import {
     CA_CERT_FILE,
     LEADER_ADDRESS,
@@ -35,6 +36,8 @@ export interface VaultLayerArgs {
     nodeCount: number;
     foundation: FoundationLayer;
     settings: Settings["vault"];
+    /** The apps that get a policy, Kubernetes auth role and PKI role (and a transit key if they encrypt). */
+    apps: AppIdentity[];
 }
 
 export class VaultLayer extends pulumi.ComponentResource {
@@ -43,8 +46,8 @@ export class VaultLayer extends pulumi.ComponentResource {
     readonly replicas: number;
     /** Secret: the unseal keys, only in Pulumi's encrypted state. */
     readonly unsealKeys: pulumi.Output<string[]>;
-    /** Secret: the initial root token, for the configuration that follows. */
-    readonly rootToken: pulumi.Output<string>;
+    /** Secret: the admin token for day-2 work (the root token is revoked once the configuration is in). */
+    readonly adminToken: pulumi.Output<string>;
     readonly sealed: pulumi.Output<boolean[]>;
 
     constructor(name: string, args: VaultLayerArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -72,10 +75,11 @@ export class VaultLayer extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: [chart] },
         );
+        const servers = pods.map((pod) => ({ name: pod, command: vaultCliIn(pod), ssh: server.connection }));
         const bootstrap = new VaultBootstrap(
             `${name}-bootstrap`,
             {
-                servers: pods.map((pod) => ({ name: pod, command: vaultCliIn(pod), ssh: server.connection })),
+                servers,
                 joinAddress: LEADER_ADDRESS,
                 joinFlags: [`-leader-ca-cert=@${CA_CERT_FILE}`],
                 keyShares: args.settings.keyShares,
@@ -96,9 +100,15 @@ export class VaultLayer extends pulumi.ComponentResource {
             [certificateReady("vault-secrets-operator-ca", `${VSO_NAMESPACE}/${VSO_CA_SECRET}`, vsoCa)],
         );
 
+        const configuration = new VaultConfiguration(
+            `${name}-config`,
+            { server: servers[0], rootToken: bootstrap.rootToken, sealed: bootstrap.sealed, apps: args.apps },
+            { parent: this, dependsOn: [bootstrap] },
+        );
+
         this.unsealKeys = bootstrap.unsealKeys;
-        this.rootToken = bootstrap.rootToken;
+        this.adminToken = configuration.adminToken;
         this.sealed = bootstrap.sealed;
-        this.registerOutputs({ address: this.address, rootToken: this.rootToken, sealed: this.sealed });
+        this.registerOutputs({ address: this.address, adminToken: this.adminToken, sealed: this.sealed });
     }
 }

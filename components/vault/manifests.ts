@@ -10,6 +10,7 @@ import {
     labels,
 } from "../crds/manifests";
 import type { PinnedImage } from "../crds/versions";
+import { tokenFromStdin } from "./operator";
 import { vault, vaultSecretsOperator } from "./versions";
 
 export const VAULT_NAMESPACE = vault.chart.namespace;
@@ -174,7 +175,7 @@ export function vaultChart(nodeCount: number): HelmChart {
 
 /** The Vault CLI in pod N, run by `k3s kubectl exec` on a K3s server (the pod's env has VAULT_ADDR, VAULT_CACERT). */
 export function vaultCliIn(pod: string): string[] {
-    return ["k3s", "kubectl", "exec", "-i", "-n", VAULT_NAMESPACE, pod, "--", "vault"];
+    return ["k3s", "kubectl", "exec", "-i", "-n", VAULT_NAMESPACE, pod, "--", ...tokenFromStdin("vault")];
 }
 
 export const VSO_NAMESPACE = vaultSecretsOperator.chart.namespace;

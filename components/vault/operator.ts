@@ -1,19 +1,28 @@
 // How Pulumi reaches one Vault server to initialise, join and unseal it: a command that runs the Vault CLI
 // against that server — `k3s kubectl exec -i -n vault <pod> -- vault` run over SSH on the first K3s server in
-// a cluster, a local `bao` process in tests. Key material only ever travels on stdin and stdout, never in
-// arguments or in an error message.
+// a cluster, a local `bao` process in tests. Key material and tokens only ever travel on stdin and stdout,
+// never in arguments, an environment given on a command line, or an error message.
 import { execFile } from "node:child_process";
 import { shellQuote, type SshConnection, withSsh } from "../infra/ssh";
 
 export interface VaultOperator {
     /** Names the server in messages: a pod or an address. */
     name: string;
-    /** The command that runs the Vault CLI against this server; arguments are appended to it. */
+    /**
+     * The command that runs the Vault CLI against this server; arguments are appended to it. It reads the
+     * first line of stdin as the token (empty: none) before the CLI starts: end it with `tokenFromStdin(cli)`.
+     */
     command: string[];
     /** Environment for that command (VAULT_ADDR, VAULT_CACERT, KUBECONFIG); never a secret. */
     env?: Record<string, string>;
     /** Run the command, with its environment, on this host over SSH (a secret: it holds the key). */
     ssh?: SshConnection;
+}
+
+/** Runs `cli` with VAULT_TOKEN (and BAO_TOKEN) set from stdin's first line, the rest of stdin left to it. */
+export function tokenFromStdin(cli: string): string[] {
+    const script = 'IFS= read -r t; if [ -n "$t" ]; then export VAULT_TOKEN="$t" BAO_TOKEN="$t"; fi; exec "$@"';
+    return ["sh", "-c", script, "sh", cli];
 }
 
 export interface SealStatus {
@@ -24,7 +33,7 @@ export interface SealStatus {
 }
 
 /**
- * Runs `vault <args>` against the server. Exit codes in `okExitCodes` count as success (`vault status`
+ * Runs `vault <args>` against the server, with `token` when given. Exit codes in `okExitCodes` count as success (`vault status`
  * exits 2 when sealed). On failure the error names the server and step and carries only the last line of
  * stderr, with anything that looks like a key or token removed.
  */
@@ -32,7 +41,7 @@ export function runVault(
     operator: VaultOperator,
     step: string,
     args: string[],
-    options: { stdin?: string; okExitCodes?: number[] } = {},
+    options: { token?: string; stdin?: string; okExitCodes?: number[] } = {},
 ): Promise<string> {
     const run = (file: string, argv: string[], env: Record<string, string> = {}) =>
         new Promise<string>((resolve, reject) => {
@@ -52,7 +61,7 @@ export function runVault(
                     reject(new Error(`vault ${step} on ${operator.name} failed: ${lastLine || `exit code ${code}`}`));
                 },
             );
-            child.stdin?.end(options.stdin ?? "");
+            child.stdin?.end(`${options.token ?? ""}\n${options.stdin ?? ""}`);
         });
     if (!operator.ssh) {
         const [file, ...prefix] = operator.command;

@@ -109,6 +109,8 @@ export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): P
             `api_addr = "${url}"`,
             `cluster_addr = "http://${host}:${clusterPort}"`,
             `disable_mlock = true`,
+            // Vault enables audit devices through its API, as the configuration does; OpenBao only with this.
+            `unsafe_allow_api_audit_creation = true`,
         ].join("\n"),
     );
     const run = async () => {

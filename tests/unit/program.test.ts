@@ -30,7 +30,7 @@ describe("program", () => {
             ingress,
             internalCaCertificate,
             vault,
-            vaultRootToken,
+            vaultAdminToken,
             vaultUnsealKeys,
             ...outputs
         } = platform();
@@ -58,9 +58,9 @@ describe("program", () => {
         assert.equal((await unwrap(ingress.domain)).value, "192-0-2-11.sslip.io");
         // Two nodes: one Vault server, not an "HA" cluster on too few nodes.
         assert.deepEqual([vault?.address, vault?.replicas], ["https://vault.vault.svc:8200", 1]);
-        assert.ok(vaultRootToken && vaultUnsealKeys);
+        assert.ok(vaultAdminToken && vaultUnsealKeys);
         // Unknown until a real init ran, but secret already.
-        assert.equal(await pulumi.isSecret(vaultRootToken), true);
+        assert.equal(await pulumi.isSecret(vaultAdminToken), true);
         assert.equal(await pulumi.isSecret(vaultUnsealKeys), true);
     });
 

@@ -7,8 +7,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { FoundationLayer } from "../../components/crds/layer";
 import type { HelmChart, KubeObject } from "../../components/crds/manifests";
 import { InfraLayer } from "../../components/infra/layer";
+import { STORAGE_SERVICES } from "../../components/vault/config";
 import { VaultLayer } from "../../components/vault/layer";
 import type { VaultSecretsOperatorValues, VaultValues } from "../../components/vault/manifests";
+import { tokenFromStdin } from "../../components/vault/operator";
 import { settingsSchema } from "../../stacks/schema";
 import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
 
@@ -41,13 +43,13 @@ async function buildVault(nodeCount: number) {
     );
     const vault = new VaultLayer(
         "vault",
-        { cluster: infra.cluster!, nodeCount, foundation, settings: settings.vault },
+        { cluster: infra.cluster!, nodeCount, foundation, settings: settings.vault, apps: STORAGE_SERVICES },
         { transformations },
     );
-    const mine = () =>
-        recorded.filter((r) => r.name.startsWith("vault-") && r.type !== "peoples-cloud:vault:Bootstrap");
-    // Manifests and waits (Vault's and the operator's), the initialisation and one unseal per replica.
-    const want = 7 + 1 + vault.replicas;
+    const mine = () => recorded.filter((r) => r.name.startsWith("vault-") && !r.type.startsWith("peoples-cloud:"));
+    // Manifests and waits (Vault's and the operator's), the initialisation, one unseal per replica, and the
+    // configuration (tests/unit/vault-config.test.ts): 17 writes for two apps, the admin token, the revocation.
+    const want = 7 + 1 + vault.replicas + 19;
     for (let i = 0; i < 300 && mine().length < want; i++) await new Promise((r) => setTimeout(r, 20));
     const byName = (name: string) => recorded.find((r) => r.name === name)!;
     return { vault, recorded: mine(), after, byName };
@@ -138,6 +140,16 @@ describe("vault layer install", () => {
         assert.ok(after("vault-vault").has("vault-tls-ready"));
         assert.ok(after("vault-bootstrap").has("vault-pods-answer"));
         assert.ok(after("vault-pods-answer").has("vault-vault"));
+        assert.ok(after("vault-config").has("vault-bootstrap"), "configured once bootstrapped");
+    });
+
+    it("configures Vault through vault-0's CLI over the same SSH connection as the bootstrap", async () => {
+        const { recorded } = await buildVault(3);
+        const configured = recorded.filter((r) => r.name.startsWith("vault-config-"));
+        assert.equal(configured.length, 19);
+        const init = recorded.find((r) => r.type === "pulumi-nodejs:dynamic/vault:Initialization")!;
+        for (const r of configured) assert.deepEqual(r.inputs.operator, init.inputs.operator, r.name);
+        assert.equal((unwrapSecret(init.inputs.operator) as { name: string }).name, "vault-0");
     });
 
     it("runs the Vault CLI in each pod through the first server, joining followers with the leader's CA", async () => {
@@ -151,7 +163,10 @@ describe("vault layer install", () => {
             ssh: { host: string };
         };
         assert.equal(operator.name, "vault-0");
-        assert.deepEqual(operator.command, ["k3s", "kubectl", "exec", "-i", "-n", "vault", "vault-0", "--", "vault"]);
+        assert.deepEqual(operator.command, [
+            ...["k3s", "kubectl", "exec", "-i", "-n", "vault", "vault-0", "--"],
+            ...tokenFromStdin("vault"),
+        ]);
         assert.equal(operator.ssh.host, "192.0.2.11");
         assert.deepEqual([init.inputs.keyShares, init.inputs.keyThreshold], [3, 2]);
         const unseals = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/vault:Unseal");
