@@ -1,35 +1,56 @@
 #!/usr/bin/env bash
 # Test hosts on one machine: each a network namespace on a bridge, running its own sshd in a private mount
-# namespace where /etc/wireguard and /run/wireguard are its own folders. Addresses come from 198.18.0.0/24
-# (RFC 2544 benchmark range); nothing leaves the machine.
+# namespace where /etc/wireguard and /run/wireguard are its own folders. Nothing leaves the machine.
 #
-#   scripts/testhosts.sh up NAME COUNT DIR   start COUNT hosts; DIR gets keys, configs and hosts.json
-#   scripts/testhosts.sh down NAME DIR       stop them and remove every namespace, link, process and mount
+#   scripts/testhosts.sh up LABEL COUNT DIR   start COUNT hosts; DIR gets keys, configs and hosts.json
+#   scripts/testhosts.sh down DIR             stop them and remove every namespace, link, process and mount
 #
-# NAME (a short prefix, at most 6 characters) keeps concurrent sets apart. Needs root, iproute2, sshd.
+# Each set takes a free slot N (0-255) under a lock: its own 198.18.N.0/24 (RFC 2544 benchmark range) and
+# links and namespaces named pcN-*, so sets started by concurrent test runs never share an address or a name.
+# A slot whose owner (the process that called `up`) has died is cleaned and reused. Needs root, iproute2, sshd.
 set -euo pipefail
 
-subnet_prefix=198.18.0
+state=/run/peoples-cloud-testhosts
 die() { printf 'testhosts: %s\n' "$*" >&2; exit 1; }
 
-down() {
-  local name=$1 dir=$2 ns pid
-  for ns in $(ip netns list | awk -v p="$name-" 'index($1, p) == 1 { print $1 }'); do
+teardown_slot() { # slot
+  local prefix="pc$1" ns pid
+  for ns in $(ip netns list | awk -v p="$prefix-" 'index($1, p) == 1 { print $1 }'); do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
     sleep 0.2
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
   done
-  ip link delete "$name-br" 2>/dev/null || true
-  rm -rf "$dir"
+  ip link delete "$prefix-br" 2>/dev/null || true
 }
 
-start_host() { # name, index, dir
-  local name=$1 i=$2 dir=$3 ns="$1-h$2" addr="$subnet_prefix.$((10 + $2))" home="$3/h$2"
+# Prints the first slot that is free or whose owner is gone (cleaning it), and claims it for $owner and $dir.
+claim_slot() { # owner, dir
+  local owner=$1 dir=$2 n file old_owner old_dir
+  mkdir -p "$state"
+  exec 9>"$state/lock"
+  flock 9
+  for n in $(seq 0 255); do
+    file="$state/$n"
+    if [ -f "$file" ]; then
+      read -r old_owner old_dir <"$file"
+      kill -0 "$old_owner" 2>/dev/null && continue
+      teardown_slot "$n"
+      rm -rf "$old_dir"
+    fi
+    printf '%s %s\n' "$owner" "$dir" >"$file"
+    echo "$n"
+    return
+  done
+  die "all 256 slots are taken"
+}
+
+start_host() { # slot, index, dir
+  local slot=$1 i=$2 dir=$3 ns="pc$1-h$2" addr="198.18.$1.$((10 + $2))" home="$3/h$2"
   mkdir -p "$home/etc-wireguard" "$home/run-wireguard"
   chmod 700 "$home/etc-wireguard"
   ssh-keygen -q -t ed25519 -N "" -f "$home/ssh_host_ed25519_key"
-  cat >"$home/sshd_config" <<EOF
+  cat >"$home/sshd_config" <<CONFIG
 ListenAddress $addr
 Port 22
 HostKey $home/ssh_host_ed25519_key
@@ -41,10 +62,10 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 AcceptEnv WG_*
-EOF
+CONFIG
   ip netns add "$ns"
-  ip link add "$name-v$i" type veth peer name eth0 netns "$ns"
-  ip link set "$name-v$i" master "$name-br" up
+  ip link add "pc$slot-v$i" type veth peer name eth0 netns "$ns"
+  ip link set "pc$slot-v$i" master "pc$slot-br" up
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
@@ -56,30 +77,42 @@ EOF
   printf '{"name": "node-%s", "address": "%s", "namespace": "%s"}' "$i" "$addr" "$ns"
 }
 
-up() {
-  local name=$1 count=$2 dir=$3 i hosts=()
-  [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
-  [ ${#name} -le 6 ] || die "NAME '$name' is longer than 6 characters"
-  command -v sshd >/dev/null || die "sshd missing: scripts/tools.sh host"
-  down "$name" "$dir"
-  mkdir -p "$dir" /etc/wireguard /run/wireguard /run/sshd
-  ssh-keygen -q -t ed25519 -N "" -C "testhosts-$name" -f "$dir/client_key"
-  ip link add "$name-br" type bridge
-  ip addr add "$subnet_prefix.1/24" dev "$name-br"
-  ip link set "$name-br" up
-  for i in $(seq 1 "$count"); do hosts+=("$(start_host "$name" "$i" "$dir")"); done
-  for i in $(seq 1 "$count"); do
-    for _ in $(seq 1 50); do
-      ip netns exec "$name-h$i" sh -c "exec 3<>/dev/tcp/$subnet_prefix.$((10 + i))/22" 2>/dev/null && break
-      sleep 0.1
-    done || die "sshd on host $i did not start: $(cat "$dir/h$i/sshd.log")"
+wait_for_sshd() { # namespace, address, log
+  for _ in $(seq 1 50); do
+    ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/22" 2>/dev/null && return 0
+    sleep 0.1
   done
-  (IFS=,; printf '[%s]\n' "${hosts[*]}") >"$dir/hosts.json"
+  die "sshd on $2 did not start: $(cat "$3")"
+}
+
+up() {
+  local label=$1 count=$2 dir=$3 slot i hosts=()
+  [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+  command -v sshd >/dev/null || die "sshd missing: scripts/tools.sh host"
+  mkdir -p "$dir" /etc/wireguard /run/wireguard /run/sshd
+  slot=$(claim_slot "$PPID" "$dir")
+  echo "$slot" >"$dir/slot"
+  ssh-keygen -q -t ed25519 -N "" -C "testhosts-$label" -f "$dir/client_key"
+  ip link add "pc$slot-br" type bridge
+  ip addr add "198.18.$slot.1/24" dev "pc$slot-br"
+  ip link set "pc$slot-br" up
+  for i in $(seq 1 "$count"); do hosts+=("$(start_host "$slot" "$i" "$dir")"); done
+  for i in $(seq 1 "$count"); do wait_for_sshd "pc$slot-h$i" "198.18.$slot.$((10 + i))" "$dir/h$i/sshd.log"; done
+  (IFS=,; printf '{"bridge": "198.18.%s.1", "hosts": [%s]}\n' "$slot" "${hosts[*]}") >"$dir/hosts.json"
   echo "$dir/hosts.json"
 }
 
+down() {
+  local dir=$1 slot
+  [ -f "$dir/slot" ] || { rm -rf "$dir"; return; }
+  slot=$(cat "$dir/slot")
+  teardown_slot "$slot"
+  rm -rf "$dir"
+  rm -f "$state/$slot"
+}
+
 case ${1:-} in
-  up) [ $# -eq 4 ] || die "usage: up NAME COUNT DIR"; up "$2" "$3" "$4" ;;
-  down) [ $# -eq 3 ] || die "usage: down NAME DIR"; down "$2" "$3" ;;
-  *) die "usage: $0 up NAME COUNT DIR | down NAME DIR" ;;
+  up) [ $# -eq 4 ] || die "usage: up LABEL COUNT DIR"; up "$2" "$3" "$4" ;;
+  down) [ $# -eq 2 ] || die "usage: down DIR"; down "$2" ;;
+  *) die "usage: $0 up LABEL COUNT DIR | down DIR" ;;
 esac

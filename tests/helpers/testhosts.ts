@@ -13,6 +13,8 @@ export interface TestHost {
 
 export interface TestHosts {
     hosts: TestHost[];
+    /** The machine's own address on the hosts' bridge: where a host reaches a server the test runs. */
+    bridgeAddress: string;
     /** The private key Pulumi (or a test) uses to reach the hosts; a test-only key. */
     clientKeyPath: string;
     /** Runs a shell script on a host over SSH, with optional stdin; resolves with stdout. */
@@ -24,12 +26,16 @@ export interface TestHosts {
 
 const script = path.join(repoRoot, "scripts", "testhosts.sh");
 
-export function startTestHosts(name: string, count: number): TestHosts {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-hosts-${name}-`));
-    const stop = () => execFileSync("bash", [script, "down", name, dir], { stdio: "inherit" });
+/** Starts `count` hosts on a subnet of their own, so concurrent test runs never meet; `label` names the set. */
+export function startTestHosts(label: string, count: number): TestHosts {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-hosts-${label}-`));
+    const stop = () => execFileSync("bash", [script, "down", dir], { stdio: "inherit" });
     try {
-        const hostsFile = execFileSync("bash", [script, "up", name, String(count), dir], { encoding: "utf8" }).trim();
-        const hosts = JSON.parse(fs.readFileSync(hostsFile, "utf8")) as TestHost[];
+        const hostsFile = execFileSync("bash", [script, "up", label, String(count), dir], { encoding: "utf8" }).trim();
+        const { bridge, hosts } = JSON.parse(fs.readFileSync(hostsFile, "utf8")) as {
+            bridge: string;
+            hosts: TestHost[];
+        };
         const clientKeyPath = path.join(dir, "client_key");
         const sshArgs = (host: TestHost) => [
             "-i",
@@ -53,7 +59,7 @@ export function startTestHosts(name: string, count: number): TestHosts {
             });
         const inNamespace = (host: TestHost, command: string[]) =>
             execFileSync("ip", ["netns", "exec", host.namespace, ...command], { encoding: "utf8" });
-        return { hosts, clientKeyPath, run, inNamespace, stop };
+        return { hosts, bridgeAddress: bridge, clientKeyPath, run, inNamespace, stop };
     } catch (err) {
         stop();
         throw err;

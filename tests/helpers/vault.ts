@@ -1,5 +1,6 @@
-// The Vault bootstrap as a test stack's program: the `bao` CLI against each OpenBao raft server, run here or
-// over SSH on a test host (in a cluster: `k3s kubectl exec -i -n vault vault-N -- vault` on the first server).
+// The Vault layer's bootstrap and configuration as a test stack's program: the `bao` CLI against each OpenBao
+// raft server, run here or over SSH on a test host (in a cluster: `k3s kubectl exec -i -n vault vault-N --
+// vault` on the first server).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -12,54 +13,49 @@ import type { SshConnection } from "../../components/infra/ssh";
 import { toolsBinDir } from "./engine";
 import type { RaftServer } from "./servers";
 
-export function bootstrapProgram(servers: RaftServer[], ssh?: () => pulumi.Input<SshConnection>): PulumiFn {
+export interface VaultProgramOptions {
+    /** Run the CLI over SSH on this host (a secret: it holds the key). */
+    ssh?: () => pulumi.Input<SshConnection>;
+    /** Configure Vault too, as the layer does, with the audit device writing here. */
+    auditFile?: string;
+}
+
+/**
+ * The Vault layer's bootstrap, and with `auditFile` its configuration (through the first server's operator,
+ * the root token revoked last), against OpenBao raft servers as the layer runs them against the pods.
+ */
+export function vaultProgram(servers: RaftServer[], options: VaultProgramOptions = {}): PulumiFn {
     const bao = path.join(toolsBinDir("servers"), "bao");
     return () => {
-        const via = ssh?.();
+        const via = options.ssh?.();
+        const operators = servers.map((s) => ({
+            name: s.nodeId,
+            command: tokenFromStdin(bao),
+            env: { BAO_ADDR: s.url, VAULT_ADDR: s.url },
+            ...(via ? { ssh: via } : {}),
+        }));
         const vault = new VaultBootstrap("vault", {
-            servers: servers.map((s) => ({
-                name: s.nodeId,
-                command: tokenFromStdin(bao),
-                env: { BAO_ADDR: s.url, VAULT_ADDR: s.url },
-                ...(via ? { ssh: via } : {}),
-            })),
+            servers: operators,
             joinAddress: servers[0].url,
             keyShares: 3,
             keyThreshold: 2,
         });
-        return Promise.resolve({ rootToken: vault.rootToken, unsealKeys: vault.unsealKeys, sealed: vault.sealed });
-    };
-}
-
-/**
- * The Vault layer's bootstrap and configuration against one OpenBao raft server, as the layer runs them
- * against the pods: the configuration through the same operator (here the local CLI), the root token revoked.
- */
-export function configuredVaultProgram(server: RaftServer, auditFile: string): PulumiFn {
-    const bao = path.join(toolsBinDir("servers"), "bao");
-    return () => {
-        const operator = { name: server.nodeId, command: tokenFromStdin(bao), env: { BAO_ADDR: server.url } };
-        const vault = new VaultBootstrap("vault", {
-            servers: [operator],
-            joinAddress: server.url,
-            keyShares: 3,
-            keyThreshold: 2,
-        });
-        const config = new VaultConfiguration("vault-config", {
-            server: operator,
-            rootToken: vault.rootToken,
-            sealed: vault.sealed,
-            apps: STORAGE_SERVICES,
-            auditFile,
-            // A stand-in for the cluster's API and CA: this Vault runs outside any cluster.
-            kubernetes: { host: "https://kubernetes.test:6443", caCert: selfSignedCert(server.dir) },
-        });
-        return Promise.resolve({
-            rootToken: vault.rootToken,
-            unsealKeys: vault.unsealKeys,
-            adminToken: config.adminToken,
-            sealed: vault.sealed,
-        });
+        const outputs = { rootToken: vault.rootToken, unsealKeys: vault.unsealKeys, sealed: vault.sealed };
+        if (!options.auditFile) return Promise.resolve(outputs);
+        const config = new VaultConfiguration(
+            "vault-config",
+            {
+                server: operators[0],
+                rootToken: vault.rootToken,
+                sealed: vault.sealed,
+                apps: STORAGE_SERVICES,
+                auditFile: options.auditFile,
+                // A stand-in for the cluster's API and CA: this Vault runs outside any cluster.
+                kubernetes: { host: "https://kubernetes.test:6443", caCert: selfSignedCert(servers[0].dir) },
+            },
+            { dependsOn: [vault] },
+        );
+        return Promise.resolve({ ...outputs, adminToken: config.adminToken });
     };
 }
 

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
-import { configuredVaultProgram } from "../helpers/vault";
+import { vaultProgram } from "../helpers/vault";
 
 describe("vault configuration with the real engine and OpenBao", function () {
     this.timeout(10 * 60_000);
@@ -42,7 +42,7 @@ describe("vault configuration with the real engine and OpenBao", function () {
         // A folder in the log file's place until the first up has failed there.
         auditFile = path.join(server.dir, "audit.log");
         fs.mkdirSync(auditFile);
-        stack = await projectStack(engine, "vault-config", configuredVaultProgram(server, auditFile));
+        stack = await projectStack(engine, "vault-config", vaultProgram([server], { auditFile }));
     });
     after(async () => {
         await server?.stop();

@@ -1,7 +1,8 @@
-// The Vault bootstrap as a cluster runs it — the Vault CLI started over SSH on a host (there, `k3s kubectl
-// exec` into each pod) — with the real engine: through a test host to two OpenBao raft servers on the test
-// hosts' bridge. A refused SSH key fails naming the server and step, and the next up resumes; the SSH key,
-// the unseal keys and the root token are in no file and no output in plain text; a second up changes nothing.
+// The Vault bootstrap and configuration as a cluster runs them — the Vault CLI started over SSH on a host
+// (there, `k3s kubectl exec` into each pod), tokens on its stdin — with the real engine: through a test host
+// to two OpenBao raft servers on the test hosts' bridge. A refused SSH key fails naming the server and step,
+// and the next up resumes; Vault ends configured with the root token revoked; the SSH key, the unseal keys and
+// the tokens are in no file and no output in plain text; a second up changes nothing.
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -12,9 +13,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
-import { bootstrapProgram } from "../helpers/vault";
-
-const BRIDGE = "198.18.0.1"; // scripts/testhosts.sh: the root namespace's side of the hosts' bridge
+import { vaultProgram } from "../helpers/vault";
 
 const sshKeyDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("peoples-cloud-ssh-")).length;
 
@@ -30,7 +29,7 @@ describe("vault bootstrap over SSH with the real engine", function () {
     before(async () => {
         lab = startTestHosts("pcvlt", 1);
         engine = await tempEngine();
-        servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, BRIDGE)));
+        servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, lab.bridgeAddress)));
         goodKey = fs.readFileSync(lab.clientKeyPath, "utf8");
         const strangerKey = path.join(engine.root, "stranger");
         execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", strangerKey]);
@@ -39,7 +38,10 @@ describe("vault bootstrap over SSH with the real engine", function () {
         stack = await projectStack(
             engine,
             "vault-ssh",
-            bootstrapProgram(servers, () => pulumi.secret({ host: host.address, user: "root", privateKey })),
+            vaultProgram(servers, {
+                ssh: () => pulumi.secret({ host: host.address, user: "root", privateKey }),
+                auditFile: path.join(servers[0].dir, "audit.log"),
+            }),
         );
     });
     after(async () => {
@@ -48,26 +50,37 @@ describe("vault bootstrap over SSH with the real engine", function () {
         lab?.stop();
     });
 
-    it("fails naming the server and step when SSH refuses the key, then initialises, joins and unseals", async () => {
+    it("fails naming the server and step when SSH refuses the key, then initialises, joins, unseals and configures", async () => {
         const keyDirsBefore = sshKeyDirs();
         await assert.rejects(stack.up(), /vault status on vault-0 failed: .*Permission denied/);
         assert.equal((await fetch(`${servers[0].url}/v1/sys/health`)).status, 501, "vault-0 left uninitialised");
 
         privateKey = goodKey;
         const up = await stack.up();
-        // The stack and the component exist from the failed run: the initialisation and two unseals remain.
-        assert.deepEqual(up.summary.resourceChanges, { create: 3, same: 2 });
+        // The stack and the bootstrap component exist from the failed run. The configuration component waits on
+        // the bootstrap's children, so it comes now with them: the initialisation, two unseals, the admin token,
+        // 17 settings and the root token's revocation.
+        assert.deepEqual(up.summary.resourceChanges, { create: 23, same: 2 });
         assert.deepEqual(up.outputs.sealed.value, [false, false]);
         for (const s of servers) {
             assert.ok([200, 429].includes((await fetch(`${s.url}/v1/sys/health`)).status), s.nodeId);
         }
         assert.equal(sshKeyDirs(), keyDirsBefore, "a temporary SSH key folder was left behind");
 
-        const secrets = [
-            goodKey.trim(),
-            up.outputs.rootToken.value as string,
-            ...(up.outputs.unsealKeys.value as string[]),
-        ];
+        const [rootToken, adminToken] = [up.outputs.rootToken.value as string, up.outputs.adminToken.value as string];
+        const lookup = (token: string) =>
+            fetch(`${servers[0].url}/v1/auth/token/lookup-self`, { headers: { "X-Vault-Token": token } });
+        assert.equal((await lookup(rootToken)).status, 403, "the root token is revoked");
+        assert.equal((await lookup(adminToken)).status, 200);
+        const mounts = (await (
+            await fetch(`${servers[0].url}/v1/sys/mounts`, { headers: { "X-Vault-Token": adminToken } })
+        ).json()) as { data: Record<string, unknown> };
+        assert.ok(
+            ["secret/", "transit/", "pki/"].every((m) => m in mounts.data),
+            "configured",
+        );
+
+        const secrets = [goodKey.trim(), rootToken, adminToken, ...(up.outputs.unsealKeys.value as string[])];
         const onDisk = readTree(engine.root);
         assert.match(onDisk, /pulumi-nodejs:dynamic\/vault:Unseal/, "the state was not read");
         for (const secret of secrets) {
@@ -76,6 +89,6 @@ describe("vault bootstrap over SSH with the real engine", function () {
         }
 
         const again = await stack.up();
-        assert.deepEqual(again.summary.resourceChanges, { same: 5 });
+        assert.deepEqual(again.summary.resourceChanges, { same: 25 });
     });
 });

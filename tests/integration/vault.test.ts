@@ -5,7 +5,7 @@ import * as assert from "node:assert/strict";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
-import { bootstrapProgram } from "../helpers/vault";
+import { vaultProgram } from "../helpers/vault";
 
 async function health(server: RaftServer): Promise<number> {
     return (await fetch(`${server.url}/v1/sys/health`)).status;
@@ -21,7 +21,7 @@ describe("vault bootstrap with the real engine and OpenBao raft", function () {
     before(async () => {
         engine = await tempEngine();
         servers = await Promise.all(["node-1", "node-2", "node-3"].map((id) => startOpenBaoRaft(id)));
-        stack = await projectStack(engine, "vault", bootstrapProgram(servers));
+        stack = await projectStack(engine, "vault", vaultProgram(servers));
     });
     after(async () => {
         await Promise.all(servers.map((s) => s.stop()));
