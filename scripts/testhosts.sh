@@ -7,7 +7,7 @@
 #
 # Each set takes a free slot N (0-255) under a lock: its own 198.18.N.0/24 (RFC 2544 benchmark range) and
 # links and namespaces named pcN-*, so sets started by concurrent test runs never share an address or a name.
-# A slot whose owner (the process that called `up`) has died is cleaned and reused. Needs root, iproute2, sshd.
+# Sets whose owner (the process that called `up`) has died are cleaned by the next `up`. Needs root, iproute2, sshd.
 set -euo pipefail
 
 state=/run/peoples-cloud-testhosts
@@ -24,9 +24,9 @@ teardown_slot() { # slot
   ip link delete "$prefix-br" 2>/dev/null || true
 }
 
-# Prints the first slot that is free or whose owner is gone (cleaning it), and claims it for $owner and $dir.
+# Cleans every slot whose owner is gone, then prints the first free slot and claims it for $owner and $dir.
 claim_slot() { # owner, dir
-  local owner=$1 dir=$2 n file old_owner old_dir
+  local owner=$1 dir=$2 n file old_owner old_dir free=""
   mkdir -p "$state"
   exec 9>"$state/lock"
   flock 9
@@ -36,13 +36,13 @@ claim_slot() { # owner, dir
       read -r old_owner old_dir <"$file"
       kill -0 "$old_owner" 2>/dev/null && continue
       teardown_slot "$n"
-      rm -rf "$old_dir"
+      rm -rf "$old_dir" "$file"
     fi
-    printf '%s %s\n' "$owner" "$dir" >"$file"
-    echo "$n"
-    return
+    [ -n "$free" ] || free=$n
   done
-  die "all 256 slots are taken"
+  [ -n "$free" ] || die "all 256 slots are taken"
+  printf '%s %s\n' "$owner" "$dir" >"$state/$free"
+  echo "$free"
 }
 
 start_host() { # slot, index, dir

@@ -1,0 +1,62 @@
+// The test hosts themselves: sets started side by side (as by a CI run beside a working tree's) share no
+// address and no name, and a set whose owner died is cleaned when the next one starts.
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { repoRoot } from "../helpers/stackConfig";
+import { startTestHosts, type TestHosts } from "../helpers/testhosts";
+
+const script = path.join(repoRoot, "scripts", "testhosts.sh");
+
+/** Running, not gone nor a zombie waiting for the machine's init to reap it. */
+function isRunning(pid: string): boolean {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+        return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+    } catch {
+        return false;
+    }
+}
+
+describe("test hosts", function () {
+    this.timeout(60_000);
+    const labs: TestHosts[] = [];
+    after(() => labs.forEach((lab) => lab.stop()));
+
+    it("gives sets started side by side their own subnet and names, each host its own sshd", async () => {
+        labs.push(startTestHosts("pcta", 2), startTestHosts("pctb", 2));
+        const [a, b] = labs;
+        assert.notEqual(a.bridgeAddress, b.bridgeAddress);
+        const subnet = (address: string) => address.split(".").slice(0, 3).join(".");
+        for (const lab of labs) {
+            for (const host of lab.hosts) assert.equal(subnet(host.address), subnet(lab.bridgeAddress));
+        }
+        const names = [...a.hosts, ...b.hosts].map((h) => h.namespace);
+        assert.equal(new Set(names).size, 4, `namespaces shared: ${names.join(" ")}`);
+        for (const lab of labs) {
+            for (const host of lab.hosts) {
+                assert.equal((await lab.run(host, "hostname -I")).trim(), host.address);
+            }
+        }
+    });
+
+    it("cleans a set whose owner died when the next set starts", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-hosts-orphan-"));
+        // `; true` keeps the shell from exec'ing the script: the script's parent, its owner, exits with it.
+        execFileSync("bash", ["-c", `bash '${script}' up orphan 1 '${dir}' >/dev/null; true`]);
+        const { namespace } = (
+            JSON.parse(fs.readFileSync(path.join(dir, "hosts.json"), "utf8")) as { hosts: { namespace: string }[] }
+        ).hosts[0];
+        const pids = execFileSync("ip", ["netns", "pids", namespace], { encoding: "utf8" })
+            .split(/\s+/)
+            .filter(Boolean);
+        assert.ok(pids.length > 0, "the orphan's sshd is not running");
+
+        labs.push(startTestHosts("pctc", 1));
+        const running = pids.filter(isRunning);
+        assert.deepEqual(running, [], "the dead owner's sshd still runs");
+        assert.ok(!fs.existsSync(dir), "the dead owner's folder is left behind");
+    });
+});
