@@ -132,6 +132,7 @@ export class VaultConfiguration extends pulumi.ComponentResource {
                     `transit-${app.name}-config`,
                     {
                         path: `${transit}/keys/${app.name}/config`,
+                        readPath: `${transit}/keys/${app.name}`,
                         data: {
                             auto_rotate_period: `${(args.transitRotationDays ?? 30) * 24}h`,
                             deletion_allowed: false,

@@ -22,11 +22,47 @@ interface WriteInputs {
     once?: { read: string; key: string };
     /** Deleted with the resource; without it the setting stays in Vault (mounts and keys keep data). */
     deletePath?: string;
+    /** Where `pulumi refresh` reads the setting back, when not at `path` (a key's config shows on the key). */
+    readPath?: string;
 }
 
 async function readData(operator: VaultOperator, token: string, path: string): Promise<Record<string, unknown>> {
     const out = await runVault(operator, `read ${path}`, ["read", "-format=json", path], { token });
     return (JSON.parse(out) as { data?: Record<string, unknown> }).data ?? {};
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The data at `path`, or undefined when Vault has nothing there (a sealed or unreachable Vault throws). */
+async function readIfPresent(
+    operator: VaultOperator,
+    token: string,
+    path: string,
+): Promise<Record<string, unknown> | undefined> {
+    try {
+        return await readData(operator, token, path);
+    } catch (error) {
+        if (/ failed: No value found at /.test(String(error))) return undefined;
+        throw error;
+    }
+}
+
+type Scalar = string | number | boolean;
+const isScalar = (v: unknown): v is Scalar => ["string", "number", "boolean"].includes(typeof v);
+/** Values Vault hands back as they were written: scalars of the same type and lists of them. */
+const comparable = (written: unknown, live: unknown) =>
+    (isScalar(written) && typeof live === typeof written) ||
+    (Array.isArray(written) && Array.isArray(live) && (written as unknown[]).concat(live).every(isScalar));
+
+/**
+ * The written data with each value Vault reads back differently (a policy edited by hand, a role widened)
+ * replaced by Vault's: the next `up` sees the difference and writes the code's value again. Values Vault
+ * normalises (durations come back as seconds) are not compared.
+ */
+function withDrift(written: Record<string, unknown>, live: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(
+        Object.entries(written).map(([k, v]) => [k, comparable(v, live[k]) && !same(v, live[k]) ? live[k] : v]),
+    );
 }
 
 async function write(inputs: WriteInputs): Promise<void> {
@@ -36,8 +72,6 @@ async function write(inputs: WriteInputs): Promise<void> {
         stdin: JSON.stringify(inputs.data),
     });
 }
-
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 const writeProvider: pulumi.dynamic.ResourceProvider<WriteInputs, WriteInputs> = {
     async create(inputs) {
@@ -62,6 +96,16 @@ const writeProvider: pulumi.dynamic.ResourceProvider<WriteInputs, WriteInputs> =
         }
         if (!news.once && (!same(olds.data, news.data) || !same(olds.token, news.token))) await write(news);
         return { outs: news };
+    },
+    /** For `pulumi refresh`: a setting gone from Vault leaves the state, so the next `up` writes it again. */
+    async read(id, props) {
+        if (!props) return { id, props };
+        if (props.once) {
+            const listed = await readIfPresent(props.operator, props.token, props.once.read);
+            return listed?.[props.once.key] ? { id, props } : {};
+        }
+        const live = await readIfPresent(props.operator, props.token, props.readPath ?? props.path);
+        return live ? { id, props: { ...props, data: withDrift(props.data, live) } } : {};
     },
     async delete(_id, olds) {
         if (olds.deletePath) {

@@ -135,9 +135,33 @@ describe("vault configuration with the real engine and OpenBao", function () {
         assert.equal(again.outputs.adminToken.value, adminToken);
     });
 
-    it("unseals a restarted server on the next up and leaves the configuration as it is", async () => {
+    it("finds on refresh a policy deleted and a role widened by hand, and the next up writes them back", async () => {
+        const unchanged = await stack.refresh();
+        assert.deepEqual(unchanged.summary.resourceChanges, { same: 24 }, "drift where there is none");
+
+        assert.equal((await call(adminToken, "DELETE", "sys/policies/acl/storage-kv-api")).status, 204);
+        const anyone = { bound_service_account_names: ["*"], bound_service_account_namespaces: ["*"] };
+        assert.equal((await call(adminToken, "POST", "auth/kubernetes/role/storage-s3-api", anyone)).status, 204);
+        const refreshed = await stack.refresh();
+        assert.deepEqual(refreshed.summary.resourceChanges, { same: 22, delete: 1, update: 1 });
+        const onDisk = readTree(engine.root);
+        for (const secret of [adminToken, ...(first.outputs.unsealKeys.value as string[])]) {
+            assert.ok(!onDisk.includes(secret), "a token or key is in plain text in the state after refresh");
+            assert.ok(!refreshed.stdout.includes(secret) && !refreshed.stderr.includes(secret), "printed");
+        }
+
+        const mended = await stack.up();
+        assert.deepEqual(mended.summary.resourceChanges, { same: 22, create: 1, update: 1 });
+        assert.match(String((await data("sys/policies/acl/storage-kv-api")).policy), /storage-kv-api/);
+        const role = await data("auth/kubernetes/role/storage-s3-api");
+        assert.deepEqual(role.bound_service_account_names, ["storage-s3-api"]);
+        assert.deepEqual(role.bound_service_account_namespaces, ["storage"]);
+    });
+
+    it("refuses a refresh while sealed, unseals a restarted server on the next up and leaves the configuration as it is", async () => {
         await server.restart();
         assert.equal((await fetch(`${server.url}/v1/sys/health`)).status, 503, "restarted sealed");
+        await assert.rejects(stack.refresh(), /vault read \S+ on vault-0 failed: .*sealed/i);
         const healed = await stack.up();
         const { update, ...rest } = healed.summary.resourceChanges ?? {};
         assert.equal(update, 1, "only the unseal ran");
