@@ -24,6 +24,11 @@ teardown_slot() { # slot
   ip link delete "$prefix-br" 2>/dev/null || true
 }
 
+release_slot() { # slot, dir
+  teardown_slot "$1"
+  rm -rf "$2" "$state/${1:?}"
+}
+
 # Cleans every slot whose owner is gone, then prints the first free slot and claims it for $owner and $dir.
 claim_slot() { # owner, dir
   local owner=$1 dir=$2 n file old_owner old_dir free=""
@@ -35,8 +40,7 @@ claim_slot() { # owner, dir
     if [ -f "$file" ]; then
       read -r old_owner old_dir <"$file"
       kill -0 "$old_owner" 2>/dev/null && continue
-      teardown_slot "$n"
-      rm -rf "$old_dir" "$file"
+      release_slot "$n" "$old_dir"
     fi
     [ -n "$free" ] || free=$n
   done
@@ -103,12 +107,9 @@ up() {
 }
 
 down() {
-  local dir=$1 slot
+  local dir=$1
   [ -f "$dir/slot" ] || { rm -rf "$dir"; return; }
-  slot=$(cat "$dir/slot")
-  teardown_slot "$slot"
-  rm -rf "$dir"
-  rm -f "$state/$slot"
+  release_slot "$(cat "$dir/slot")" "$dir"
 }
 
 case ${1:-} in
