@@ -54,45 +54,37 @@ function route(url: string): Route {
     return { bucket: bucket ? decodeURIComponent(bucket) : undefined, key: key || undefined, query };
 }
 
-/** Checks a signed payload's SHA-256 as it streams; a mismatch fails the stream, so nothing is stored. */
-class PayloadHashCheck extends Transform {
-    private readonly hash = createHash("sha256");
-    constructor(private readonly expected: string) {
-        super();
-    }
-    override _transform(chunk: Buffer, _e: BufferEncoding, done: TransformCallback) {
-        this.hash.update(chunk);
-        done(null, chunk);
-    }
-    override _flush(done: TransformCallback) {
-        const actual = this.hash.digest("hex");
-        done(
-            actual === this.expected
-                ? null
-                : new S3Error("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256"),
-        );
-    }
-}
-
-/** Counts the body so a short one is refused rather than stored short. */
-class LengthCheck extends Transform {
+/**
+ * Counts the body so a short or long one is refused rather than stored, and checks a signed payload's SHA-256
+ * as it streams: a failure fails the stream, so nothing is stored. One stage, as every stage costs per chunk.
+ */
+class BodyCheck extends Transform {
     private seen = 0;
-    constructor(private readonly expected: number) {
+    private readonly hash;
+    constructor(
+        private readonly expectedLength: number,
+        private readonly expectedSha256: string | undefined,
+    ) {
         super();
+        this.hash = expectedSha256 === undefined ? undefined : createHash("sha256");
     }
     override _transform(chunk: Buffer, _e: BufferEncoding, done: TransformCallback) {
         this.seen += chunk.length;
-        done(
-            this.seen > this.expected ? new S3Error("InvalidRequest", "the body is longer than Content-Length") : null,
-            chunk,
-        );
+        if (this.seen > this.expectedLength) {
+            done(new S3Error("InvalidRequest", "the body is longer than Content-Length"));
+            return;
+        }
+        this.hash?.update(chunk);
+        done(null, chunk);
     }
     override _flush(done: TransformCallback) {
-        done(
-            this.seen === this.expected
-                ? null
-                : new S3Error("IncompleteBody", "the body is shorter than Content-Length"),
-        );
+        if (this.seen !== this.expectedLength) {
+            done(new S3Error("IncompleteBody", "the body is shorter than Content-Length"));
+        } else if (this.hash && this.hash.digest("hex") !== this.expectedSha256) {
+            done(new S3Error("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256"));
+        } else {
+            done();
+        }
     }
 }
 
@@ -136,8 +128,7 @@ function uploadBody(
             : undefined;
         stages.push(new AwsChunkedDecoder(signing, req.headers["x-amz-trailer"] as string | undefined));
     }
-    stages.push(new LengthCheck(length));
-    if (/^[0-9a-f]{64}$/.test(auth.payloadHash)) stages.push(new PayloadHashCheck(auth.payloadHash));
+    stages.push(new BodyCheck(length, /^[0-9a-f]{64}$/.test(auth.payloadHash) ? auth.payloadHash : undefined));
     let failure: unknown;
     let body: Readable = req;
     for (const stage of stages) {

@@ -2,7 +2,7 @@
 // by a 32-byte header; an authenticated part table, written before the upload completes, fixes their order,
 // count and sizes (see FORMAT.md).
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { ciphertextLength, IntegrityError, openSegment, segmentCount, TAG_BYTES } from "./segments";
+import { ciphertextLength, IntegrityError, openSealedSegment, segmentCount, TAG_BYTES } from "./segments";
 
 export const PART_HEADER_BYTES = 32;
 const PART_MAGIC = Buffer.from("pce1part", "ascii");
@@ -194,7 +194,7 @@ export async function* openParts(
         const s = { key: partKey(dataKey, objectId, entry.part, entry.salt), objectId, part: entry.part, segmentSize };
         for (let i = first; i <= last; i++) {
             const plainLength = i === n - 1 ? entry.plainLength - i * segmentSize : segmentSize;
-            let plain = openSegment(s, i, i === n - 1, await reader.read(plainLength + TAG_BYTES));
+            let plain = openSealedSegment(s, i, i === n - 1, await reader.read(plainLength + TAG_BYTES));
             if (range) {
                 const segmentStart = partPlainStart + i * segmentSize;
                 const from = Math.max(0, range.start - segmentStart);

@@ -41,23 +41,44 @@ function aad(s: SegmentStream, index: number, final: boolean): Buffer {
     return a;
 }
 
-export function sealSegment(s: SegmentStream, index: number, final: boolean, plaintext: Buffer): Buffer {
+/**
+ * Seals one segment given in pieces. Returns the ciphertext pieces followed by the tag: nothing is copied
+ * together, as each copy of the content costs about as much CPU as the encryption itself.
+ */
+export function sealSegment(s: SegmentStream, index: number, final: boolean, plaintext: readonly Buffer[]): Buffer[] {
     const cipher = createCipheriv("aes-256-gcm", s.key, nonce(s.part, index), { authTagLength: TAG_BYTES });
     cipher.setAAD(aad(s, index, final));
-    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const sealed = plaintext.map((piece) => cipher.update(piece));
+    cipher.final();
+    sealed.push(cipher.getAuthTag());
+    return sealed;
 }
 
-export function openSegment(s: SegmentStream, index: number, final: boolean, sealed: Buffer): Buffer {
-    if (sealed.length < TAG_BYTES) throw new IntegrityError(`segment ${index} is shorter than its tag`);
-    const body = sealed.subarray(0, sealed.length - TAG_BYTES);
+/** Opens one segment given as body pieces and its tag; returns the plaintext pieces once the tag checks out. */
+export function openSegment(
+    s: SegmentStream,
+    index: number,
+    final: boolean,
+    body: readonly Buffer[],
+    tag: Buffer,
+): Buffer[] {
     const decipher = createDecipheriv("aes-256-gcm", s.key, nonce(s.part, index), { authTagLength: TAG_BYTES });
     decipher.setAAD(aad(s, index, final));
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+    decipher.setAuthTag(tag);
+    const plaintext = body.map((piece) => decipher.update(piece));
     try {
-        return Buffer.concat([decipher.update(body), decipher.final()]);
+        decipher.final();
     } catch {
         throw new IntegrityError(`segment ${index} failed authentication`);
     }
+    return plaintext;
+}
+
+/** Opens one segment held in a single buffer (body then tag). */
+export function openSealedSegment(s: SegmentStream, index: number, final: boolean, sealed: Buffer): Buffer {
+    if (sealed.length < TAG_BYTES) throw new IntegrityError(`segment ${index} is shorter than its tag`);
+    const bodyLength = sealed.length - TAG_BYTES;
+    return openSegment(s, index, final, [sealed.subarray(0, bodyLength)], sealed.subarray(bodyLength))[0];
 }
 
 export function segmentCount(plainLength: number, segmentSize: number): number {
@@ -75,7 +96,7 @@ export function plaintextLength(cipherLength: number, segmentSize: number): numb
     return plain >= 0 && ciphertextLength(plain, segmentSize) === cipherLength ? plain : undefined;
 }
 
-/** Collects chunks and hands out exact-size slices without copying more than needed. */
+/** Collects chunks and hands out exact-size spans of them as pieces, without copying. */
 class ByteQueue {
     private chunks: Buffer[] = [];
     length = 0;
@@ -83,19 +104,28 @@ class ByteQueue {
         this.chunks.push(chunk);
         this.length += chunk.length;
     }
-    take(size: number): Buffer {
-        const out = Buffer.allocUnsafe(size);
-        let filled = 0;
-        while (filled < size) {
+    take(size: number): Buffer[] {
+        const pieces: Buffer[] = [];
+        let left = size;
+        while (left > 0) {
             const head = this.chunks[0];
-            const n = Math.min(head.length, size - filled);
-            head.copy(out, filled, 0, n);
-            filled += n;
-            if (n === head.length) this.chunks.shift();
-            else this.chunks[0] = head.subarray(n);
+            if (head.length <= left) {
+                pieces.push(head);
+                this.chunks.shift();
+                left -= head.length;
+            } else {
+                pieces.push(head.subarray(0, left));
+                this.chunks[0] = head.subarray(left);
+                left = 0;
+            }
         }
         this.length -= size;
-        return out;
+        return pieces;
+    }
+    /** A small span as one buffer (a tag may arrive split over two chunks). */
+    takeJoined(size: number): Buffer {
+        const pieces = this.take(size);
+        return pieces.length === 1 ? pieces[0] : Buffer.concat(pieces);
     }
 }
 
@@ -108,17 +138,21 @@ export class SealStream extends Transform {
         super();
     }
 
+    private pushAll(pieces: Buffer[]): void {
+        for (const piece of pieces) this.push(piece);
+    }
+
     override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
         this.queue.push(chunk);
         // A segment is sealed only once a byte beyond it has arrived: until then it may be the final one.
         while (this.queue.length > this.s.segmentSize) {
-            this.push(sealSegment(this.s, this.index++, false, this.queue.take(this.s.segmentSize)));
+            this.pushAll(sealSegment(this.s, this.index++, false, this.queue.take(this.s.segmentSize)));
         }
         done();
     }
 
     override _flush(done: TransformCallback): void {
-        this.push(sealSegment(this.s, this.index++, true, this.queue.take(this.queue.length)));
+        this.pushAll(sealSegment(this.s, this.index++, true, this.queue.take(this.queue.length)));
         done();
     }
 }
@@ -153,21 +187,25 @@ export class OpenStream extends Transform {
         this.remaining = range.length;
     }
 
-    private pushPlaintext(plaintext: Buffer): void {
-        const from = Math.min(this.toSkip, plaintext.length);
-        this.toSkip -= from;
-        const out = plaintext.subarray(from, from + Math.min(this.remaining, plaintext.length - from));
-        this.remaining -= out.length;
-        if (out.length) this.push(out);
+    /** Opens the next segment, `sealedLength` bytes of the queue, and emits the part of it that was asked for. */
+    private open(sealedLength: number): void {
+        if (sealedLength < TAG_BYTES) throw new IntegrityError(`segment ${this.index} is shorter than its tag`);
+        const i = this.index++;
+        const body = this.queue.take(sealedLength - TAG_BYTES);
+        const plaintext = openSegment(this.s, i, i === this.range.finalSegment, body, this.queue.takeJoined(TAG_BYTES));
+        for (const piece of plaintext) {
+            const from = Math.min(this.toSkip, piece.length);
+            this.toSkip -= from;
+            const out = piece.subarray(from, from + Math.min(this.remaining, piece.length - from));
+            this.remaining -= out.length;
+            if (out.length) this.push(out);
+        }
     }
 
     override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
         this.queue.push(chunk);
         try {
-            while (this.index < this.range.lastSegment && this.queue.length >= this.sealed) {
-                const i = this.index++;
-                this.pushPlaintext(openSegment(this.s, i, i === this.range.finalSegment, this.queue.take(this.sealed)));
-            }
+            while (this.index < this.range.lastSegment && this.queue.length >= this.sealed) this.open(this.sealed);
             if (this.index === this.range.lastSegment && this.queue.length > this.sealed) {
                 throw new IntegrityError(`more data than segment ${this.index} can hold`);
             }
@@ -182,10 +220,7 @@ export class OpenStream extends Transform {
             if (this.index !== this.range.lastSegment) {
                 throw new IntegrityError(`ends before segment ${this.index}; expected up to ${this.range.lastSegment}`);
             }
-            const i = this.index++;
-            this.pushPlaintext(
-                openSegment(this.s, i, i === this.range.finalSegment, this.queue.take(this.queue.length)),
-            );
+            this.open(this.queue.length);
             if (this.remaining !== 0) throw new IntegrityError(`${this.remaining} plaintext bytes missing`);
             done();
         } catch (err) {
