@@ -80,6 +80,29 @@ describe("pce1 format", () => {
         });
     });
 
+    it("writes in half-MiB buffers, not a piece per segment or per chunk read", async () => {
+        const s = { ...stream(), segmentSize: 64 * 1024 };
+        const plain = randomBytes(3 * 1024 * 1024 + 5);
+        const sizesOf = async (source: Readable, transform: Transform) => {
+            const out: number[] = [];
+            await pipeline(source, transform, async (chunks: AsyncIterable<Buffer>) => {
+                for await (const c of chunks) out.push(c.length);
+            });
+            return out;
+        };
+        const sealed = await seal(s, plain, [65536, 1000]);
+        for (const sizes of [
+            await sizesOf(chunked(plain, [65536, 1000]), new SealStream(s)),
+            await sizesOf(chunked(sealed, [65536]), new OpenStream(s, wholeObject(plain.length, s.segmentSize))),
+        ]) {
+            assert.ok(sizes.length <= 7, `${sizes.length} writes`);
+            assert.ok(
+                sizes.slice(0, -1).every((n) => n >= 512 * 1024),
+                `writes of ${sizes.join(", ")} bytes`,
+            );
+        }
+    });
+
     it("rejects ciphertext lengths no plaintext encrypts to", () => {
         assert.equal(plaintextLength(TAG_BYTES - 1, S), undefined);
         assert.equal(plaintextLength(S + TAG_BYTES + TAG_BYTES, S), undefined); // an empty non-first segment
