@@ -1,11 +1,11 @@
 // storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 64 MiB
-// objects, with the CPU each process spent (client, service, MinIO) and so how many of the machine's cores
+// objects in alternating rounds, with the CPU each process spent (client, service, MinIO) and so how many of the machine's cores
 // each path kept busy, then the service's peak memory while streaming 2 GiB each way. Writes the
 // figures and the machine's conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { Readable } from "node:stream";
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { writeBenchReport } from "../../../tests/helpers/bench";
 import { s3Client } from "../../../tests/helpers/s3";
 import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
@@ -76,6 +76,78 @@ function generated(size: number): Readable {
     });
 }
 
+interface Phase {
+    putSeconds: number;
+    getSeconds: number;
+    putCpu: CpuSample;
+    getCpu: CpuSample;
+}
+
+/** PUTs `count` copies of `body` under `prefix`, then GETs them back, timing each phase and its CPU. */
+async function measure(
+    s3: S3Client,
+    prefix: string,
+    body: Buffer,
+    count: number,
+    servicePid: number | undefined,
+    minioPid: number | undefined,
+): Promise<Phase> {
+    const putCpuBefore = cpuNow(servicePid, minioPid);
+    let started = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+        await s3.send(new PutObjectCommand({ Bucket: "bench", Key: `${prefix}/${i}`, Body: body }));
+    }
+    const putSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const putCpu = cpuSince(putCpuBefore, cpuNow(servicePid, minioPid));
+    const getCpuBefore = cpuNow(servicePid, minioPid);
+    started = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+        const got = await s3.send(new GetObjectCommand({ Bucket: "bench", Key: `${prefix}/${i}` }));
+        const bytes = await got.Body!.transformToByteArray();
+        if (bytes.length !== body.length) throw new Error(`short read: ${bytes.length}`);
+    }
+    const getSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { putSeconds, getSeconds, putCpu, getCpu: cpuSince(getCpuBefore, cpuNow(servicePid, minioPid)) };
+}
+
+const median = (values: number[]) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** One path's figures for a case over all its timed rounds. */
+function summarise(c: (typeof cases)[number], path_: "direct" | "encrypted", runs: Phase[]): Result {
+    const objects = c.count * runs.length;
+    const mib = (c.size * objects) / 1024 ** 2;
+    const sum = (pick: (p: Phase) => number) => runs.reduce((total, p) => total + pick(p), 0);
+    const cpu = (phase: "putCpu" | "getCpu"): CpuSample => ({
+        client: sum((p) => p[phase].client),
+        service: sum((p) => p[phase].service),
+        minio: sum((p) => p[phase].minio),
+    });
+    const perGiB = (sample: CpuSample) => ({
+        client: (sample.client / mib) * 1024,
+        service: (sample.service / mib) * 1024,
+        minio: (sample.minio / mib) * 1024,
+    });
+    const [putSeconds, getSeconds] = [sum((p) => p.putSeconds), sum((p) => p.getSeconds)];
+    const [putCpu, getCpu] = [cpu("putCpu"), cpu("getCpu")];
+    return {
+        case: c.name,
+        path: path_,
+        objects,
+        putOpsPerSecond: objects / putSeconds,
+        getOpsPerSecond: objects / getSeconds,
+        putMiBPerSecond: mib / putSeconds,
+        getMiBPerSecond: mib / getSeconds,
+        serviceCpuSecondsPerGiB:
+            path_ === "encrypted" ? ((putCpu.service + getCpu.service) / (2 * mib)) * 1024 : undefined,
+        cpuSecondsPerGiB: { put: perGiB(putCpu), get: perGiB(getCpu) },
+        coresBusy: { put: totalCpu(putCpu) / putSeconds, get: totalCpu(getCpu) / getSeconds },
+    };
+}
+
 async function main(): Promise<void> {
     const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
     let service: ServiceProcess | undefined;
@@ -90,54 +162,35 @@ async function main(): Promise<void> {
         const direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
         await direct.send(new CreateBucketCommand({ Bucket: "bench" }));
 
+        // Each case runs in rounds that alternate the two paths, after one untimed warm-up round, so a change
+        // in the machine's speed during the run (it is shared) shows in both paths alike; each ratio is the
+        // median of the rounds' ratios.
+        const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
         const results: Result[] = [];
+        const ratios: { case: string; putRatio: number; getRatio: number; putRatios: number[]; getRatios: number[] }[] =
+            [];
         for (const c of cases) {
             const body = randomBytes(c.size);
-            for (const [path_, s3] of [
-                ["direct", direct],
-                ["encrypted", encrypted],
-            ] as const) {
-                const cpuBefore = cpuSeconds(child.pid);
-                const putCpuBefore = cpuNow(child.pid, minio.pid);
-                let started = process.hrtime.bigint();
-                for (let i = 0; i < c.count; i++) {
-                    await s3.send(
-                        new PutObjectCommand({ Bucket: "bench", Key: `${path_}/${c.name}/${i}`, Body: body }),
-                    );
+            const runs = { direct: [] as Phase[], encrypted: [] as Phase[] };
+            for (let round = 0; round <= rounds; round++) {
+                for (const [path_, s3] of [
+                    ["direct", direct],
+                    ["encrypted", encrypted],
+                ] as const) {
+                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, child.pid, minio.pid);
+                    if (round > 0) runs[path_].push(phase);
                 }
-                const putSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-                const putCpu = cpuSince(putCpuBefore, cpuNow(child.pid, minio.pid));
-                const getCpuBefore = cpuNow(child.pid, minio.pid);
-                started = process.hrtime.bigint();
-                for (let i = 0; i < c.count; i++) {
-                    const got = await s3.send(
-                        new GetObjectCommand({ Bucket: "bench", Key: `${path_}/${c.name}/${i}` }),
-                    );
-                    const bytes = await got.Body!.transformToByteArray();
-                    if (bytes.length !== c.size) throw new Error(`short read: ${bytes.length}`);
-                }
-                const getSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-                const getCpu = cpuSince(getCpuBefore, cpuNow(child.pid, minio.pid));
-                const mib = (c.size * c.count) / 1024 ** 2;
-                const perGiB = (cpu: CpuSample) => ({
-                    client: (cpu.client / mib) * 1024,
-                    service: (cpu.service / mib) * 1024,
-                    minio: (cpu.minio / mib) * 1024,
-                });
-                results.push({
-                    case: c.name,
-                    path: path_,
-                    objects: c.count,
-                    putOpsPerSecond: c.count / putSeconds,
-                    getOpsPerSecond: c.count / getSeconds,
-                    putMiBPerSecond: mib / putSeconds,
-                    getMiBPerSecond: mib / getSeconds,
-                    serviceCpuSecondsPerGiB:
-                        path_ === "encrypted" ? ((cpuSeconds(child.pid) - cpuBefore) / (2 * mib)) * 1024 : undefined,
-                    cpuSecondsPerGiB: { put: perGiB(putCpu), get: perGiB(getCpu) },
-                    coresBusy: { put: totalCpu(putCpu) / putSeconds, get: totalCpu(getCpu) / getSeconds },
-                });
             }
+            for (const path_ of ["direct", "encrypted"] as const) results.push(summarise(c, path_, runs[path_]));
+            const putRatios = runs.encrypted.map((e, i) => runs.direct[i].putSeconds / e.putSeconds);
+            const getRatios = runs.encrypted.map((e, i) => runs.direct[i].getSeconds / e.getSeconds);
+            ratios.push({
+                case: c.name,
+                putRatio: median(putRatios),
+                getRatio: median(getRatios),
+                putRatios,
+                getRatios,
+            });
         }
 
         // Memory while streaming: the peak after the largest case above, and after 2 GiB each way.
@@ -163,15 +216,6 @@ async function main(): Promise<void> {
             peakRssMiBAfterStream: memoryMiB(child.pid).peak,
         };
 
-        const ratios = cases.map((c) => {
-            const d = results.find((r) => r.case === c.name && r.path === "direct")!;
-            const e = results.find((r) => r.case === c.name && r.path === "encrypted")!;
-            return {
-                case: c.name,
-                putRatio: e.putOpsPerSecond / d.putOpsPerSecond,
-                getRatio: e.getOpsPerSecond / d.getOpsPerSecond,
-            };
-        });
         const out = writeBenchReport(
             "storage-s3-api",
             "client, storage-s3-api, MinIO and OpenBao share this machine; loopback only",
@@ -195,7 +239,15 @@ async function main(): Promise<void> {
                 "cores busy PUT/GET": `${r.coresBusy.put.toFixed(2)}/${r.coresBusy.get.toFixed(2)}`,
             })),
         );
-        console.table(ratios.map((r) => ({ ...r, putRatio: r.putRatio.toFixed(2), getRatio: r.getRatio.toFixed(2) })));
+        console.table(
+            ratios.map((r) => ({
+                case: r.case,
+                putRatio: r.putRatio.toFixed(2),
+                getRatio: r.getRatio.toFixed(2),
+                "PUT rounds": r.putRatios.map((x) => x.toFixed(2)).join(" "),
+                "GET rounds": r.getRatios.map((x) => x.toFixed(2)).join(" "),
+            })),
+        );
         console.table([memory]);
         console.log(`written to ${out}`);
     } finally {
