@@ -36,13 +36,16 @@ function chunked(data: Buffer, chunkSizes: number[] = [data.length || 1]): Reada
     return Readable.from(chunks);
 }
 
-async function collect(source: Readable, transform: Transform): Promise<Buffer> {
+/** The chunks a transform writes, as it wrote them. */
+async function chunksOf(source: Readable, transform: Transform): Promise<Buffer[]> {
     const out: Buffer[] = [];
     await pipeline(source, transform, async (chunks: AsyncIterable<Buffer>) => {
         for await (const c of chunks) out.push(c);
     });
-    return Buffer.concat(out);
+    return out;
 }
+
+const collect = async (source: Readable, transform: Transform) => Buffer.concat(await chunksOf(source, transform));
 
 const seal = (s: SegmentStream, plain: Buffer, chunks?: number[]) => collect(chunked(plain, chunks), new SealStream(s));
 const open = (s: SegmentStream, sealed: Buffer, range: OpenRange, chunks?: number[]) =>
@@ -83,13 +86,8 @@ describe("pce1 format", () => {
     it("writes in half-MiB buffers, not a piece per segment or per chunk read", async () => {
         const s = { ...stream(), segmentSize: 64 * 1024 };
         const plain = randomBytes(3 * 1024 * 1024 + 5);
-        const sizesOf = async (source: Readable, transform: Transform) => {
-            const out: number[] = [];
-            await pipeline(source, transform, async (chunks: AsyncIterable<Buffer>) => {
-                for await (const c of chunks) out.push(c.length);
-            });
-            return out;
-        };
+        const sizesOf = async (source: Readable, transform: Transform) =>
+            (await chunksOf(source, transform)).map((c) => c.length);
         const sealed = await seal(s, plain, [65536, 1000]);
         for (const sizes of [
             await sizesOf(chunked(plain, [65536, 1000]), new SealStream(s)),
