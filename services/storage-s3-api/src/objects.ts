@@ -29,6 +29,7 @@ import {
     readPartEtag,
     sealTable,
 } from "./format/parts";
+import { MadeAhead } from "./ahead";
 import { S3Error } from "./errors";
 import { MAX_BACKEND_KEY_BYTES, type NameCipher } from "./format/names";
 import { commitmentMatches, deriveObjectKeys, nameBinding, type ObjectKeys, OBJECT_ID_BYTES } from "./format/keys";
@@ -42,7 +43,7 @@ import {
     SealStream,
     wholeObject,
 } from "./format/segments";
-import type { TransitClient } from "./vault";
+import type { DataKey, TransitClient } from "./vault";
 
 /** What the client gave us about an object besides its bytes; stored only sealed. */
 export interface ObjectInfo {
@@ -60,6 +61,13 @@ interface SealedMeta {
 }
 
 const SEGMENT_LOG2 = Math.log2(DEFAULT_SEGMENT_SIZE);
+
+/**
+ * How long a data key made ahead may wait for its object. A key wrapped before a transit key rotation is
+ * rewrapped only if it is on the backend when the rewrap job lists it, like the key of an upload still in
+ * flight; a bound keeps one made ahead from entering that window long after the rotation.
+ */
+const DATA_KEY_MAX_WAIT_MS = 10_000;
 const b64u = (b: Buffer) => b.toString("base64url");
 
 function sealMeta(keys: ObjectKeys, objectId: Buffer, meta: SealedMeta): string {
@@ -93,6 +101,12 @@ export class EncryptedObjects {
         /** With name privacy on, encrypts every key before it reaches the backend. */
         private readonly names?: NameCipher,
     ) {}
+
+    /** The next object's id and data key, made ahead so a PUT does not wait for Vault. */
+    private readonly newKeys = new MadeAhead<{ objectId: Buffer; dek: DataKey }>(async () => {
+        const objectId = randomBytes(OBJECT_ID_BYTES);
+        return { objectId, dek: await this.transit.newDataKey(objectId) };
+    }, DATA_KEY_MAX_WAIT_MS);
 
     /** The backend key of a client key. */
     stored(bucket: string, key: string): string {
@@ -137,8 +151,7 @@ export class EncryptedObjects {
 
     /** A new object's id, data key (wrapped by transit) and keys, and the backend metadata that carries them. */
     private async newObject(bucket: string, key: string, kind: "s" | "m", meta: SealedMeta) {
-        const objectId = randomBytes(OBJECT_ID_BYTES);
-        const dek = await this.transit.newDataKey(objectId);
+        const { objectId, dek } = await this.newKeys.take();
         const keys = deriveObjectKeys(dek.plaintext, objectId);
         const metadata: Record<string, string> = {
             pce: `1;${SEGMENT_LOG2};${kind}`,

@@ -147,6 +147,37 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         assert.equal(transit.calls - before, 1);
     });
 
+    it("answers a PUT without waiting for Vault: its data key was made ahead, by the PUT before it", async () => {
+        // A transit client whose new-key calls hang while the gate is shut.
+        let openGate = () => {};
+        let gate = Promise.resolve();
+        const gated = new (class extends TransitClient {
+            override async newDataKey(context: Buffer) {
+                await gate;
+                return super.newDataKey(context);
+            }
+        })({ address: bao.url, token: () => bao.rootToken ?? "", keyName: "storage-s3-api" });
+        const own = await chain.startService({ transit: gated });
+        await own.s3.send(new PutObjectCommand({ Bucket: "photos", Key: "ahead/1", Body: "first" }));
+        const callsBefore = gated.calls;
+        gate = new Promise((resolve) => (openGate = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        try {
+            const second = own.s3.send(new PutObjectCommand({ Bucket: "photos", Key: "ahead/2", Body: "second" }));
+            const answered = await Promise.race([
+                second.then(() => true),
+                new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 10_000))),
+            ]);
+            assert.ok(answered, "the PUT waited for a Vault call");
+            assert.equal(gated.calls, callsBefore, "the next key's call is still held at the gate");
+        } finally {
+            clearTimeout(timer);
+            openGate();
+        }
+        const stored = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "ahead/2" }));
+        assert.equal(await stored.Body!.transformToString(), "second");
+    });
+
     it("lists keys with their plaintext sizes, prefixes and delimiters", async () => {
         for (const k of ["list/a/1", "list/a/2", "list/b/1", "list/c"]) {
             await s3.send(new PutObjectCommand({ Bucket: "photos", Key: k, Body: "12345" }));
