@@ -76,6 +76,17 @@ function generated(size: number): Readable {
     });
 }
 
+/**
+ * Reads a body to its end, as a client streaming it to disk would. The SDK's `transformToByteArray` costs
+ * the client about 3 CPU-s more per GiB, and on cores it shares with the service and MinIO that would
+ * weigh on both paths' figures.
+ */
+async function drain(body: Readable): Promise<number> {
+    let read = 0;
+    for await (const chunk of body) read += (chunk as Buffer).length;
+    return read;
+}
+
 interface Phase {
     putSeconds: number;
     getSeconds: number;
@@ -103,8 +114,8 @@ async function measure(
     started = process.hrtime.bigint();
     for (let i = 0; i < count; i++) {
         const got = await s3.send(new GetObjectCommand({ Bucket: "bench", Key: `${prefix}/${i}` }));
-        const bytes = await got.Body!.transformToByteArray();
-        if (bytes.length !== body.length) throw new Error(`short read: ${bytes.length}`);
+        const read = await drain(got.Body as Readable);
+        if (read !== body.length) throw new Error(`short read: ${read}`);
     }
     const getSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { putSeconds, getSeconds, putCpu, getCpu: cpuSince(getCpuBefore, cpuNow(servicePid, minioPid)) };
@@ -165,10 +176,17 @@ async function main(): Promise<void> {
         // Each case runs in rounds that alternate the two paths, after one untimed warm-up round, so a change
         // in the machine's speed during the run (it is shared) shows in both paths alike; each ratio is the
         // median of the rounds' ratios.
-        const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+        const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
         const results: Result[] = [];
-        const ratios: { case: string; putRatio: number; getRatio: number; putRatios: number[]; getRatios: number[] }[] =
-            [];
+        const ratios: {
+            case: string;
+            putRatio: number;
+            getRatio: number;
+            putRatios: number[];
+            getRatios: number[];
+            /** Each timed round's MiB/s, to tell a slow direct round from a fast encrypted one. */
+            roundsMiBPerSecond: Record<"direct" | "encrypted", { put: number; get: number }>[];
+        }[] = [];
         for (const c of cases) {
             const body = randomBytes(c.size);
             const runs = { direct: [] as Phase[], encrypted: [] as Phase[] };
@@ -190,6 +208,13 @@ async function main(): Promise<void> {
                 getRatio: median(getRatios),
                 putRatios,
                 getRatios,
+                roundsMiBPerSecond: runs.direct.map((d, i) => {
+                    const mibPerSecond = (p: Phase) => ({
+                        put: (c.size * c.count) / 1024 ** 2 / p.putSeconds,
+                        get: (c.size * c.count) / 1024 ** 2 / p.getSeconds,
+                    });
+                    return { direct: mibPerSecond(d), encrypted: mibPerSecond(runs.encrypted[i]) };
+                }),
             });
         }
 
@@ -206,8 +231,7 @@ async function main(): Promise<void> {
             }),
         );
         const streamed = await encrypted.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
-        let read = 0;
-        for await (const chunk of streamed.Body as Readable) read += (chunk as Buffer).length;
+        const read = await drain(streamed.Body as Readable);
         if (read !== streamSize) throw new Error(`short stream: ${read}`);
         const memory = {
             streamedGiB: streamSize / 1024 ** 3,
