@@ -127,6 +127,12 @@ const median = (values: number[]) => {
     return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+/** One round's PUT and GET throughput. */
+function mibPerSecond(c: (typeof cases)[number], p: Phase): { put: number; get: number } {
+    const mib = (c.size * c.count) / 1024 ** 2;
+    return { put: mib / p.putSeconds, get: mib / p.getSeconds };
+}
+
 /** One path's figures for a case over all its timed rounds. */
 function summarise(c: (typeof cases)[number], path_: "direct" | "encrypted", runs: Phase[]): Result {
     const objects = c.count * runs.length;
@@ -208,13 +214,10 @@ async function main(): Promise<void> {
                 getRatio: median(getRatios),
                 putRatios,
                 getRatios,
-                roundsMiBPerSecond: runs.direct.map((d, i) => {
-                    const mibPerSecond = (p: Phase) => ({
-                        put: (c.size * c.count) / 1024 ** 2 / p.putSeconds,
-                        get: (c.size * c.count) / 1024 ** 2 / p.getSeconds,
-                    });
-                    return { direct: mibPerSecond(d), encrypted: mibPerSecond(runs.encrypted[i]) };
-                }),
+                roundsMiBPerSecond: runs.direct.map((d, i) => ({
+                    direct: mibPerSecond(c, d),
+                    encrypted: mibPerSecond(c, runs.encrypted[i]),
+                })),
             });
         }
 
