@@ -67,7 +67,10 @@ export interface TransitOptions {
 
 export class TransitClient {
     private readonly cache = new Map<string, Buffer>();
-    /** Vault calls made, for tests and metrics (at most one per PUT, none per cached GET). */
+    /**
+     * Vault calls made, for tests and metrics: one per PUT, which makes the next PUT's key (two when no key
+     * made ahead was ready: the first PUT, or one after a pause), none per cached GET.
+     */
     calls = 0;
 
     private readonly agent: http.Agent;
