@@ -1,14 +1,19 @@
 // storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 64 MiB
-// objects in alternating rounds, with the CPU each process spent (client, service, MinIO) and so how many of the machine's cores
-// each path kept busy, then the service's peak memory while streaming 2 GiB each way. Writes the
-// figures and the machine's conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
+// objects in alternating rounds, with the CPU each process spent (client, service, MinIO) and so how many of
+// the machine's cores each path kept busy, then the service's peak memory while streaming 2 GiB each way.
+// A third path goes through relay.ts, which does only the service's AES work on the bytes: what a Node
+// process doing that work in the path reaches without HTTP, signatures or the SDK. BENCH_PIN=1 pins the
+// service and the relay to one core, the client and MinIO to the other. Writes the figures and the machine's
+// conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { writeBenchReport } from "../../../tests/helpers/bench";
 import { s3Client } from "../../../tests/helpers/s3";
-import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createTransitKey, freePort, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
 import { type ServiceProcess, spawnService } from "../test/chain";
 
 const cases = [
@@ -17,16 +22,19 @@ const cases = [
     { name: "64 MiB", size: 64 * 1024 * 1024, count: 3 },
 ];
 
+const paths = ["direct", "relay", "encrypted"] as const;
+type Path = (typeof paths)[number];
+
 interface Result {
     case: string;
-    path: "direct" | "encrypted";
+    path: Path;
     objects: number;
     putOpsPerSecond: number;
     getOpsPerSecond: number;
     putMiBPerSecond: number;
     getMiBPerSecond: number;
     serviceCpuSecondsPerGiB?: number;
-    /** CPU seconds per GiB moved, per process and phase. */
+    /** CPU seconds per GiB moved, per process and phase; "service" is the relay on the relay path. */
     cpuSecondsPerGiB: Record<"put" | "get", { client: number; service: number; minio: number }>;
     /** Total CPU over wall time: 2 means both cores were busy, so the path was bound by CPU. */
     coresBusy: Record<"put" | "get", number>;
@@ -43,7 +51,7 @@ function cpuSeconds(pid: number | undefined): number {
     return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds so far of this process (the client), the service and MinIO. */
+/** CPU seconds so far of this process (the client), the service (or relay) and MinIO. */
 function cpuNow(servicePid: number | undefined, minioPid: number | undefined) {
     const own = process.cpuUsage();
     return { client: (own.user + own.system) / 1e6, service: cpuSeconds(servicePid), minio: cpuSeconds(minioPid) };
@@ -86,6 +94,30 @@ async function drain(body: Readable): Promise<number> {
     for await (const chunk of body) read += (chunk as Buffer).length;
     return read;
 }
+
+/** relay.ts in its own process, in front of `target` (host:port). */
+async function startRelay(target: string) {
+    const port = await freePort();
+    const child = spawn(process.execPath, ["--require", "tsx/cjs", "bench/relay.ts"], {
+        cwd: `${__dirname}/..`,
+        stdio: "inherit",
+        env: { ...process.env, LISTEN: `127.0.0.1:${port}`, TARGET: target },
+    });
+    for (let i = 0; ; i++) {
+        const listening = await new Promise<boolean>((resolve) => {
+            const probe = net.connect(port, "127.0.0.1", () => resolve(true)).on("error", () => resolve(false));
+            probe.unref();
+            setTimeout(() => probe.destroy(), 100);
+        });
+        if (listening) break;
+        if (child.exitCode !== null || i > 100) throw new Error("the relay did not start");
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill() };
+}
+
+/** Pins a process and all its threads to `cpus` (a taskset list). */
+const pin = (cpus: string, pid: number | undefined) => execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)]);
 
 interface Phase {
     putSeconds: number;
@@ -134,7 +166,7 @@ function mibPerSecond(c: (typeof cases)[number], p: Phase): { put: number; get: 
 }
 
 /** One path's figures for a case over all its timed rounds. */
-function summarise(c: (typeof cases)[number], path_: "direct" | "encrypted", runs: Phase[]): Result {
+function summarise(c: (typeof cases)[number], path_: Path, runs: Phase[]): Result {
     const objects = c.count * runs.length;
     const mib = (c.size * objects) / 1024 ** 2;
     const sum = (pick: (p: Phase) => number) => runs.reduce((total, p) => total + pick(p), 0);
@@ -168,6 +200,7 @@ function summarise(c: (typeof cases)[number], path_: "direct" | "encrypted", run
 async function main(): Promise<void> {
     const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
     let service: ServiceProcess | undefined;
+    let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
     try {
         await createTransitKey(bao, "storage-s3-api");
         // BENCH_CPU_PROF=<dir> writes a CPU profile of the service, to see where its time goes.
@@ -175,47 +208,61 @@ async function main(): Promise<void> {
             execArgv: process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
         });
         const child = service.child;
-        const encrypted = client(service.url, service.accessKey.id, service.accessKey.secret);
-        const direct = client(minio.url, minio.accessKeyId, minio.secretAccessKey);
-        await direct.send(new CreateBucketCommand({ Bucket: "bench" }));
+        relay = await startRelay(new URL(minio.url).host);
+        if (process.env.BENCH_PIN) {
+            for (const pid of [process.pid, minio.pid]) pin("0", pid);
+            for (const pid of [child.pid, relay.pid]) pin("1", pid);
+        }
+        const clients: Record<Path, { s3: S3Client; pid: number | undefined }> = {
+            direct: { s3: client(minio.url, minio.accessKeyId, minio.secretAccessKey), pid: undefined },
+            relay: { s3: client(relay.url, minio.accessKeyId, minio.secretAccessKey), pid: relay.pid },
+            encrypted: { s3: client(service.url, service.accessKey.id, service.accessKey.secret), pid: child.pid },
+        };
+        await clients.direct.s3.send(new CreateBucketCommand({ Bucket: "bench" }));
 
-        // Each case runs in rounds that alternate the two paths, after one untimed warm-up round, so a change
-        // in the machine's speed during the run (it is shared) shows in both paths alike; each ratio is the
+        // Each case runs in rounds that alternate the paths, after one untimed warm-up round, so a change in
+        // the machine's speed during the run (it is shared) shows in all paths alike; each ratio is the
         // median of the rounds' ratios.
         const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
         const results: Result[] = [];
         const ratios: {
             case: string;
+            /** Encrypted over direct. */
             putRatio: number;
             getRatio: number;
             putRatios: number[];
             getRatios: number[];
+            /** Relay over direct. */
+            relayPutRatio: number;
+            relayGetRatio: number;
             /** Each timed round's MiB/s, to tell a slow direct round from a fast encrypted one. */
-            roundsMiBPerSecond: Record<"direct" | "encrypted", { put: number; get: number }>[];
+            roundsMiBPerSecond: Record<Path, { put: number; get: number }>[];
         }[] = [];
         for (const c of cases) {
             const body = randomBytes(c.size);
-            const runs = { direct: [] as Phase[], encrypted: [] as Phase[] };
+            const runs: Record<Path, Phase[]> = { direct: [], relay: [], encrypted: [] };
             for (let round = 0; round <= rounds; round++) {
-                for (const [path_, s3] of [
-                    ["direct", direct],
-                    ["encrypted", encrypted],
-                ] as const) {
-                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, child.pid, minio.pid);
+                for (const path_ of paths) {
+                    const { s3, pid } = clients[path_];
+                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, pid, minio.pid);
                     if (round > 0) runs[path_].push(phase);
                 }
             }
-            for (const path_ of ["direct", "encrypted"] as const) results.push(summarise(c, path_, runs[path_]));
-            const putRatios = runs.encrypted.map((e, i) => runs.direct[i].putSeconds / e.putSeconds);
-            const getRatios = runs.encrypted.map((e, i) => runs.direct[i].getSeconds / e.getSeconds);
+            for (const path_ of paths) results.push(summarise(c, path_, runs[path_]));
+            const over = (path_: Path, phase: "putSeconds" | "getSeconds") =>
+                runs[path_].map((p, i) => runs.direct[i][phase] / p[phase]);
+            const [putRatios, getRatios] = [over("encrypted", "putSeconds"), over("encrypted", "getSeconds")];
             ratios.push({
                 case: c.name,
                 putRatio: median(putRatios),
                 getRatio: median(getRatios),
                 putRatios,
                 getRatios,
+                relayPutRatio: median(over("relay", "putSeconds")),
+                relayGetRatio: median(over("relay", "getSeconds")),
                 roundsMiBPerSecond: runs.direct.map((d, i) => ({
                     direct: mibPerSecond(c, d),
+                    relay: mibPerSecond(c, runs.relay[i]),
                     encrypted: mibPerSecond(c, runs.encrypted[i]),
                 })),
             });
@@ -225,7 +272,7 @@ async function main(): Promise<void> {
         const afterCases = memoryMiB(child.pid);
         const streamSize = Number(process.env.BENCH_STREAM_GIB ?? 2) * 1024 ** 3;
         const streamStarted = process.hrtime.bigint();
-        await encrypted.send(
+        await clients.encrypted.s3.send(
             new PutObjectCommand({
                 Bucket: "bench",
                 Key: "stream",
@@ -233,7 +280,7 @@ async function main(): Promise<void> {
                 ContentLength: streamSize,
             }),
         );
-        const streamed = await encrypted.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
+        const streamed = await clients.encrypted.s3.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
         const read = await drain(streamed.Body as Readable);
         if (read !== streamSize) throw new Error(`short stream: ${read}`);
         const memory = {
@@ -245,8 +292,16 @@ async function main(): Promise<void> {
 
         const out = writeBenchReport(
             "storage-s3-api",
-            "client, storage-s3-api, MinIO and OpenBao share this machine; loopback only",
-            { results, ratios, memory },
+            process.env.BENCH_PIN
+                ? "client and MinIO pinned to one core, storage-s3-api and the relay to the other; loopback only"
+                : "client, storage-s3-api, the relay, MinIO and OpenBao share this machine; loopback only",
+            {
+                pinned: Boolean(process.env.BENCH_PIN),
+                relayAes: process.env.BENCH_RELAY_AES !== "0",
+                results,
+                ratios,
+                memory,
+            },
         );
         console.table(
             results.map((r) => ({
@@ -271,6 +326,7 @@ async function main(): Promise<void> {
                 case: r.case,
                 putRatio: r.putRatio.toFixed(2),
                 getRatio: r.getRatio.toFixed(2),
+                "relay PUT/GET": `${r.relayPutRatio.toFixed(2)}/${r.relayGetRatio.toFixed(2)}`,
                 "PUT rounds": r.putRatios.map((x) => x.toFixed(2)).join(" "),
                 "GET rounds": r.getRatios.map((x) => x.toFixed(2)).join(" "),
             })),
@@ -278,6 +334,7 @@ async function main(): Promise<void> {
         console.table([memory]);
         console.log(`written to ${out}`);
     } finally {
+        relay?.stop();
         await service?.stop();
         await Promise.all([minio.stop(), bao.stop()]);
     }

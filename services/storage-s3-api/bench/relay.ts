@@ -1,0 +1,91 @@
+// The benchmark's reference path: a TCP relay to the backend that runs AES-256-GCM over every byte it
+// forwards, in 64 KiB segments, and writes what one turn of its event loop read in one piece of up to
+// 512 KiB. That is the service's per-byte cryptography in one Node process in the path, without HTTP,
+// signatures or the SDK: about what the encrypted path would reach if those cost nothing. It forwards the
+// original bytes, so clients talk S3 to the backend through it unchanged. BENCH_RELAY_AES=0 leaves the AES
+// out, to see what the extra hop alone costs.
+import { createCipheriv, randomBytes } from "node:crypto";
+import * as net from "node:net";
+import { DEFAULT_SEGMENT_SIZE } from "../src/format/segments";
+
+const WRITE_BYTES = 512 * 1024;
+
+/** AES-256-GCM over a byte stream, one cipher per segment; what it produces is dropped. */
+class SegmentCipher {
+    private readonly key = randomBytes(32);
+    private segment = 0;
+    private filled = 0;
+    private cipher = this.next();
+
+    private next() {
+        const nonce = Buffer.alloc(12);
+        nonce.writeUInt32BE(this.segment, 8);
+        return createCipheriv("aes-256-gcm", this.key, nonce);
+    }
+
+    add(chunk: Buffer): void {
+        for (let at = 0; at < chunk.length;) {
+            const n = Math.min(chunk.length - at, DEFAULT_SEGMENT_SIZE - this.filled);
+            this.cipher.update(chunk.subarray(at, at + n));
+            at += n;
+            this.filled += n;
+            if (this.filled === DEFAULT_SEGMENT_SIZE) {
+                this.cipher.final();
+                this.cipher.getAuthTag();
+                this.segment++;
+                this.cipher = this.next();
+                this.filled = 0;
+            }
+        }
+    }
+}
+
+/** Forwards `from` to `to`: what one turn of the event loop read goes out in one write, up to WRITE_BYTES. */
+function forward(from: net.Socket, to: net.Socket): void {
+    const cipher = process.env.BENCH_RELAY_AES === "0" ? undefined : new SegmentCipher();
+    let pending: Buffer[] = [];
+    let length = 0;
+    let scheduled = false;
+    const flush = () => {
+        scheduled = false;
+        if (length === 0) return;
+        const written = to.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, length));
+        pending = [];
+        length = 0;
+        if (!written) {
+            from.pause();
+            to.once("drain", () => from.resume());
+        }
+    };
+    from.on("data", (chunk: Buffer) => {
+        cipher?.add(chunk);
+        pending.push(chunk);
+        length += chunk.length;
+        if (length >= WRITE_BYTES) flush();
+        else if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+        }
+    });
+    from.on("end", () => {
+        flush();
+        to.end();
+    });
+    from.on("error", () => to.destroy());
+}
+
+/** Listens on LISTEN (host:port) and relays each connection to TARGET (host:port). */
+function main(): void {
+    const [host, port] = (process.env.LISTEN ?? "").split(":");
+    const [targetHost, targetPort] = (process.env.TARGET ?? "").split(":");
+    net.createServer((client) => {
+        const backend = net.connect(Number(targetPort), targetHost);
+        // As node:http does: small writes (request and response heads) go out at once.
+        client.setNoDelay(true);
+        backend.setNoDelay(true);
+        forward(client, backend);
+        forward(backend, client);
+    }).listen(Number(port), host);
+}
+
+main();
