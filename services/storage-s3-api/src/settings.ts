@@ -1,7 +1,8 @@
 // Settings from the environment and secrets from files (mounted Kubernetes Secrets or Vault Agent
 // templates), never from the command line or the environment: shared by the service and its jobs.
 import * as fs from "node:fs";
-import { S3Client } from "@aws-sdk/client-s3";
+import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import { BackendHttpHandler } from "./backend-http";
 import { TransitClient } from "./vault";
 
 export function setting(name: string, fallback?: string): string {
@@ -21,17 +22,33 @@ export function jsonSecretFile<T>(name: string): T {
     }
 }
 
-/** The storage backend: BACKEND_ENDPOINT, BACKEND_REGION and BACKEND_CREDENTIALS_FILE. */
-export function backendFromSettings(): S3Client {
+/** A client of the storage backend, any S3-compatible endpoint. */
+export function backendClient(
+    endpoint: string,
+    region: string,
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    overrides: Partial<S3ClientConfig> = {},
+): S3Client {
     return new S3Client({
-        endpoint: setting("BACKEND_ENDPOINT"),
-        region: setting("BACKEND_REGION", "us-east-1"),
+        endpoint,
+        region,
         forcePathStyle: true,
-        credentials: jsonSecretFile<{ accessKeyId: string; secretAccessKey: string }>("BACKEND_CREDENTIALS_FILE"),
+        credentials,
         // Content is authenticated end to end; checksums on the backend leg only cost CPU.
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
+        requestHandler: new BackendHttpHandler(),
+        ...overrides,
     });
+}
+
+/** The storage backend: BACKEND_ENDPOINT, BACKEND_REGION and BACKEND_CREDENTIALS_FILE. */
+export function backendFromSettings(): S3Client {
+    return backendClient(
+        setting("BACKEND_ENDPOINT"),
+        setting("BACKEND_REGION", "us-east-1"),
+        jsonSecretFile<{ accessKeyId: string; secretAccessKey: string }>("BACKEND_CREDENTIALS_FILE"),
+    );
 }
 
 /** Vault's transit engine: VAULT_ADDR, TRANSIT_KEY and VAULT_TOKEN_FILE (read anew on each call). */

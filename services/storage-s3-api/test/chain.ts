@@ -17,6 +17,7 @@ import {
     startOpenBaoDev,
 } from "../../../tests/helpers/servers";
 import { createS3Server, type ServiceOptions } from "../src/server";
+import { backendClient } from "../src/settings";
 import { TransitClient } from "../src/vault";
 
 export interface RunningService {
@@ -47,6 +48,13 @@ export async function startChain(): Promise<Chain> {
         keyName: "storage-s3-api",
     });
     const direct = s3Client(minio.url, minio.accessKeyId, minio.secretAccessKey);
+    // The service's own client of MinIO, as main.ts makes it; tests look at MinIO through `direct`.
+    const backend = backendClient(
+        minio.url,
+        "us-east-1",
+        { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+        { maxAttempts: 1 },
+    );
     const services: RunningService[] = [];
 
     async function startService(options: Partial<ServiceOptions> = {}): Promise<RunningService> {
@@ -54,7 +62,7 @@ export async function startChain(): Promise<Chain> {
         const server = createS3Server({
             region: "us-east-1",
             accessKeys: { [accessKey.id]: accessKey.secret },
-            backend: direct,
+            backend,
             transit,
             etagKey: randomBytes(32),
             ...options,

@@ -1,0 +1,313 @@
+// The backend client's HTTP handler. GET responses are read off a plain kept-alive socket and their bodies
+// handed on as the socket delivers them: node:http's parser copies every body chunk it passes up, and with
+// its stream that was about a quarter of the service's CPU on GET. Every other request goes to the SDK's
+// own NodeHttpHandler; the SDK still signs, retries and parses every response, errors included.
+import * as net from "node:net";
+import { Readable } from "node:stream";
+import * as tls from "node:tls";
+import { buildQueryString, type HttpHandler, type HttpRequest, HttpResponse } from "@smithy/core/protocols";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { HttpHandlerOptions, NodeHttpHandlerOptions } from "@smithy/types";
+
+const MAX_HEAD_BYTES = 64 * 1024;
+/** How long a kept-alive connection waits for its next request. */
+const IDLE_MS = 15_000;
+
+interface Listeners {
+    data?: (chunk: Buffer) => void;
+    error?: (err: Error) => void;
+    end?: () => void;
+    close?: () => void;
+    timeout?: () => void;
+}
+
+/** Adds listeners to a socket; returns what removes them (the socket's own listeners stay). */
+function listen(socket: net.Socket, listeners: Listeners): () => void {
+    const entries = Object.entries(listeners) as [string, () => void][];
+    for (const [event, listener] of entries) socket.on(event, listener);
+    return () => {
+        for (const [event, listener] of entries) socket.removeListener(event, listener);
+    };
+}
+
+/** A kept-alive connection the backend closed while it was idle: the GET is sent again on a new one. */
+class StaleConnection extends Error {}
+
+interface Head {
+    status: number;
+    reason: string;
+    headers: Record<string, string>;
+    keepAlive: boolean;
+}
+
+function parseHead(text: string): Head {
+    const [statusLine, ...lines] = text.split("\r\n");
+    const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
+    if (!status) throw new Error("the backend's answer is not HTTP/1.x");
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+        const colon = line.indexOf(":");
+        if (colon <= 0) throw new Error("the backend's answer has a malformed header");
+        const name = line.slice(0, colon).trim().toLowerCase();
+        const value = line.slice(colon + 1).trim();
+        headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    const connection = (headers.connection ?? "").toLowerCase();
+    const keepAlive = status[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");
+    return { status: Number(status[2]), reason: status[3] ?? "", headers, keepAlive };
+}
+
+function requestHead(request: HttpRequest): string {
+    const query = buildQueryString(request.query ?? {});
+    const headers = Object.entries(request.headers);
+    if (!headers.some(([name]) => name.toLowerCase() === "host")) {
+        headers.push(["host", request.port ? `${request.hostname}:${request.port}` : request.hostname]);
+    }
+    if (headers.some(([name, value]) => /[\r\n]/.test(name + value))) throw new Error("a header holds a line break");
+    const lines = headers.map(([name, value]) => `${name}: ${value}\r\n`).join("");
+    return `GET ${request.path}${query ? `?${query}` : ""} HTTP/1.1\r\n${lines}\r\n`;
+}
+
+/** Decodes `Transfer-Encoding: chunked`, handing on each chunk's data without copying it. */
+class ChunkedDecoder {
+    private state: "size" | "data" | "data-end" | "trailer" = "size";
+    private line = "";
+    private left = 0;
+
+    /** Feeds bytes; returns what follows the body once it has ended, else undefined. */
+    feed(chunk: Buffer, emit: (data: Buffer) => void): Buffer | undefined {
+        let at = 0;
+        while (at < chunk.length) {
+            if (this.state === "data") {
+                const n = Math.min(this.left, chunk.length - at);
+                emit(chunk.subarray(at, at + n));
+                at += n;
+                this.left -= n;
+                if (this.left === 0) this.state = "data-end";
+                continue;
+            }
+            const newline = chunk.indexOf(10, at);
+            this.line += chunk.toString("latin1", at, newline < 0 ? chunk.length : newline);
+            if (this.line.length > 4096) throw new Error("the backend sent an overlong chunk line");
+            if (newline < 0) return undefined;
+            at = newline + 1;
+            const line = this.line.replace(/\r$/, "");
+            this.line = "";
+            if (this.state === "data-end") {
+                if (line !== "") throw new Error("the backend sent a chunk longer than its size");
+                this.state = "size";
+            } else if (this.state === "size") {
+                const size = /^[0-9a-fA-F]+/.exec(line);
+                if (!size) throw new Error("the backend sent a malformed chunk size");
+                this.left = parseInt(size[0], 16);
+                this.state = this.left === 0 ? "trailer" : "data";
+            } else if (line === "") {
+                return chunk.subarray(at);
+            }
+        }
+        return undefined;
+    }
+}
+
+export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
+    readonly metadata = { handlerProtocol: "http/1.1" };
+    private readonly others = new NodeHttpHandler();
+    /** Kept-alive connections by origin, each with what stops watching it while idle. */
+    private readonly idle = new Map<string, { socket: net.Socket; unwatch: () => void }[]>();
+
+    handle(request: HttpRequest, options: HttpHandlerOptions = {}): Promise<{ response: HttpResponse }> {
+        if (request.method !== "GET" || request.body != null) return this.others.handle(request, options);
+        return this.get(request, options);
+    }
+
+    updateHttpClientConfig(key: keyof NodeHttpHandlerOptions, value: NodeHttpHandlerOptions[typeof key]): void {
+        this.others.updateHttpClientConfig(key, value);
+    }
+
+    httpHandlerConfigs(): NodeHttpHandlerOptions {
+        return this.others.httpHandlerConfigs();
+    }
+
+    destroy(): void {
+        this.others.destroy();
+        for (const sockets of this.idle.values()) for (const { socket } of sockets) socket.destroy();
+        this.idle.clear();
+    }
+
+    private async get(request: HttpRequest, options: HttpHandlerOptions): Promise<{ response: HttpResponse }> {
+        const origin = `${request.protocol}//${request.hostname}:${request.port ?? ""}`;
+        const head = requestHead(request);
+        const kept = this.idle.get(origin)?.pop();
+        kept?.unwatch();
+        try {
+            return await this.exchange(kept?.socket ?? connect(request), origin, head, options, kept !== undefined);
+        } catch (err) {
+            if (err instanceof StaleConnection) return this.exchange(connect(request), origin, head, options, false);
+            throw err;
+        }
+    }
+
+    /** Sends the request and resolves once the response's head has arrived; the body follows as a stream. */
+    private exchange(
+        socket: net.Socket,
+        origin: string,
+        requestHead: string,
+        options: HttpHandlerOptions,
+        kept: boolean,
+    ): Promise<{ response: HttpResponse }> {
+        return new Promise((resolve, reject) => {
+            let received: Buffer = Buffer.alloc(0);
+            let unlisten = () => {};
+            const fail = (err: Error) => {
+                unlisten();
+                socket.on("error", () => {});
+                socket.destroy();
+                reject(kept && received.length === 0 ? new StaleConnection(err.message) : err);
+            };
+            const signal = options.abortSignal as AbortSignal | undefined;
+            if (signal?.aborted) return fail(new Error("Request aborted"));
+            const onAbort = () => fail(Object.assign(new Error("Request aborted"), { name: "AbortError" }));
+            signal?.addEventListener?.("abort", onAbort, { once: true });
+            const onData = (chunk: Buffer) => {
+                received = received.length ? Buffer.concat([received, chunk]) : chunk;
+                try {
+                    for (;;) {
+                        const end = received.indexOf("\r\n\r\n");
+                        if (end < 0) {
+                            if (received.length > MAX_HEAD_BYTES)
+                                throw new Error("the backend's answer head is too long");
+                            return;
+                        }
+                        const head = parseHead(received.toString("latin1", 0, end));
+                        received = received.subarray(end + 4);
+                        if (head.status < 200) continue; // 100 Continue and other interim answers
+                        signal?.removeEventListener?.("abort", onAbort);
+                        unlisten();
+                        const body = this.body(socket, origin, head, received);
+                        resolve({
+                            response: new HttpResponse({
+                                statusCode: head.status,
+                                reason: head.reason,
+                                headers: head.headers,
+                                body,
+                            }),
+                        });
+                        return;
+                    }
+                } catch (err) {
+                    fail(err as Error);
+                }
+            };
+            unlisten = listen(socket, {
+                data: onData,
+                error: fail,
+                close: () => fail(new Error("the backend closed the connection before answering")),
+            });
+            socket.write(requestHead);
+        });
+    }
+
+    /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
+    private body(socket: net.Socket, origin: string, head: Head, first: Buffer): Readable {
+        let ended = false;
+        let unlisten = () => {};
+        const body = new Readable({
+            read: () => {
+                if (!ended) socket.resume();
+            },
+            destroy: (err, done) => {
+                if (!ended) socket.destroy();
+                done(err);
+            },
+        });
+        const emit = (data: Buffer) => {
+            if (data.length > 0 && !body.push(data)) socket.pause();
+        };
+        /** Ends the body; the connection is kept only if the backend said so and sent nothing beyond it. */
+        const finish = (after: Buffer, reusable = head.keepAlive) => {
+            ended = true;
+            unlisten();
+            body.push(null);
+            if (reusable && after.length === 0) this.keep(origin, socket);
+            else socket.destroy();
+        };
+        const chunked = /chunked/i.test(head.headers["transfer-encoding"] ?? "");
+        const length = chunked ? undefined : head.headers["content-length"];
+        let left = Number(length ?? 0);
+        if (!Number.isSafeInteger(left) || left < 0) throw new Error("the backend sent a malformed Content-Length");
+        if (head.status === 204 || head.status === 304 || (length !== undefined && left === 0)) {
+            finish(first);
+            return body;
+        }
+        const decoder = chunked ? new ChunkedDecoder() : undefined;
+        const feed = (chunk: Buffer) => {
+            if (decoder) {
+                const after = decoder.feed(chunk, emit);
+                if (after) finish(after);
+            } else if (length !== undefined) {
+                const n = Math.min(left, chunk.length);
+                left -= n;
+                emit(n === chunk.length ? chunk : chunk.subarray(0, n));
+                if (left === 0) finish(chunk.subarray(n));
+            } else {
+                emit(chunk); // the body ends when the connection does
+            }
+        };
+        const onData = (chunk: Buffer) => {
+            try {
+                feed(chunk);
+            } catch (err) {
+                unlisten();
+                body.destroy(err as Error);
+            }
+        };
+        unlisten = listen(socket, {
+            data: onData,
+            error: (err: Error) => body.destroy(err),
+            close: () => {
+                if (ended) return;
+                if (!decoder && length === undefined) finish(Buffer.alloc(0), false);
+                else body.destroy(new Error("the backend closed the connection before the body's end"));
+            },
+        });
+        if (first.length > 0) onData(first);
+        return body;
+    }
+
+    /** Keeps a connection for the next GET to the same backend, until it idles too long or the backend closes it. */
+    private keep(origin: string, socket: net.Socket): void {
+        const sockets = this.idle.get(origin) ?? [];
+        this.idle.set(origin, sockets);
+        const drop = () => {
+            const at = sockets.indexOf(entry);
+            if (at >= 0) sockets.splice(at, 1);
+            entry.unwatch();
+            socket.on("error", () => {});
+            socket.destroy();
+        };
+        // Anything the backend sends to an idle connection, its closing included, ends it.
+        const unlisten = listen(socket, { data: drop, end: drop, error: drop, close: drop, timeout: drop });
+        const entry = {
+            socket,
+            unwatch: () => {
+                unlisten();
+                socket.setTimeout(0);
+                socket.ref();
+            },
+        };
+        sockets.push(entry);
+        socket.setTimeout(IDLE_MS);
+        socket.unref();
+        socket.resume();
+    }
+}
+
+function connect(request: HttpRequest): net.Socket {
+    const host = request.hostname;
+    const socket =
+        request.protocol === "https:"
+            ? tls.connect({ host, port: request.port ?? 443, servername: net.isIP(host) ? undefined : host })
+            : net.connect(request.port ?? 80, host);
+    socket.setNoDelay(true);
+    return socket;
+}

@@ -1,0 +1,209 @@
+// The backend client's GET handler against real HTTP servers on loopback: framing, kept-alive connections
+// and how it fails.
+import * as assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import * as http from "node:http";
+import * as net from "node:net";
+import type { Readable } from "node:stream";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { HttpRequest } from "@smithy/core/protocols";
+import { BackendHttpHandler } from "../src/backend-http";
+import { backendClient } from "../src/settings";
+
+async function listening<T extends net.Server>(
+    server: T,
+): Promise<{ server: T; port: number; connections: () => number }> {
+    let connections = 0;
+    server.on("connection", () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { server, port: (server.address() as net.AddressInfo).port, connections: () => connections };
+}
+
+function request(port: number, method = "GET", body?: string) {
+    return new HttpRequest({
+        protocol: "http:",
+        hostname: "127.0.0.1",
+        port,
+        method,
+        path: "/bucket/key",
+        query: { "x-id": "GetObject" },
+        headers: {},
+        body,
+    });
+}
+
+async function read(body: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+}
+
+describe("backend GET handler", () => {
+    const handler = new BackendHttpHandler();
+    const servers: net.Server[] = [];
+    after(() => {
+        handler.destroy();
+        for (const server of servers) server.close();
+    });
+    const serve = async (server: net.Server) => {
+        servers.push(server);
+        return listening(server);
+    };
+
+    it("reads a body of known length and keeps the connection for the next GET", async () => {
+        const content = randomBytes(3 * 1024 * 1024 + 7);
+        const seen: string[] = [];
+        const { port, connections } = await serve(
+            http.createServer((req, res) => {
+                seen.push(`${req.method} ${req.url}`);
+                res.writeHead(200, { "content-length": content.length, etag: '"e"' }).end(content);
+            }),
+        );
+        for (let i = 0; i < 3; i++) {
+            const { response } = await handler.handle(request(port));
+            assert.equal(response.statusCode, 200);
+            assert.equal(response.headers.etag, '"e"');
+            assert.ok((await read(response.body as Readable)).equals(content));
+        }
+        assert.deepEqual(seen, Array(3).fill("GET /bucket/key?x-id=GetObject"));
+        assert.equal(connections(), 1, "one connection for three GETs");
+    });
+
+    it("is what the service's S3 client reads GetObject with, signed by the SDK", async () => {
+        const seen: { method?: string; connection?: string; signed: boolean }[] = [];
+        const { port } = await serve(
+            http.createServer((req, res) => {
+                seen.push({
+                    method: req.method,
+                    connection: req.headers.connection,
+                    signed: /^AWS4-HMAC-SHA256 Credential=id\//.test(req.headers.authorization ?? ""),
+                });
+                req.resume();
+                const body = req.method === "GET" ? "hello" : "";
+                res.writeHead(200, { "content-length": body.length, etag: '"e"' }).end(body);
+            }),
+        );
+        const client = backendClient(`http://127.0.0.1:${port}`, "us-east-1", {
+            accessKeyId: "id",
+            secretAccessKey: "s",
+        });
+        const got = await client.send(new GetObjectCommand({ Bucket: "bucket", Key: "key" }));
+        assert.equal(await got.Body?.transformToString(), "hello");
+        await client.send(new PutObjectCommand({ Bucket: "bucket", Key: "key", Body: "x" }));
+        client.destroy();
+        // node:http's agent says "keep-alive" on every request; this handler's GET does not.
+        assert.deepEqual(seen, [
+            { method: "GET", connection: undefined, signed: true },
+            { method: "PUT", connection: "keep-alive", signed: true },
+        ]);
+    });
+
+    it("decodes a chunked body and keeps the connection after its last chunk", async () => {
+        const pieces = [randomBytes(10), randomBytes(70_000), randomBytes(1)];
+        const { port, connections } = await serve(
+            http.createServer((_req, res) => {
+                res.writeHead(200, { "content-type": "application/xml" });
+                for (const piece of pieces) res.write(piece);
+                res.end();
+            }),
+        );
+        for (let i = 0; i < 2; i++) {
+            const { response } = await handler.handle(request(port));
+            assert.equal(response.headers["transfer-encoding"], "chunked");
+            assert.ok((await read(response.body as Readable)).equals(Buffer.concat(pieces)));
+        }
+        assert.equal(connections(), 1);
+    });
+
+    it("hands error answers to the SDK as they are, and sends other methods through node:http", async () => {
+        const { port } = await serve(
+            http.createServer((req, res) => {
+                let body = "";
+                req.on("data", (d: Buffer) => (body += d.toString()));
+                req.on("end", () => {
+                    if (req.method === "PUT") res.writeHead(200, { "x-got": body }).end();
+                    else res.writeHead(404).end("<Error><Code>NoSuchKey</Code></Error>");
+                });
+            }),
+        );
+        const missing = (await handler.handle(request(port))).response;
+        assert.equal(missing.statusCode, 404);
+        assert.equal((await read(missing.body as Readable)).toString(), "<Error><Code>NoSuchKey</Code></Error>");
+        const put = (await handler.handle(request(port, "PUT", "hello"))).response;
+        assert.equal(put.headers["x-got"], "hello");
+    });
+
+    it("reads a body that ends with its connection, and answers without a body", async () => {
+        const { port, connections } = await serve(
+            net.createServer((socket) =>
+                socket.on("data", (d: Buffer) => {
+                    if (d.includes("/bucket/key?"))
+                        socket.end("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end");
+                    else socket.write('HTTP/1.1 304 Not Modified\r\netag: "e"\r\n\r\n');
+                }),
+            ),
+        );
+        const { response } = await handler.handle(request(port));
+        assert.equal((await read(response.body as Readable)).toString(), "until the end");
+        const notModified = request(port);
+        notModified.path = "/bucket/other";
+        for (let i = 0; i < 2; i++) {
+            const { response: unchanged } = await handler.handle(notModified);
+            assert.equal(unchanged.statusCode, 304);
+            assert.equal((await read(unchanged.body as Readable)).length, 0);
+        }
+        assert.equal(connections(), 2, "the closed connection is not reused; the 304's is");
+    });
+
+    it("does not keep a connection whose body was left unread", async () => {
+        const { port, connections } = await serve(
+            http.createServer((_req, res) =>
+                res.writeHead(200, { "content-length": 8 << 20 }).end(Buffer.alloc(8 << 20)),
+            ),
+        );
+        const first = (await handler.handle(request(port))).response.body as Readable;
+        await new Promise((resolve) => first.once("data", resolve));
+        first.destroy();
+        const { response } = await handler.handle(request(port));
+        assert.equal((await read(response.body as Readable)).length, 8 << 20);
+        assert.equal(connections(), 2);
+    });
+
+    it("sends a GET again on a new connection when the backend closed the kept one", async () => {
+        // Answers the first request on each connection, and closes it on the second without answering.
+        const { port, connections } = await serve(
+            net.createServer((socket) => {
+                let requests = 0;
+                socket.on("data", () => {
+                    if (++requests === 1) socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                    else socket.destroy();
+                });
+            }),
+        );
+        for (let i = 0; i < 2; i++) {
+            const { response } = await handler.handle(request(port));
+            assert.equal((await read(response.body as Readable)).toString(), "ok");
+        }
+        assert.equal(connections(), 2);
+    });
+
+    it("fails the body, not with fewer bytes, when the backend closes before its end", async () => {
+        const { port } = await serve(
+            net.createServer((socket) =>
+                socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..")),
+            ),
+        );
+        const { response } = await handler.handle(request(port));
+        await assert.rejects(read(response.body as Readable), /closed the connection before the body's end/);
+    });
+
+    it("refuses an answer that is not HTTP, and a header holding a line break", async () => {
+        const { port } = await serve(
+            net.createServer((socket) => socket.once("data", () => socket.end("SSH-2.0\r\n\r\n"))),
+        );
+        await assert.rejects(handler.handle(request(port)), /not HTTP\/1\.x/);
+        const injected = request(port);
+        injected.headers["x-amz-meta-a"] = "b\r\nx-evil: 1";
+        await assert.rejects(handler.handle(injected), /line break/);
+    });
+});
