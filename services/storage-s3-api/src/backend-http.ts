@@ -30,6 +30,9 @@ function listen(socket: net.Socket, listeners: Listeners): () => void {
     };
 }
 
+const timedOut = (ms?: number) =>
+    Object.assign(new Error(`the backend sent nothing for ${ms} ms`), { name: "TimeoutError" });
+
 /** A kept-alive connection the backend closed while it was idle: the GET is sent again on a new one. */
 class StaleConnection extends Error {}
 
@@ -183,7 +186,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                         if (head.status < 200) continue; // 100 Continue and other interim answers
                         signal?.removeEventListener?.("abort", onAbort);
                         unlisten();
-                        const body = this.body(socket, origin, head, received);
+                        const body = this.body(socket, origin, head, received, options.requestTimeout);
                         resolve({
                             response: new HttpResponse({
                                 statusCode: head.status,
@@ -202,13 +205,16 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                 data: onData,
                 error: fail,
                 close: () => fail(new Error("the backend closed the connection before answering")),
+                timeout: () => fail(timedOut(options.requestTimeout)),
             });
+            // As NodeHttpHandler reads requestTimeout: how long the connection may stay silent.
+            socket.setTimeout(options.requestTimeout ?? 0);
             socket.write(requestHead);
         });
     }
 
     /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
-    private body(socket: net.Socket, origin: string, head: Head, first: Buffer): Readable {
+    private body(socket: net.Socket, origin: string, head: Head, first: Buffer, timeout?: number): Readable {
         let ended = false;
         let unlisten = () => {};
         const body = new Readable({
@@ -227,6 +233,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         const finish = (after: Buffer, reusable = head.keepAlive) => {
             ended = true;
             unlisten();
+            socket.setTimeout(0);
             body.push(null);
             if (reusable && after.length === 0) this.keep(origin, socket);
             else socket.destroy();
@@ -264,6 +271,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         unlisten = listen(socket, {
             data: onData,
             error: (err: Error) => body.destroy(err),
+            timeout: () => body.destroy(timedOut(timeout)),
             close: () => {
                 if (ended) return;
                 if (!decoder && length === undefined) finish(Buffer.alloc(0), false);

@@ -10,11 +10,17 @@ import { HttpRequest } from "@smithy/core/protocols";
 import { BackendHttpHandler } from "../src/backend-http";
 import { backendClient } from "../src/settings";
 
+/** Every connection the test servers accepted, closed at the end so that none keeps the tests running. */
+const accepted: net.Socket[] = [];
+
 async function listening<T extends net.Server>(
     server: T,
 ): Promise<{ server: T; port: number; connections: () => number }> {
     let connections = 0;
-    server.on("connection", () => connections++);
+    server.on("connection", (socket: net.Socket) => {
+        connections++;
+        accepted.push(socket);
+    });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     return { server, port: (server.address() as net.AddressInfo).port, connections: () => connections };
 }
@@ -44,6 +50,7 @@ describe("backend GET handler", () => {
     after(() => {
         handler.destroy();
         for (const server of servers) server.close();
+        for (const socket of accepted) socket.destroy();
     });
     const serve = async (server: net.Server) => {
         servers.push(server);
@@ -195,6 +202,21 @@ describe("backend GET handler", () => {
         );
         const { response } = await handler.handle(request(port));
         await assert.rejects(read(response.body as Readable), /closed the connection before the body's end/);
+    });
+
+    it("gives up on a backend that stays silent longer than the request timeout, before or during the body", async () => {
+        const { port } = await serve(
+            net.createServer((socket) =>
+                socket.once("data", (d: Buffer) => {
+                    if (d.includes("/bucket/key?")) socket.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.");
+                }),
+            ),
+        );
+        const { response } = await handler.handle(request(port), { requestTimeout: 200 });
+        await assert.rejects(read(response.body as Readable), /sent nothing for 200 ms/);
+        const silent = request(port);
+        silent.path = "/bucket/silent";
+        await assert.rejects(handler.handle(silent, { requestTimeout: 200 }), { name: "TimeoutError" });
     });
 
     it("refuses an answer that is not HTTP, and a header holding a line break", async () => {
