@@ -12,6 +12,8 @@ import type { HttpHandlerOptions, NodeHttpHandlerOptions } from "@smithy/types";
 const MAX_HEAD_BYTES = 64 * 1024;
 /** How long a kept-alive connection waits for its next request. */
 const IDLE_MS = 15_000;
+/** How many idle connections are kept per backend; more are closed. */
+const MAX_IDLE = 64;
 
 interface Listeners {
     data?: (chunk: Buffer) => void;
@@ -30,6 +32,7 @@ function listen(socket: net.Socket, listeners: Listeners): () => void {
     };
 }
 
+const aborted = () => Object.assign(new Error("Request aborted"), { name: "AbortError" });
 const timedOut = (ms?: number) =>
     Object.assign(new Error(`the backend sent nothing for ${ms} ms`), { name: "TimeoutError" });
 
@@ -165,11 +168,13 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                 unlisten();
                 socket.on("error", () => {});
                 socket.destroy();
-                reject(kept && received.length === 0 ? new StaleConnection(err.message) : err);
+                const closedUnasked =
+                    kept && received.length === 0 && !["AbortError", "TimeoutError"].includes(err.name);
+                reject(closedUnasked ? new StaleConnection(err.message) : err);
             };
             const signal = options.abortSignal as AbortSignal | undefined;
-            if (signal?.aborted) return fail(new Error("Request aborted"));
-            const onAbort = () => fail(Object.assign(new Error("Request aborted"), { name: "AbortError" }));
+            if (signal?.aborted) return fail(aborted());
+            const onAbort = () => fail(aborted());
             signal?.addEventListener?.("abort", onAbort, { once: true });
             const onData = (chunk: Buffer) => {
                 received = received.length ? Buffer.concat([received, chunk]) : chunk;
@@ -186,7 +191,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                         if (head.status < 200) continue; // 100 Continue and other interim answers
                         signal?.removeEventListener?.("abort", onAbort);
                         unlisten();
-                        const body = this.body(socket, origin, head, received, options.requestTimeout);
+                        const body = this.body(socket, origin, head, received, options);
                         resolve({
                             response: new HttpResponse({
                                 statusCode: head.status,
@@ -214,18 +219,22 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
     }
 
     /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
-    private body(socket: net.Socket, origin: string, head: Head, first: Buffer, timeout?: number): Readable {
+    private body(socket: net.Socket, origin: string, head: Head, first: Buffer, options: HttpHandlerOptions): Readable {
         let ended = false;
         let unlisten = () => {};
+        const signal = options.abortSignal as AbortSignal | undefined;
+        const onAbort = () => body.destroy(aborted());
         const body = new Readable({
             read: () => {
                 if (!ended) socket.resume();
             },
             destroy: (err, done) => {
+                signal?.removeEventListener?.("abort", onAbort);
                 if (!ended) socket.destroy();
                 done(err);
             },
         });
+        signal?.addEventListener?.("abort", onAbort, { once: true });
         const emit = (data: Buffer) => {
             if (data.length > 0 && !body.push(data)) socket.pause();
         };
@@ -233,6 +242,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         const finish = (after: Buffer, reusable = head.keepAlive) => {
             ended = true;
             unlisten();
+            signal?.removeEventListener?.("abort", onAbort);
             socket.setTimeout(0);
             body.push(null);
             if (reusable && after.length === 0) this.keep(origin, socket);
@@ -271,7 +281,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         unlisten = listen(socket, {
             data: onData,
             error: (err: Error) => body.destroy(err),
-            timeout: () => body.destroy(timedOut(timeout)),
+            timeout: () => body.destroy(timedOut(options.requestTimeout)),
             close: () => {
                 if (ended) return;
                 if (!decoder && length === undefined) finish(Buffer.alloc(0), false);
@@ -286,6 +296,10 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
     private keep(origin: string, socket: net.Socket): void {
         const sockets = this.idle.get(origin) ?? [];
         this.idle.set(origin, sockets);
+        if (sockets.length >= MAX_IDLE) {
+            socket.destroy();
+            return;
+        }
         const drop = () => {
             const at = sockets.indexOf(entry);
             if (at >= 0) sockets.splice(at, 1);

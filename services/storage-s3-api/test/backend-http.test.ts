@@ -105,6 +105,24 @@ describe("backend GET handler", () => {
         ]);
     });
 
+    it("keeps at most 64 idle connections to a backend", async () => {
+        let closed = 0;
+        const { server, port, connections } = await serve(
+            http.createServer((_req, res) =>
+                setTimeout(() => res.writeHead(200, { "content-length": 2 }).end("ok"), 50),
+            ),
+        );
+        server.on("connection", (socket: net.Socket) => socket.on("close", () => closed++));
+        const bodies = await Promise.all(
+            Array.from({ length: 70 }, async () =>
+                read((await handler.handle(request(port))).response.body as Readable),
+            ),
+        );
+        assert.ok(bodies.every((b) => b.toString() === "ok"));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.deepEqual({ opened: connections(), closed }, { opened: 70, closed: 6 });
+    });
+
     it("decodes a chunked body and keeps the connection after its last chunk", async () => {
         const pieces = [randomBytes(10), randomBytes(70_000), randomBytes(1)];
         const { port, connections } = await serve(
@@ -204,19 +222,56 @@ describe("backend GET handler", () => {
         await assert.rejects(read(response.body as Readable), /closed the connection before the body's end/);
     });
 
-    it("gives up on a backend that stays silent longer than the request timeout, before or during the body", async () => {
+    /** A backend that answers /bucket/whole, sends half of /bucket/key's body, and stays silent otherwise. */
+    const halfSilent = async () => {
+        const silent = { requests: 0, asked: [] as (() => void)[] };
         const { port } = await serve(
             net.createServer((socket) =>
-                socket.once("data", (d: Buffer) => {
+                socket.on("data", (d: Buffer) => {
                     if (d.includes("/bucket/key?")) socket.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf.");
+                    else if (d.includes("/bucket/whole?"))
+                        socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                    else {
+                        silent.requests++;
+                        silent.asked.shift()?.();
+                    }
                 }),
             ),
         );
+        const at = (path: string) => Object.assign(request(port), { path });
+        /** A GET of /bucket/whole, read to its end, so the next GET goes on its kept connection. */
+        const whole = async () =>
+            assert.equal(
+                (await read((await handler.handle(at("/bucket/whole"))).response.body as Readable)).toString(),
+                "ok",
+            );
+        return { port, silent, at, whole };
+    };
+
+    it("gives up on a backend that stays silent longer than the request timeout, and does not ask again", async () => {
+        const { port, silent, at, whole } = await halfSilent();
         const { response } = await handler.handle(request(port), { requestTimeout: 200 });
         await assert.rejects(read(response.body as Readable), /sent nothing for 200 ms/);
-        const silent = request(port);
-        silent.path = "/bucket/silent";
-        await assert.rejects(handler.handle(silent, { requestTimeout: 200 }), { name: "TimeoutError" });
+        await whole();
+        await assert.rejects(handler.handle(at("/bucket/silent"), { requestTimeout: 200 }), { name: "TimeoutError" });
+        assert.equal(silent.requests, 1, "a kept connection that timed out is not taken for a stale one");
+    });
+
+    it("stops when the SDK aborts, before the answer or during its body", async () => {
+        const { port, silent, at, whole } = await halfSilent();
+        const during = new AbortController();
+        const { response } = await handler.handle(request(port), { abortSignal: during.signal });
+        const reading = read(response.body as Readable);
+        during.abort();
+        await assert.rejects(reading, { name: "AbortError" });
+        await whole();
+        const before = new AbortController();
+        const asked = new Promise<void>((resolve) => silent.asked.push(resolve));
+        const answer = handler.handle(at("/bucket/silent"), { abortSignal: before.signal });
+        await asked;
+        before.abort();
+        await assert.rejects(answer, { name: "AbortError" });
+        assert.equal(silent.requests, 1);
     });
 
     it("refuses an answer that is not HTTP, and a header holding a line break", async () => {
