@@ -50,13 +50,14 @@ function parseHead(text: string): Head {
     const [statusLine, ...lines] = text.split("\r\n");
     const status = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
     if (!status) throw new Error("the backend's answer is not HTTP/1.x");
-    const headers: Record<string, string> = {};
+    // No prototype: a header called "__proto__" or "constructor" is just a header.
+    const headers = Object.create(null) as Record<string, string>;
     for (const line of lines) {
         const colon = line.indexOf(":");
         if (colon <= 0) throw new Error("the backend's answer has a malformed header");
         const name = line.slice(0, colon).trim().toLowerCase();
         const value = line.slice(colon + 1).trim();
-        headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+        headers[name] = Object.hasOwn(headers, name) ? `${headers[name]}, ${value}` : value;
     }
     const connection = (headers.connection ?? "").toLowerCase();
     const keepAlive = status[1] === "1" ? !connection.includes("close") : connection.includes("keep-alive");

@@ -274,6 +274,23 @@ describe("backend GET handler", () => {
         assert.equal(silent.requests, 1);
     });
 
+    it("reads any header name as a header, even one named like an object's property", async () => {
+        const { port } = await serve(
+            net.createServer((socket) =>
+                socket.once("data", () =>
+                    socket.end(
+                        "HTTP/1.1 200 OK\r\n__proto__: a\r\nconstructor: b\r\nx-twice: 1\r\nx-twice: 2\r\ncontent-length: 0\r\n\r\n",
+                    ),
+                ),
+            ),
+        );
+        const { headers } = (await handler.handle(request(port))).response;
+        assert.deepEqual(
+            ["__proto__", "constructor", "x-twice"].map((name) => headers[name]),
+            ["a", "b", "1, 2"],
+        );
+    });
+
     it("refuses an answer that is not HTTP, and a header holding a line break", async () => {
         const { port } = await serve(
             net.createServer((socket) => socket.once("data", () => socket.end("SSH-2.0\r\n\r\n"))),
