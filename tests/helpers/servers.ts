@@ -26,7 +26,8 @@ export async function freePort(): Promise<number> {
     });
 }
 
-async function waitUntil(what: string, ready: () => Promise<boolean>, child: ChildProcess, timeoutMs = 30_000) {
+/** Waits until `ready` answers true, failing if `child` exits first or the time runs out. */
+export async function waitUntil(what: string, ready: () => Promise<boolean>, child: ChildProcess, timeoutMs = 30_000) {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
         if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before it was ready`);

@@ -13,7 +13,7 @@ import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { writeBenchReport } from "../../../tests/helpers/bench";
 import { s3Client } from "../../../tests/helpers/s3";
-import { createTransitKey, freePort, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createTransitKey, freePort, startMinio, startOpenBaoDev, waitUntil } from "../../../tests/helpers/servers";
 import { type ServiceProcess, spawnService } from "../test/chain";
 
 const cases = [
@@ -103,16 +103,12 @@ async function startRelay(target: string) {
         stdio: "inherit",
         env: { ...process.env, LISTEN: `127.0.0.1:${port}`, TARGET: target },
     });
-    for (let i = 0; ; i++) {
-        const listening = await new Promise<boolean>((resolve) => {
+    const listening = () =>
+        new Promise<boolean>((resolve) => {
             const probe = net.connect(port, "127.0.0.1", () => resolve(true)).on("error", () => resolve(false));
-            probe.unref();
-            setTimeout(() => probe.destroy(), 100);
+            probe.on("connect", () => probe.destroy());
         });
-        if (listening) break;
-        if (child.exitCode !== null || i > 100) throw new Error("the relay did not start");
-        await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitUntil("the relay", listening, child);
     return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill() };
 }
 

@@ -6,9 +6,7 @@
 // out, to see what the extra hop alone costs.
 import { createCipheriv, randomBytes } from "node:crypto";
 import * as net from "node:net";
-import { DEFAULT_SEGMENT_SIZE } from "../src/format/segments";
-
-const WRITE_BYTES = 512 * 1024;
+import { Coalescer, DEFAULT_SEGMENT_SIZE, WRITE_BYTES } from "../src/format/segments";
 
 /** AES-256-GCM over a byte stream, one cipher per segment; what it produces is dropped. */
 class SegmentCipher {
@@ -43,32 +41,26 @@ class SegmentCipher {
 /** Forwards `from` to `to`: what one turn of the event loop read goes out in one write, up to WRITE_BYTES. */
 function forward(from: net.Socket, to: net.Socket): void {
     const cipher = process.env.BENCH_RELAY_AES === "0" ? undefined : new SegmentCipher();
-    let pending: Buffer[] = [];
-    let length = 0;
-    let scheduled = false;
-    const flush = () => {
-        scheduled = false;
-        if (length === 0) return;
-        const written = to.write(pending.length === 1 ? pending[0] : Buffer.concat(pending, length));
-        pending = [];
-        length = 0;
-        if (!written) {
+    const out = new Coalescer(WRITE_BYTES, (joined) => {
+        if (!to.write(joined)) {
             from.pause();
             to.once("drain", () => from.resume());
         }
-    };
+    });
+    let scheduled = false;
     from.on("data", (chunk: Buffer) => {
         cipher?.add(chunk);
-        pending.push(chunk);
-        length += chunk.length;
-        if (length >= WRITE_BYTES) flush();
-        else if (!scheduled) {
+        out.add(chunk);
+        if (!scheduled) {
             scheduled = true;
-            setImmediate(flush);
+            setImmediate(() => {
+                scheduled = false;
+                out.flush();
+            });
         }
     });
     from.on("end", () => {
-        flush();
+        out.flush();
         to.end();
     });
     from.on("error", () => to.destroy());

@@ -134,7 +134,7 @@ class ByteQueue {
  * other end of a socket, and MinIO or a client woken once per 64 KiB piece spends far more CPU than one woken
  * per half MiB; one copy of the content is the cheaper side of that trade.
  */
-class Coalescer {
+export class Coalescer {
     private pieces: Buffer[] = [];
     private length = 0;
 
@@ -159,7 +159,7 @@ class Coalescer {
 }
 
 /** How much a sealing or opening stream gathers before it writes. */
-const WRITE_BYTES = 512 * 1024;
+export const WRITE_BYTES = 512 * 1024;
 
 /** Encrypts a plaintext stream into segments; the last one is flagged final when the input ends. */
 export class SealStream extends Transform {
