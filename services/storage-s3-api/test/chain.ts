@@ -86,6 +86,7 @@ export async function startChain(): Promise<Chain> {
         startService,
         stop: async () => {
             await Promise.all(services.map((s) => s.stop()));
+            backend.destroy();
             await Promise.all([minio.stop(), bao.stop()]);
         },
     };
