@@ -4,34 +4,32 @@
 // signatures or the SDK: about what the encrypted path would reach if those cost nothing. It forwards the
 // original bytes, so clients talk S3 to the backend through it unchanged. BENCH_RELAY_AES=0 leaves the AES
 // out, to see what the extra hop alone costs.
-import { createCipheriv, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import * as net from "node:net";
-import { Coalescer, DEFAULT_SEGMENT_SIZE, WRITE_BYTES } from "../src/format/segments";
+import { OBJECT_ID_BYTES } from "../src/format/keys";
+import { Coalescer, DEFAULT_SEGMENT_SIZE, sealSegment, type SegmentStream, WRITE_BYTES } from "../src/format/segments";
 
-/** AES-256-GCM over a byte stream, one cipher per segment; what it produces is dropped. */
-class SegmentCipher {
-    private readonly key = randomBytes(32);
-    private segment = 0;
+/** Seals a byte stream in segments as the service does (`sealSegment`); what it produces is dropped. */
+class SegmentSealer {
+    private readonly s: SegmentStream = {
+        key: randomBytes(32),
+        objectId: randomBytes(OBJECT_ID_BYTES),
+        part: 0,
+        segmentSize: DEFAULT_SEGMENT_SIZE,
+    };
+    private index = 0;
+    private pieces: Buffer[] = [];
     private filled = 0;
-    private cipher = this.next();
-
-    private next() {
-        const nonce = Buffer.alloc(12);
-        nonce.writeUInt32BE(this.segment, 8);
-        return createCipheriv("aes-256-gcm", this.key, nonce);
-    }
 
     add(chunk: Buffer): void {
         for (let at = 0; at < chunk.length;) {
             const n = Math.min(chunk.length - at, DEFAULT_SEGMENT_SIZE - this.filled);
-            this.cipher.update(chunk.subarray(at, at + n));
+            this.pieces.push(chunk.subarray(at, at + n));
             at += n;
             this.filled += n;
             if (this.filled === DEFAULT_SEGMENT_SIZE) {
-                this.cipher.final();
-                this.cipher.getAuthTag();
-                this.segment++;
-                this.cipher = this.next();
+                sealSegment(this.s, this.index++, false, this.pieces);
+                this.pieces = [];
                 this.filled = 0;
             }
         }
@@ -40,7 +38,7 @@ class SegmentCipher {
 
 /** Forwards `from` to `to`: what one turn of the event loop read goes out in one write, up to WRITE_BYTES. */
 function forward(from: net.Socket, to: net.Socket): void {
-    const cipher = process.env.BENCH_RELAY_AES === "0" ? undefined : new SegmentCipher();
+    const sealer = process.env.BENCH_RELAY_AES === "0" ? undefined : new SegmentSealer();
     const out = new Coalescer(WRITE_BYTES, (joined) => {
         if (!to.write(joined)) {
             from.pause();
@@ -49,7 +47,7 @@ function forward(from: net.Socket, to: net.Socket): void {
     });
     let scheduled = false;
     from.on("data", (chunk: Buffer) => {
-        cipher?.add(chunk);
+        sealer?.add(chunk);
         out.add(chunk);
         if (!scheduled) {
             scheduled = true;

@@ -221,6 +221,10 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
 
     /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
     private body(socket: net.Socket, origin: string, head: Head, first: Buffer, options: HttpHandlerOptions): Readable {
+        const chunked = /chunked/i.test(head.headers["transfer-encoding"] ?? "");
+        const length = chunked ? undefined : head.headers["content-length"];
+        let left = Number(length ?? 0);
+        if (!Number.isSafeInteger(left) || left < 0) throw new Error("the backend sent a malformed Content-Length");
         let ended = false;
         let unlisten = () => {};
         const signal = options.abortSignal as AbortSignal | undefined;
@@ -249,10 +253,6 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
             if (reusable && after.length === 0) this.keep(origin, socket);
             else socket.destroy();
         };
-        const chunked = /chunked/i.test(head.headers["transfer-encoding"] ?? "");
-        const length = chunked ? undefined : head.headers["content-length"];
-        let left = Number(length ?? 0);
-        if (!Number.isSafeInteger(left) || left < 0) throw new Error("the backend sent a malformed Content-Length");
         if (head.status === 204 || head.status === 304 || (length !== undefined && left === 0)) {
             finish(first);
             return body;

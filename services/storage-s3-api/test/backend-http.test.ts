@@ -291,11 +291,17 @@ describe("backend GET handler", () => {
         );
     });
 
-    it("refuses an answer that is not HTTP, and a header holding a line break", async () => {
+    it("refuses an answer that is not HTTP or has a malformed Content-Length, and a header holding a line break", async () => {
         const { port } = await serve(
             net.createServer((socket) => socket.once("data", () => socket.end("SSH-2.0\r\n\r\n"))),
         );
         await assert.rejects(handler.handle(request(port)), /not HTTP\/1\.x/);
+        const { port: lying } = await serve(
+            net.createServer((socket) =>
+                socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n")),
+            ),
+        );
+        await assert.rejects(handler.handle(request(lying)), /malformed Content-Length/);
         const injected = request(port);
         injected.headers["x-amz-meta-a"] = "b\r\nx-evil: 1";
         await assert.rejects(handler.handle(injected), /line break/);
