@@ -8,6 +8,7 @@ import * as tls from "node:tls";
 import { buildQueryString, type HttpHandler, type HttpRequest, HttpResponse } from "@smithy/core/protocols";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { HttpHandlerOptions, NodeHttpHandlerOptions } from "@smithy/types";
+import { ChunkedFraming } from "./chunked-framing";
 
 const MAX_HEAD_BYTES = 64 * 1024;
 /** How long a kept-alive connection waits for its next request. */
@@ -73,47 +74,6 @@ function requestHead(request: HttpRequest): string {
     if (headers.some(([name, value]) => /[\r\n]/.test(name + value))) throw new Error("a header holds a line break");
     const lines = headers.map(([name, value]) => `${name}: ${value}\r\n`).join("");
     return `GET ${request.path}${query ? `?${query}` : ""} HTTP/1.1\r\n${lines}\r\n`;
-}
-
-/** Decodes `Transfer-Encoding: chunked`, handing on each chunk's data without copying it. */
-class ChunkedDecoder {
-    private state: "size" | "data" | "data-end" | "trailer" = "size";
-    private line = "";
-    private left = 0;
-
-    /** Feeds bytes; returns what follows the body once it has ended, else undefined. */
-    feed(chunk: Buffer, emit: (data: Buffer) => void): Buffer | undefined {
-        let at = 0;
-        while (at < chunk.length) {
-            if (this.state === "data") {
-                const n = Math.min(this.left, chunk.length - at);
-                emit(chunk.subarray(at, at + n));
-                at += n;
-                this.left -= n;
-                if (this.left === 0) this.state = "data-end";
-                continue;
-            }
-            const newline = chunk.indexOf(10, at);
-            this.line += chunk.toString("latin1", at, newline < 0 ? chunk.length : newline);
-            if (this.line.length > 4096) throw new Error("the backend sent an overlong chunk line");
-            if (newline < 0) return undefined;
-            at = newline + 1;
-            const line = this.line.replace(/\r$/, "");
-            this.line = "";
-            if (this.state === "data-end") {
-                if (line !== "") throw new Error("the backend sent a chunk longer than its size");
-                this.state = "size";
-            } else if (this.state === "size") {
-                const size = /^[0-9a-fA-F]+/.exec(line);
-                if (!size) throw new Error("the backend sent a malformed chunk size");
-                this.left = parseInt(size[0], 16);
-                this.state = this.left === 0 ? "trailer" : "data";
-            } else if (line === "") {
-                return chunk.subarray(at);
-            }
-        }
-        return undefined;
-    }
 }
 
 export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
@@ -257,10 +217,15 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
             finish(first);
             return body;
         }
-        const decoder = chunked ? new ChunkedDecoder() : undefined;
+        const decoder = chunked
+            ? new ChunkedFraming(
+                  { chunk: () => {}, data: emit, trailer: () => {} },
+                  (what) => new Error(`the backend sent ${what}`),
+              )
+            : undefined;
         const feed = (chunk: Buffer) => {
             if (decoder) {
-                const after = decoder.feed(chunk, emit);
+                const after = decoder.feed(chunk);
                 if (after) finish(after);
             } else if (length !== undefined) {
                 const n = Math.min(left, chunk.length);
