@@ -199,6 +199,9 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                 done(err);
             },
         });
+        // As node:http's IncomingMessage: an error before anyone listens does not throw from the event loop; it
+        // stays in the stream's `errored` state, which pipeline() and async iteration report to a later reader.
+        body.on("error", () => {});
         signal?.addEventListener?.("abort", onAbort, { once: true });
         const emit = (data: Buffer) => {
             if (data.length > 0 && !body.push(data)) socket.pause();

@@ -16,7 +16,7 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { Readable as ReadableStream } from "node:stream";
+import { pipeline, Readable as ReadableStream } from "node:stream";
 import {
     openParts,
     openTable,
@@ -311,14 +311,9 @@ export class EncryptedObjects {
         opened: { keys: ObjectKeys; objectId: Buffer; segmentSize: number },
         plan: OpenRange,
     ) {
-        const body = source.pipe(
-            new OpenStream(
-                { key: opened.keys.data, objectId: opened.objectId, part: 0, segmentSize: opened.segmentSize },
-                plan,
-            ),
-        );
-        source.on("error", (err) => body.destroy(err));
-        return body;
+        const s = { key: opened.keys.data, objectId: opened.objectId, part: 0, segmentSize: opened.segmentSize };
+        // pipeline() also fails the plaintext when the source failed before this point (while the key was unwrapped).
+        return pipeline(source, new OpenStream(s, plan), () => {});
     }
 
     /**

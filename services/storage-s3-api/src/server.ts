@@ -1,7 +1,7 @@
 // The S3 front: path-style requests, authenticated before any body is read, objects encrypted on the way in.
 import { createHash, randomBytes } from "node:crypto";
 import * as http from "node:http";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
 import {
     CreateBucketCommand,
     DeleteBucketCommand,
@@ -522,7 +522,8 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 return;
             }
             if (first) res.write(first);
-            got.body.pipe(res);
+            // Unlike pipe(), pipeline() also ends the body when the client goes away, and with it the backend GET.
+            pipeline(got.body, res, () => {});
             return;
         }
 

@@ -222,6 +222,20 @@ describe("backend GET handler", () => {
         await assert.rejects(read(response.body as Readable), /closed the connection before the body's end/);
     });
 
+    it("fails the body when the backend's chunked framing is broken", async () => {
+        const { port } = await serve(
+            net.createServer((socket) =>
+                socket.once("data", () =>
+                    socket.write(
+                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n3\nabc\r\n0\r\n\r\n",
+                    ),
+                ),
+            ),
+        );
+        const { response } = await handler.handle(request(port));
+        await assert.rejects(read(response.body as Readable), /the backend sent a chunk line not ended by CRLF/);
+    });
+
     /** A backend that answers /bucket/whole, sends half of /bucket/key's body, and stays silent otherwise. */
     const halfSilent = async () => {
         const silent = { requests: 0, asked: [] as (() => void)[] };

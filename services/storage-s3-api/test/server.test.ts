@@ -1,5 +1,6 @@
 // The service end to end with the AWS SDK as the client, real MinIO behind it and real OpenBao for keys.
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import {
@@ -137,6 +138,49 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             },
         );
     });
+
+    /** Bytes MinIO sent to this process that nobody has read: what a backend GET the service left holds. */
+    const unreadFromMinio = () =>
+        execFileSync("ss", ["-tnH", "state", "established", `( dport = :${new URL(minio.url).port} )`], {
+            encoding: "utf8",
+        })
+            .split("\n")
+            .filter(Boolean)
+            .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+
+    for (const upload of ["one PUT", "a multipart upload"]) {
+        it(`ends its backend GET when the client goes away in the middle of a body (${upload})`, async () => {
+            const Key = `left ${upload}.bin`;
+            const content = randomBytes(16 << 20);
+            if (upload === "one PUT") {
+                await s3.send(new PutObjectCommand({ Bucket: "photos", Key, Body: content }));
+            } else {
+                const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: "photos", Key }));
+                const Parts = [];
+                for (const PartNumber of [1, 2]) {
+                    const Body = content.subarray((PartNumber - 1) << 23, PartNumber << 23);
+                    const { ETag } = await s3.send(
+                        new UploadPartCommand({ Bucket: "photos", Key, UploadId, PartNumber, Body }),
+                    );
+                    Parts.push({ PartNumber, ETag });
+                }
+                await s3.send(
+                    new CompleteMultipartUploadCommand({
+                        Bucket: "photos",
+                        Key,
+                        UploadId,
+                        MultipartUpload: { Parts },
+                    }),
+                );
+            }
+            const body = (await s3.send(new GetObjectCommand({ Bucket: "photos", Key }))).Body as Readable;
+            await new Promise((resolve) => body.once("data", resolve));
+            body.destroy();
+            const deadline = Date.now() + 5000;
+            while (unreadFromMinio() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+            assert.equal(unreadFromMinio(), 0, "bytes from MinIO are left unread on a backend connection");
+        });
+    }
 
     it("calls Vault once per PUT and not at all for a cached GET", async () => {
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "count.txt", Body: "x" }));

@@ -2,7 +2,7 @@
 // by a 32-byte header; an authenticated part table, written before the upload completes, fixes their order,
 // count and sizes (see FORMAT.md).
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { ciphertextLength, IntegrityError, openSealedSegment, segmentCount, TAG_BYTES } from "./segments";
+import { ByteQueue, ciphertextLength, IntegrityError, openSealedSegment, segmentCount, TAG_BYTES } from "./segments";
 
 export const PART_HEADER_BYTES = 32;
 const PART_MAGIC = Buffer.from("pce1part", "ascii");
@@ -95,30 +95,28 @@ export function openTable(metaKey: Buffer, objectId: Buffer, sealed: Buffer): Pa
     }
 }
 
-/** Reads exact byte counts from a stream of chunks. */
+/** Reads exact byte counts from a stream of chunks, copying only what spans two of them. */
 class ExactReader {
-    private buffered: Buffer[] = [];
-    private length = 0;
+    private readonly queue = new ByteQueue();
     constructor(private readonly source: AsyncIterator<Buffer>) {}
     async read(n: number): Promise<Buffer> {
-        while (this.length < n) {
+        while (this.queue.length < n) {
             const next = await this.source.next();
-            if (next.done) throw new IntegrityError(`the object ends ${n - this.length} bytes early`);
-            this.buffered.push(next.value);
-            this.length += next.value.length;
+            if (next.done) throw new IntegrityError(`the object ends ${n - this.queue.length} bytes early`);
+            this.queue.push(next.value);
         }
-        const all = Buffer.concat(this.buffered);
-        this.buffered = [all.subarray(n)];
-        this.length -= n;
-        return all.subarray(0, n);
+        return this.queue.takeJoined(n);
     }
     async atEnd(): Promise<boolean> {
-        if (this.length > 0) return false;
+        if (this.queue.length > 0) return false;
         const next = await this.source.next();
         if (next.done) return true;
-        this.buffered = [next.value];
-        this.length = next.value.length;
+        this.queue.push(next.value);
         return next.value.length === 0 && this.atEnd();
+    }
+    /** Stops the source (a stream is destroyed) when reading ends early. */
+    async close(): Promise<void> {
+        await this.source.return?.();
     }
 }
 
@@ -167,44 +165,54 @@ export async function* openParts(
     range?: PartsRange,
 ): AsyncGenerator<Buffer> {
     const reader = new ExactReader(source[Symbol.asyncIterator]());
-    const sealed = segmentSize + TAG_BYTES;
-    let plainAt = 0;
-    let cipherAt = 0;
-    for (const entry of table) {
-        const partPlainStart = plainAt;
-        const partCipherStart = cipherAt;
-        plainAt += entry.plainLength;
-        cipherAt += partCipherLength(entry.plainLength, segmentSize);
-        const n = segmentCount(entry.plainLength, segmentSize);
-        // Segments of this part inside the requested span (all of them without a range).
-        let first = 0;
-        let last = n - 1;
-        if (range) {
-            if (cipherAt - 1 < range.cipherStart || partCipherStart > range.cipherEnd) continue;
-            first = Math.max(0, Math.floor((range.cipherStart - partCipherStart - PART_HEADER_BYTES) / sealed));
-            last = Math.min(n - 1, Math.floor((range.cipherEnd - partCipherStart - PART_HEADER_BYTES) / sealed));
-        }
-        const headerInSpan = !range || range.cipherStart <= partCipherStart;
-        if (headerInSpan) {
-            const header = await reader.read(PART_HEADER_BYTES);
-            if (!header.subarray(0, 8).equals(PART_MAGIC) || !header.subarray(8, 24).equals(entry.salt)) {
-                throw new IntegrityError(`part ${entry.part}: header does not match the part table`);
-            }
-        }
-        const s = { key: partKey(dataKey, objectId, entry.part, entry.salt), objectId, part: entry.part, segmentSize };
-        for (let i = first; i <= last; i++) {
-            const plainLength = i === n - 1 ? entry.plainLength - i * segmentSize : segmentSize;
-            let plain = openSealedSegment(s, i, i === n - 1, await reader.read(plainLength + TAG_BYTES));
+    try {
+        const sealed = segmentSize + TAG_BYTES;
+        let plainAt = 0;
+        let cipherAt = 0;
+        for (const entry of table) {
+            const partPlainStart = plainAt;
+            const partCipherStart = cipherAt;
+            plainAt += entry.plainLength;
+            cipherAt += partCipherLength(entry.plainLength, segmentSize);
+            const n = segmentCount(entry.plainLength, segmentSize);
+            // Segments of this part inside the requested span (all of them without a range).
+            let first = 0;
+            let last = n - 1;
             if (range) {
-                const segmentStart = partPlainStart + i * segmentSize;
-                const from = Math.max(0, range.start - segmentStart);
-                const to = Math.min(plain.length, range.end + 1 - segmentStart);
-                plain = plain.subarray(from, Math.max(from, to));
+                if (cipherAt - 1 < range.cipherStart || partCipherStart > range.cipherEnd) continue;
+                first = Math.max(0, Math.floor((range.cipherStart - partCipherStart - PART_HEADER_BYTES) / sealed));
+                last = Math.min(n - 1, Math.floor((range.cipherEnd - partCipherStart - PART_HEADER_BYTES) / sealed));
             }
-            if (plain.length) yield plain;
+            const headerInSpan = !range || range.cipherStart <= partCipherStart;
+            if (headerInSpan) {
+                const header = await reader.read(PART_HEADER_BYTES);
+                if (!header.subarray(0, 8).equals(PART_MAGIC) || !header.subarray(8, 24).equals(entry.salt)) {
+                    throw new IntegrityError(`part ${entry.part}: header does not match the part table`);
+                }
+            }
+            const s = {
+                key: partKey(dataKey, objectId, entry.part, entry.salt),
+                objectId,
+                part: entry.part,
+                segmentSize,
+            };
+            for (let i = first; i <= last; i++) {
+                const plainLength = i === n - 1 ? entry.plainLength - i * segmentSize : segmentSize;
+                let plain = openSealedSegment(s, i, i === n - 1, await reader.read(plainLength + TAG_BYTES));
+                if (range) {
+                    const segmentStart = partPlainStart + i * segmentSize;
+                    const from = Math.max(0, range.start - segmentStart);
+                    const to = Math.min(plain.length, range.end + 1 - segmentStart);
+                    plain = plain.subarray(from, Math.max(from, to));
+                }
+                if (plain.length) yield plain;
+            }
         }
+        if (!(await reader.atEnd())) throw new IntegrityError("data after the last part");
+    } finally {
+        // The client went away, or a part failed: the backend GET ends with this read.
+        await reader.close();
     }
-    if (!(await reader.atEnd())) throw new IntegrityError("data after the last part");
 }
 
 function u16(n: number): Buffer {

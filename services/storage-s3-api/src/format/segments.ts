@@ -97,7 +97,7 @@ export function plaintextLength(cipherLength: number, segmentSize: number): numb
 }
 
 /** Collects chunks and hands out exact-size spans of them as pieces, without copying. */
-class ByteQueue {
+export class ByteQueue {
     private chunks: Buffer[] = [];
     length = 0;
     push(chunk: Buffer): void {
