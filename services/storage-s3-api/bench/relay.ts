@@ -6,6 +6,7 @@
 // out, to see what the extra hop alone costs.
 import { randomBytes } from "node:crypto";
 import * as net from "node:net";
+import { plainConnection } from "../src/backend-http";
 import { OBJECT_ID_BYTES } from "../src/format/keys";
 import { Coalescer, DEFAULT_SEGMENT_SIZE, sealSegment, type SegmentStream, WRITE_BYTES } from "../src/format/segments";
 
@@ -69,7 +70,8 @@ function main(): void {
     const [host, port] = (process.env.LISTEN ?? "").split(":");
     const [targetHost, targetPort] = (process.env.TARGET ?? "").split(":");
     net.createServer((client) => {
-        const backend = net.connect(Number(targetPort), targetHost);
+        // Read from the backend as the service's backend client reads.
+        const backend = plainConnection(Number(targetPort), targetHost);
         // As node:http does: small writes (request and response heads) go out at once.
         client.setNoDelay(true);
         backend.setNoDelay(true);

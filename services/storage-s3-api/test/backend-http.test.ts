@@ -76,6 +76,21 @@ describe("backend GET handler", () => {
         assert.equal(connections(), 1, "one connection for three GETs");
     });
 
+    it("reads a large body in reads of up to 1 MiB, and stops reading while its reader does", async () => {
+        const content = randomBytes(32 * 1024 * 1024);
+        const { port } = await serve(
+            http.createServer((_req, res) => res.writeHead(200, { "content-length": content.length }).end(content)),
+        );
+        const body = (await handler.handle(request(port))).response.body as Readable;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.ok(body.readableLength <= 2 * 1024 * 1024, `${body.readableLength} bytes read ahead of the reader`);
+        const chunks: Buffer[] = [];
+        for await (const chunk of body) chunks.push(chunk as Buffer);
+        assert.ok(Buffer.concat(chunks).equals(content));
+        const largest = Math.max(...chunks.map((c) => c.length));
+        assert.ok(largest > 512 * 1024 && largest <= 1024 * 1024, `largest read ${largest} bytes`);
+    });
+
     it("is what the service's S3 client reads GetObject with, signed by the SDK", async () => {
         const seen: { method?: string; connection?: string; signed: boolean }[] = [];
         const { port } = await serve(
