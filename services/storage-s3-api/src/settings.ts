@@ -29,7 +29,7 @@ export function backendClient(
     credentials: { accessKeyId: string; secretAccessKey: string },
     overrides: Partial<S3ClientConfig> = {},
 ): S3Client {
-    return new S3Client({
+    const client = new S3Client({
         endpoint,
         region,
         forcePathStyle: true,
@@ -40,6 +40,10 @@ export function backendClient(
         requestHandler: new BackendHttpHandler(),
         ...overrides,
     });
+    // The service logs each request itself. The SDK's logger step filters every command's input and output for
+    // its logger even when that logger drops them: about 60 µs of CPU per backend call.
+    client.middlewareStack.remove("loggerMiddleware");
+    return client;
 }
 
 /** The storage backend: BACKEND_ENDPOINT, BACKEND_REGION and BACKEND_CREDENTIALS_FILE. */

@@ -207,6 +207,16 @@ describe("pce1 format", () => {
             assert.ok(!commitmentMatches(deriveObjectKeys(randomBytes(32), randomBytes(16)), a.commitment));
         });
 
+        it("are derived once per data key and object, and are then the same as derived afresh", () => {
+            const dek = randomBytes(32);
+            const [one, two] = [randomBytes(16), randomBytes(16)];
+            const first = deriveObjectKeys(dek, one);
+            assert.equal(deriveObjectKeys(dek, Buffer.from(one)), first, "the second derivation is the kept one");
+            assert.deepEqual(deriveObjectKeys(dek, two), deriveObjectKeys(Buffer.from(dek), two));
+            assert.deepEqual(deriveObjectKeys(dek, one), first);
+            assert.ok(Object.isFrozen(first));
+        });
+
         it("bind an object to its bucket and key", () => {
             const keys = deriveObjectKeys(randomBytes(32), randomBytes(16));
             const bound = nameBinding(keys, "photos", "2026/summer.jpg");

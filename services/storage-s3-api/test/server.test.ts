@@ -182,6 +182,22 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         });
     }
 
+    it("gives every answer its own request id, as S3 does: 16 hex digits", async () => {
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "id.txt", Body: "x" }));
+        const ids = await Promise.all(
+            Array.from({ length: 200 }, async () => {
+                const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "id.txt" }));
+                await got.Body!.transformToString();
+                return got.$metadata.requestId ?? "";
+            }),
+        );
+        assert.ok(
+            ids.every((id) => /^[0-9A-F]{16}$/.test(id)),
+            ids.find((id) => !/^[0-9A-F]{16}$/.test(id)),
+        );
+        assert.equal(new Set(ids).size, ids.length);
+    });
+
     it("calls Vault once per PUT and not at all for a cached GET", async () => {
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "count.txt", Body: "x" }));
         const before = transit.calls;

@@ -20,17 +20,27 @@ function expand(dek: Buffer, objectId: Buffer, label: string): Buffer {
     return Buffer.from(hkdfSync("sha256", dek, objectId, `${FORMAT} ${label}`, 32));
 }
 
+/**
+ * The keys last derived from a data key, kept as long as that key's Buffer: the transit client's cache hands
+ * out the same Buffer for each GET of an object, which then derives nothing (four HKDFs, about 90 µs of CPU).
+ */
+const derived = new WeakMap<Buffer, { objectId: Buffer; keys: ObjectKeys }>();
+
 export function deriveObjectKeys(dek: Buffer, objectId: Buffer): ObjectKeys {
     if (dek.length !== DEK_BYTES) throw new RangeError(`a data key has ${DEK_BYTES} bytes, got ${dek.length}`);
     if (objectId.length !== OBJECT_ID_BYTES) {
         throw new RangeError(`an object id has ${OBJECT_ID_BYTES} bytes, got ${objectId.length}`);
     }
-    return {
+    const known = derived.get(dek);
+    if (known?.objectId.equals(objectId)) return known.keys;
+    const keys = Object.freeze({
         data: expand(dek, objectId, "data"),
         meta: expand(dek, objectId, "meta"),
         bind: expand(dek, objectId, "bind"),
         commitment: expand(dek, objectId, "commit"),
-    };
+    });
+    derived.set(dek, { objectId: Buffer.from(objectId), keys });
+    return keys;
 }
 
 /** Constant-time check that a stored commitment matches the keys derived from an unwrapped DEK. */
