@@ -56,6 +56,11 @@ describe("backend GET handler", () => {
         servers.push(server);
         return listening(server);
     };
+    /** A backend that answers a connection's first bytes with `raw`, then closes it unless told to keep it open. */
+    const answering = (raw: string, keepOpen = false) =>
+        serve(
+            net.createServer((socket) => socket.once("data", () => (keepOpen ? socket.write(raw) : socket.end(raw)))),
+        );
 
     it("reads a body of known length and keeps the connection for the next GET", async () => {
         const content = randomBytes(3 * 1024 * 1024 + 7);
@@ -228,24 +233,15 @@ describe("backend GET handler", () => {
     });
 
     it("fails the body, not with fewer bytes, when the backend closes before its end", async () => {
-        const { port } = await serve(
-            net.createServer((socket) =>
-                socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..")),
-            ),
-        );
+        const { port } = await answering("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..");
         const { response } = await handler.handle(request(port));
         await assert.rejects(read(response.body as Readable), /closed the connection before the body's end/);
     });
 
     it("fails the body when the backend's chunked framing is broken", async () => {
-        const { port } = await serve(
-            net.createServer((socket) =>
-                socket.once("data", () =>
-                    socket.write(
-                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n3\nabc\r\n0\r\n\r\n",
-                    ),
-                ),
-            ),
+        const { port } = await answering(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n3\nabc\r\n0\r\n\r\n",
+            true,
         );
         const { response } = await handler.handle(request(port));
         await assert.rejects(read(response.body as Readable), /the backend sent a chunk line not ended by CRLF/);
@@ -304,14 +300,8 @@ describe("backend GET handler", () => {
     });
 
     it("reads any header name as a header, even one named like an object's property", async () => {
-        const { port } = await serve(
-            net.createServer((socket) =>
-                socket.once("data", () =>
-                    socket.end(
-                        "HTTP/1.1 200 OK\r\n__proto__: a\r\nconstructor: b\r\nx-twice: 1\r\nx-twice: 2\r\ncontent-length: 0\r\n\r\n",
-                    ),
-                ),
-            ),
+        const { port } = await answering(
+            "HTTP/1.1 200 OK\r\n__proto__: a\r\nconstructor: b\r\nx-twice: 1\r\nx-twice: 2\r\ncontent-length: 0\r\n\r\n",
         );
         const { headers } = (await handler.handle(request(port))).response;
         assert.deepEqual(
@@ -321,15 +311,9 @@ describe("backend GET handler", () => {
     });
 
     it("refuses an answer that is not HTTP or has a malformed Content-Length, and a header holding a line break", async () => {
-        const { port } = await serve(
-            net.createServer((socket) => socket.once("data", () => socket.end("SSH-2.0\r\n\r\n"))),
-        );
+        const { port } = await answering("SSH-2.0\r\n\r\n");
         await assert.rejects(handler.handle(request(port)), /not HTTP\/1\.x/);
-        const { port: lying } = await serve(
-            net.createServer((socket) =>
-                socket.once("data", () => socket.end("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n")),
-            ),
-        );
+        const { port: lying } = await answering("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n");
         await assert.rejects(handler.handle(request(lying)), /malformed Content-Length/);
         const injected = request(port);
         injected.headers["x-amz-meta-a"] = "b\r\nx-evil: 1";
