@@ -223,7 +223,13 @@ export class EncryptedObjects {
         const meta = openMeta(keys, objectId, m["pce-m"]);
         let table: PartEntry[] | undefined;
         if (m.pce.endsWith(";m")) {
-            const sidecar = await this.backend.send(new GetObjectCommand({ Bucket: bucket, Key: tableKey(objectId) }));
+            const sidecar = await this.backend
+                .send(new GetObjectCommand({ Bucket: bucket, Key: tableKey(objectId) }))
+                .catch((err: unknown) => {
+                    // The object is there; a missing table is damage at the backend, not a missing object.
+                    if ((err as { name?: string }).name !== "NoSuchKey") throw err;
+                    throw new S3Error("InternalError", "the object's part table is missing");
+                });
             table = openTable(keys.meta, objectId, Buffer.from(await sidecar.Body!.transformToByteArray()));
             meta.length = table.reduce((sum, p) => sum + p.plainLength, 0);
             if (table.reduce((sum, p) => sum + partCipherLength(p.plainLength, segmentSize), 0) !== size) {
@@ -533,6 +539,16 @@ export class EncryptedObjects {
         );
         const opened = await this.open(source.bucket, source.key, head.Metadata, head.ContentLength ?? 0);
         const meta = replaceMetadata ? { length: opened.meta.length, ...replaceMetadata } : opened.meta;
+        if (opened.table && target.bucket !== source.bucket) {
+            // A multipart object's reads look for its part table in its own bucket; the table goes first.
+            await this.backend.send(
+                new CopyObjectCommand({
+                    Bucket: target.bucket,
+                    Key: tableKey(opened.objectId),
+                    CopySource: `${source.bucket}/${encodeURIComponent(tableKey(opened.objectId))}`,
+                }),
+            );
+        }
         const res = await this.backend.send(
             new CopyObjectCommand({
                 Bucket: target.bucket,

@@ -593,6 +593,39 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             assert.equal(records.KeyCount ?? 0, 0, "a completed upload left its records behind");
         });
 
+        it("copies a multipart object within its bucket and into another one", async () => {
+            const whole = Buffer.concat([partOne, partTwo]);
+            await s3.send(new CreateBucketCommand({ Bucket: "albums" }));
+            for (const Bucket of ["photos", "albums"]) {
+                await s3.send(new CopyObjectCommand({ Bucket, Key: "copied.mp4", CopySource: "photos/video.mp4" }));
+                const got = await s3.send(new GetObjectCommand({ Bucket, Key: "copied.mp4" }));
+                assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(whole), Bucket);
+                const ranged = await s3.send(
+                    new GetObjectCommand({
+                        Bucket,
+                        Key: "copied.mp4",
+                        Range: `bytes=${partOne.length - 1}-${partOne.length}`,
+                    }),
+                );
+                assert.ok(
+                    Buffer.from(await ranged.Body!.transformToByteArray()).equals(
+                        whole.subarray(partOne.length - 1, partOne.length + 1),
+                    ),
+                );
+            }
+        });
+
+        it("answers 500, not 404, for a multipart object whose part table the backend lost", async () => {
+            const stored = await direct.send(new HeadObjectCommand({ Bucket: "albums", Key: "copied.mp4" }));
+            await direct.send(
+                new DeleteObjectCommand({ Bucket: "albums", Key: `.pce/mpt/${stored.Metadata?.["pce-id"]}` }),
+            );
+            await assert.rejects(
+                s3.send(new GetObjectCommand({ Bucket: "albums", Key: "copied.mp4" })),
+                status(500, "InternalError"),
+            );
+        });
+
         it("refuses a forged part ETag and parts out of order", async () => {
             const { UploadId } = await s3.send(
                 new CreateMultipartUploadCommand({ Bucket: "photos", Key: "forged.bin" }),
