@@ -236,33 +236,43 @@ function listBucketsXml(buckets: { Name?: string; CreationDate?: Date }[]): stri
     return `<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult><Owner><ID>peoples-cloud</ID></Owner><Buckets>${items}</Buckets></ListAllMyBucketsResult>`;
 }
 
+/**
+ * A name as S3 lists it with `encoding-type=url`: form-style percent-encoding (a space is `+`), `/` kept.
+ * Clients that ask for it (rclone, minio-go, the AWS CLI) decode every key and prefix they get back.
+ */
+const urlEncoded = (name: string) => encodeURIComponent(name).replaceAll("%2F", "/").replaceAll("%20", "+");
+
 async function listingXml(
     bucket: string,
     request: ListRequest,
     listing: Listing,
     objects: EncryptedObjects,
+    encodingType?: "url",
 ): Promise<string> {
     const sizes = await Promise.all(
         listing.objects.map((o) => objects.listedSize(bucket, o.key, o.backendSize, o.backendEtag)),
     );
+    const name = (value: string) => xmlEscape(encodingType ? urlEncoded(value) : value);
     const contents = listing.objects
         .map(
             (o, i) =>
-                `<Contents><Key>${xmlEscape(o.key)}</Key><LastModified>${o.lastModified?.toISOString() ?? ""}</LastModified>` +
+                `<Contents><Key>${name(o.key)}</Key><LastModified>${o.lastModified?.toISOString() ?? ""}</LastModified>` +
                 `<ETag>${xmlEscape(objects.clientEtag(o.backendEtag))}</ETag><Size>${sizes[i]}</Size>` +
                 `<StorageClass>STANDARD</StorageClass></Contents>`,
         )
         .join("");
     const prefixes = listing.prefixes
-        .map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p)}</Prefix></CommonPrefixes>`)
+        .map((p) => `<CommonPrefixes><Prefix>${name(p)}</Prefix></CommonPrefixes>`)
         .join("");
-    const opt = (name: string, value: string | undefined) => (value ? `<${name}>${xmlEscape(value)}</${name}>` : "");
+    const opt = (tag: string, value: string | undefined, escape = xmlEscape) =>
+        value ? `<${tag}>${escape(value)}</${tag}>` : "";
     return (
         `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
-        `${opt("Prefix", request.prefix)}${opt("Delimiter", request.delimiter)}<MaxKeys>${request.maxKeys}</MaxKeys>` +
+        `${opt("Prefix", request.prefix, name)}${opt("Delimiter", request.delimiter, name)}<MaxKeys>${request.maxKeys}</MaxKeys>` +
+        `${opt("EncodingType", encodingType)}` +
         `<KeyCount>${listing.objects.length + listing.prefixes.length}</KeyCount><IsTruncated>${listing.truncated}</IsTruncated>` +
         `${opt("ContinuationToken", request.continuationToken)}${opt("NextContinuationToken", listing.nextContinuationToken)}` +
-        `${opt("StartAfter", request.startAfter)}${contents}${prefixes}</ListBucketResult>`
+        `${opt("StartAfter", request.startAfter, name)}${contents}${prefixes}</ListBucketResult>`
     );
 }
 
@@ -340,6 +350,10 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 );
             }
             if (method === "GET" && query.get("list-type") === "2") {
+                const encodingType = query.get("encoding-type") ?? undefined;
+                if (encodingType !== undefined && encodingType !== "url") {
+                    throw new S3Error("InvalidArgument", "encoding-type can only be url");
+                }
                 const maxKeys = query.has("max-keys") ? Number(query.get("max-keys")) : 1000;
                 const request = {
                     prefix: query.get("prefix") ?? "",
@@ -349,7 +363,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     maxKeys: Math.min(maxKeys, 1000),
                 };
                 const listing = await listObjects(options.backend, bucket, request, names);
-                return send(200, {}, await listingXml(bucket, request, listing, objects));
+                return send(200, {}, await listingXml(bucket, request, listing, objects, encodingType));
             }
             throw new S3Error("NotImplemented", `${method} on a bucket with these parameters is not implemented`);
         }

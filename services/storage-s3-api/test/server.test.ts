@@ -276,6 +276,33 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         );
     });
 
+    it("lists names url-encoded when asked, as rclone and minio-go ask, and refuses other encodings", async () => {
+        for (const k of ["enc/a b+c%d.txt", "enc/ü/x", "enc/plain"]) {
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: k, Body: "1" }));
+        }
+        const listed = await s3.send(
+            new ListObjectsV2Command({ Bucket: "photos", Prefix: "enc/", Delimiter: "/", EncodingType: "url" }),
+        );
+        assert.equal(listed.EncodingType, "url");
+        assert.deepEqual(
+            listed.Contents?.map((o) => o.Key),
+            ["enc/a+b%2Bc%25d.txt", "enc/plain"],
+        );
+        assert.deepEqual(
+            listed.CommonPrefixes?.map((p) => p.Prefix),
+            ["enc/%C3%BC/"],
+        );
+        // What a client does with them: form-decoding gives the names back.
+        const decoded = listed.Contents?.map((o) => decodeURIComponent((o.Key ?? "").replaceAll("+", " ")));
+        assert.deepEqual(decoded, ["enc/a b+c%d.txt", "enc/plain"]);
+        const plain = await s3.send(new ListObjectsV2Command({ Bucket: "photos", Prefix: "enc/", Delimiter: "/" }));
+        assert.deepEqual([plain.EncodingType, plain.Contents?.[0]?.Key], [undefined, "enc/a b+c%d.txt"]);
+        await assert.rejects(
+            s3.send(new ListObjectsV2Command({ Bucket: "photos", EncodingType: "base64" as "url" })),
+            status(400, "InvalidArgument"),
+        );
+    });
+
     it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {
         // The SDK's own defaults: CRC32 checksums, sent as aws-chunked trailers for streams.
         const defaults = s3Client(service.url, service.accessKey.id, service.accessKey.secret, {
