@@ -36,6 +36,8 @@ export class S3Error extends Error {
     constructor(
         readonly code: S3ErrorCode,
         message: string,
+        /** The region a request should have been signed for, as S3 names it in its answer. */
+        readonly region?: string,
     ) {
         super(message);
         this.name = "S3Error";
@@ -54,6 +56,7 @@ export function errorXml(err: S3Error, resource: string, requestId: string): str
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' +
         `<Error><Code>${err.code}</Code><Message>${xmlEscape(err.message)}</Message>` +
-        `<Resource>${xmlEscape(resource)}</Resource><RequestId>${requestId}</RequestId></Error>`
+        `<Resource>${xmlEscape(resource)}</Resource><RequestId>${requestId}</RequestId>` +
+        `${err.region ? `<Region>${xmlEscape(err.region)}</Region>` : ""}</Error>`
     );
 }

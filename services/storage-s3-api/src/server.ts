@@ -309,9 +309,26 @@ export function createS3Server(options: ServiceOptions): http.Server {
                 await options.backend.send(new CreateBucketCommand({ Bucket: bucket }));
                 return send(200, { Location: `/${bucket}` });
             }
+            // A backend's answer to HEAD has no body, so its 404 does not say that the bucket is what is missing.
+            const headBucket = () =>
+                options.backend.send(new HeadBucketCommand({ Bucket: bucket })).catch((err: unknown) => {
+                    if ((err as { name?: string }).name !== "NotFound") throw err;
+                    throw new S3Error("NoSuchBucket", "the bucket does not exist");
+                });
             if (method === "HEAD") {
-                await options.backend.send(new HeadBucketCommand({ Bucket: bucket }));
+                await headBucket();
                 return send(200);
+            }
+            if (method === "GET" && query.has("location")) {
+                // minio-go (restic, mc) asks before its first request unless given a region. S3 names
+                // us-east-1 by leaving the constraint empty.
+                await headBucket();
+                const location = options.region === "us-east-1" ? "" : xmlEscape(options.region);
+                return send(
+                    200,
+                    {},
+                    `<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${location}</LocationConstraint>`,
+                );
             }
             if (method === "DELETE") {
                 await options.backend.send(new DeleteBucketCommand({ Bucket: bucket }));

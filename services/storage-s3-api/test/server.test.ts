@@ -11,6 +11,7 @@ import {
     CreateMultipartUploadCommand,
     DeleteObjectCommand,
     DeleteObjectsCommand,
+    GetBucketLocationCommand,
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
@@ -301,6 +302,29 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
             s3.send(new ListObjectsV2Command({ Bucket: "photos", EncodingType: "base64" as "url" })),
             status(400, "InvalidArgument"),
         );
+    });
+
+    it("names its region to clients that ask where a bucket is, as minio-go (restic, mc) does first", async () => {
+        const here = await s3.send(new GetBucketLocationCommand({ Bucket: "photos" }));
+        assert.ok(!here.LocationConstraint, "us-east-1 is named by an empty constraint");
+        await assert.rejects(s3.send(new GetBucketLocationCommand({ Bucket: "nowhere" })), status(404, "NoSuchBucket"));
+        const home = await chain.startService({ region: "garcia-home" });
+        const { id, secret } = home.accessKey;
+        const located = await s3Client(home.url, id, secret, { region: "garcia-home" }).send(
+            new GetBucketLocationCommand({ Bucket: "photos" }),
+        );
+        assert.equal(located.LocationConstraint, "garcia-home");
+        // Signed for another region, the answer names the right one, as S3's does.
+        const wrong = await fetch(`${home.url}/photos?location`, {
+            headers: {
+                authorization: `AWS4-HMAC-SHA256 Credential=${id}/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00`,
+                "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+                "x-amz-date": "20260101T000000Z",
+            },
+        });
+        assert.equal(wrong.status, 400);
+        assert.match(await wrong.text(), /<Code>AuthorizationHeaderMalformed<\/Code>.*<Region>garcia-home<\/Region>/);
+        await home.stop();
     });
 
     it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {

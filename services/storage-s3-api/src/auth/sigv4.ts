@@ -160,6 +160,7 @@ export function verifySignature(
         throw new S3Error(
             "AuthorizationHeaderMalformed",
             `the credential scope must be <date>/${region}/s3/aws4_request`,
+            region,
         );
     }
     const signedAt = parseAmzDate(p.amzDate);
