@@ -1,6 +1,11 @@
-// ListObjectsV2 over the backend: passed through when names are plain, rebuilt from decrypted names when
-// name privacy is on (the backend's order and prefixes mean nothing then).
-import { ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
+// ListObjects (versions 1 and 2) over the backend: passed through when names are plain, rebuilt from
+// decrypted names when name privacy is on (the backend's order and prefixes mean nothing then).
+import {
+    ListObjectsCommand,
+    ListObjectsV2Command,
+    type ListObjectsV2CommandOutput,
+    type S3Client,
+} from "@aws-sdk/client-s3";
 import { S3Error } from "./errors";
 import type { NameCipher } from "./format/names";
 
@@ -9,6 +14,9 @@ export interface ListRequest {
     delimiter?: string;
     startAfter?: string;
     continuationToken?: string;
+    /** ListObjects (version 1): resumes after this key or common prefix, where version 2 has its token. */
+    marker?: string;
+    version: 1 | 2;
     maxKeys: number;
 }
 
@@ -24,10 +32,13 @@ export interface Listing {
     prefixes: string[];
     truncated: boolean;
     nextContinuationToken?: string;
+    /** Version 1: the last key or common prefix of a truncated page. */
+    nextMarker?: string;
 }
 
 /** The service's own records live under .pce/; they are never the client's objects. */
 const isSidecar = (key: string | undefined) => key?.startsWith(".pce/") ?? false;
+const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 export async function listObjects(
     backend: S3Client,
@@ -42,16 +53,24 @@ export async function listObjects(
 }
 
 async function listPlain(backend: S3Client, bucket: string, request: ListRequest): Promise<Listing> {
-    const out = await backend.send(
-        new ListObjectsV2Command({
-            Bucket: bucket,
-            Prefix: request.prefix || undefined,
-            Delimiter: request.delimiter,
-            ContinuationToken: request.continuationToken,
-            StartAfter: request.startAfter,
-            MaxKeys: request.maxKeys,
-        }),
-    );
+    const common = { Bucket: bucket, Prefix: request.prefix || undefined, Delimiter: request.delimiter };
+    const out =
+        request.version === 1
+            ? await backend.send(
+                  new ListObjectsCommand({ ...common, Marker: request.marker, MaxKeys: request.maxKeys }),
+              )
+            : await backend.send(
+                  new ListObjectsV2Command({
+                      ...common,
+                      ContinuationToken: request.continuationToken,
+                      StartAfter: request.startAfter,
+                      MaxKeys: request.maxKeys,
+                  }),
+              );
+    const last = [out.Contents?.at(-1)?.Key, out.CommonPrefixes?.at(-1)?.Prefix]
+        .filter((name) => name !== undefined)
+        .sort(utf8Order)
+        .at(-1);
     return {
         objects: (out.Contents ?? [])
             .filter((o) => !isSidecar(o.Key))
@@ -63,7 +82,10 @@ async function listPlain(backend: S3Client, bucket: string, request: ListRequest
             })),
         prefixes: (out.CommonPrefixes ?? []).map((p) => p.Prefix ?? "").filter((p) => !isSidecar(p)),
         truncated: out.IsTruncated ?? false,
-        nextContinuationToken: out.NextContinuationToken,
+        nextContinuationToken: "NextContinuationToken" in out ? out.NextContinuationToken : undefined,
+        // S3 gives NextMarker only with a delimiter; without one a page resumes after its last key.
+        nextMarker:
+            request.version === 1 && out.IsTruncated ? ("NextMarker" in out && out.NextMarker) || last : undefined,
     };
 }
 
@@ -83,7 +105,6 @@ async function* backendPages(backend: S3Client, bucket: string, prefix: string, 
     } while (token);
 }
 
-const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 const tokenOf = (key: string) => `p1.${Buffer.from(key).toString("base64url")}`;
 
 function keyOfToken(token: string): string {
@@ -101,7 +122,7 @@ async function listPrivate(backend: S3Client, bucket: string, request: ListReque
     const prefixes = new Set<string>();
     // As S3 documents it: keys after start-after are rolled up into prefixes (which may sort before it); a
     // continuation token resumes after the last entry it gave, key or prefix.
-    const token = request.continuationToken ? keyOfToken(request.continuationToken) : undefined;
+    const token = request.continuationToken ? keyOfToken(request.continuationToken) : request.marker || undefined;
     const startAfter = token === undefined ? request.startAfter : undefined;
     // One folder level is enough with "/" as delimiter, unless start-after may fall inside a subfolder.
     const byFolder = delimiter === "/" && startAfter === undefined;
@@ -141,5 +162,6 @@ async function listPrivate(backend: S3Client, bucket: string, request: ListReque
         prefixes: page.flatMap((e) => (e.object ? [] : [e.name])),
         truncated,
         nextContinuationToken: truncated && page.length ? tokenOf(page[page.length - 1].name) : undefined,
+        nextMarker: truncated ? page.at(-1)?.name : undefined,
     };
 }

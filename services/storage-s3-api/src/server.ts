@@ -266,15 +266,22 @@ async function listingXml(
         .join("");
     const opt = (tag: string, value: string | undefined, escape = xmlEscape) =>
         value ? `<${tag}>${escape(value)}</${tag}>` : "";
+    const paging =
+        request.version === 1
+            ? `${opt("Marker", request.marker, name)}${opt("NextMarker", listing.nextMarker, name)}`
+            : `<KeyCount>${listing.objects.length + listing.prefixes.length}</KeyCount>` +
+              `${opt("ContinuationToken", request.continuationToken)}${opt("NextContinuationToken", listing.nextContinuationToken)}` +
+              `${opt("StartAfter", request.startAfter, name)}`;
     return (
         `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult><Name>${xmlEscape(bucket)}</Name>` +
         `${opt("Prefix", request.prefix, name)}${opt("Delimiter", request.delimiter, name)}<MaxKeys>${request.maxKeys}</MaxKeys>` +
-        `${opt("EncodingType", encodingType)}` +
-        `<KeyCount>${listing.objects.length + listing.prefixes.length}</KeyCount><IsTruncated>${listing.truncated}</IsTruncated>` +
-        `${opt("ContinuationToken", request.continuationToken)}${opt("NextContinuationToken", listing.nextContinuationToken)}` +
-        `${opt("StartAfter", request.startAfter, name)}${contents}${prefixes}</ListBucketResult>`
+        `${opt("EncodingType", encodingType)}<IsTruncated>${listing.truncated}</IsTruncated>${paging}` +
+        `${contents}${prefixes}</ListBucketResult>`
     );
 }
+
+/** The query parameters of ListObjects (version 1); a GET on a bucket with any other is some other request. */
+const LIST_V1 = new Set(["prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"]);
 
 export function createS3Server(options: ServiceOptions): http.Server {
     const names = options.nameKey ? new NameCipher(options.nameKey) : undefined;
@@ -366,17 +373,24 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${deleted.join("")}${failed.join("")}</DeleteResult>`,
                 );
             }
-            if (method === "GET" && query.get("list-type") === "2") {
+            const version =
+                query.get("list-type") === "2" ? 2 : [...query.keys()].every((k) => LIST_V1.has(k)) ? 1 : undefined;
+            if (method === "GET" && version) {
                 const encodingType = query.get("encoding-type") ?? undefined;
                 if (encodingType !== undefined && encodingType !== "url") {
                     throw new S3Error("InvalidArgument", "encoding-type can only be url");
                 }
                 const maxKeys = query.has("max-keys") ? Number(query.get("max-keys")) : 1000;
-                const request = {
+                const request: ListRequest = {
+                    version,
                     prefix: query.get("prefix") ?? "",
                     delimiter: query.get("delimiter") || undefined,
-                    startAfter: query.get("start-after") ?? undefined,
-                    continuationToken: query.get("continuation-token") ?? undefined,
+                    ...(version === 2
+                        ? {
+                              startAfter: query.get("start-after") ?? undefined,
+                              continuationToken: query.get("continuation-token") ?? undefined,
+                          }
+                        : { marker: query.get("marker") ?? undefined }),
                     maxKeys: Math.min(maxKeys, 1000),
                 };
                 const listing = await listObjects(options.backend, bucket, request, names);

@@ -11,7 +11,9 @@ import {
     CreateMultipartUploadCommand,
     DeleteObjectCommand,
     DeleteObjectsCommand,
+    GetBucketAclCommand,
     GetBucketLocationCommand,
+    GetBucketVersioningCommand,
     GetObjectCommand,
     HeadObjectCommand,
     ListObjectsV2Command,
@@ -325,6 +327,12 @@ describe("storage-s3-api over real MinIO and OpenBao", function () {
         assert.equal(wrong.status, 400);
         assert.match(await wrong.text(), /<Code>AuthorizationHeaderMalformed<\/Code>.*<Region>garcia-home<\/Region>/);
         await home.stop();
+    });
+
+    it("answers 501 to what it does not implement on a bucket, rather than a listing", async () => {
+        const notImplemented = status(501, "NotImplemented");
+        await assert.rejects(s3.send(new GetBucketVersioningCommand({ Bucket: "photos" })), notImplemented);
+        await assert.rejects(s3.send(new GetBucketAclCommand({ Bucket: "photos" })), notImplemented);
     });
 
     it("takes the aws-chunked uploads an SDK with default checksums sends", async () => {
