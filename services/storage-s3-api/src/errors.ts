@@ -52,6 +52,23 @@ export function xmlEscape(value: string): string {
     );
 }
 
+const NAMED: Record<string, string> = { lt: "<", gt: ">", amp: "&", apos: "'", quot: '"' };
+
+/**
+ * The text of an XML element: named references and numeric ones, which Go's encoding/xml writes for quotes
+ * (`&#34;`: the ETags in rclone's CompleteMultipartUpload, for one).
+ */
+export function xmlUnescape(value: string): string {
+    return value.replace(/&(?:(lt|gt|amp|apos|quot)|#(\d{1,7})|#x([0-9a-fA-F]{1,6}));/g, (_, name, dec, hex) => {
+        if (name) return NAMED[name as string];
+        const code = dec ? Number(dec) : parseInt(hex as string, 16);
+        if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff) || code === 0) {
+            throw new S3Error("MalformedXML", "the body refers to a character that does not exist");
+        }
+        return String.fromCodePoint(code);
+    });
+}
+
 export function errorXml(err: S3Error, resource: string, requestId: string): string {
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' +

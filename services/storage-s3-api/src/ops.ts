@@ -16,6 +16,15 @@ export interface RequestEvent {
     bytesOut: number;
 }
 
+/** The query parameters of ListObjects (version 1); a GET on a bucket with any other is some other request. */
+const LIST_V1 = new Set(["prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"]);
+
+/** Which ListObjects a GET on a bucket is, if it is one. */
+export function listVersion(query: URLSearchParams): 1 | 2 | undefined {
+    if (query.get("list-type") === "2") return 2;
+    return [...query.keys()].every((k) => LIST_V1.has(k)) ? 1 : undefined;
+}
+
 /** The S3 operation a request is, from its method, path and query alone. */
 export function operationOf(
     method: string,
@@ -26,7 +35,11 @@ export function operationOf(
 ) {
     if (!hasBucket) return "ListBuckets";
     if (!hasKey) {
-        if (method === "GET") return query.get("list-type") === "2" ? "ListObjectsV2" : "GetBucket";
+        if (method === "GET") {
+            if (query.has("location")) return "GetBucketLocation";
+            const version = listVersion(query);
+            return version ? (["ListObjects", "ListObjectsV2"] as const)[version - 1] : "GetBucket";
+        }
         if (method === "POST" && query.has("delete")) return "DeleteObjects";
         return { PUT: "CreateBucket", HEAD: "HeadBucket", DELETE: "DeleteBucket" }[method] ?? "Unknown";
     }

@@ -12,11 +12,11 @@ import {
 } from "@aws-sdk/client-s3";
 import { AwsChunkedDecoder } from "./auth/chunked";
 import { type Verified, verifySignature } from "./auth/sigv4";
-import { errorXml, S3Error, xmlEscape } from "./errors";
+import { errorXml, S3Error, xmlEscape, xmlUnescape } from "./errors";
 import { NameCipher } from "./format/names";
 import { type Listing, type ListRequest, listObjects } from "./listing";
 import { EncryptedObjects } from "./objects";
-import { operationOf, type RequestEvent } from "./ops";
+import { listVersion, operationOf, type RequestEvent } from "./ops";
 import type { TransitClient } from "./vault";
 
 export interface ServiceOptions {
@@ -138,13 +138,6 @@ function uploadBody(
     }
     body.on("error", (err) => (failure ??= err));
     return { body, length, failure: () => failure };
-}
-
-function xmlUnescape(value: string): string {
-    return value.replace(
-        /&(lt|gt|amp|apos|quot);/g,
-        (_, e: string) => ({ lt: "<", gt: ">", amp: "&", apos: "'", quot: '"' })[e] ?? "",
-    );
 }
 
 /** A request body of at most 1 MiB, checked against its signed SHA-256 when there is one. */
@@ -280,9 +273,6 @@ async function listingXml(
     );
 }
 
-/** The query parameters of ListObjects (version 1); a GET on a bucket with any other is some other request. */
-const LIST_V1 = new Set(["prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"]);
-
 export function createS3Server(options: ServiceOptions): http.Server {
     const names = options.nameKey ? new NameCipher(options.nameKey) : undefined;
     const objects = new EncryptedObjects(options.backend, options.transit, options.etagKey, names);
@@ -373,8 +363,7 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${deleted.join("")}${failed.join("")}</DeleteResult>`,
                 );
             }
-            const version =
-                query.get("list-type") === "2" ? 2 : [...query.keys()].every((k) => LIST_V1.has(k)) ? 1 : undefined;
+            const version = listVersion(query);
             if (method === "GET" && version) {
                 const encodingType = query.get("encoding-type") ?? undefined;
                 if (encodingType !== undefined && encodingType !== "url") {
