@@ -6,8 +6,9 @@
 #   scripts/tools.sh [TIER...]            build or find the tools of these tiers (default: all)
 #   scripts/tools.sh --bin-dir [TIER...]  print a bin/ directory with the tools of these tiers, building nothing
 #
-# Tiers: engine (Pulumi CLI, policy-pack shim), servers (OpenBao, MinIO), host (Debian's WireGuard, sshd,
-# iproute2 and ShellCheck). A tool already on PATH at the pinned version is used as it is.
+# Tiers: engine (Pulumi CLI, policy-pack shim), servers (OpenBao, MinIO), clients (rclone, a real S3 client
+# for the storage service's tests), host (Debian's WireGuard, sshd, iproute2 and ShellCheck). A tool already
+# on PATH at the pinned version is used as it is.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,11 +23,13 @@ go_tools=(
   "pulumi|tools/go/pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|github.com/pulumi/pulumi/pkg/v3|osusergo,grpcnotrace|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=%V"
   "bao|tools/go/openbao|github.com/openbao/openbao|github.com/openbao/openbao/sdk/v2||-X github.com/openbao/openbao/version.fullVersion=%N"
   "minio|tools/go/minio|github.com/minio/minio|github.com/minio/minio||"
+  "rclone|tools/go/rclone|github.com/rclone/rclone|github.com/rclone/rclone||-X github.com/rclone/rclone/fs.Version=%V"
 )
 tier_of() {
   case $1 in
     pulumi) echo engine ;;
     bao | minio) echo servers ;;
+    rclone) echo clients ;;
   esac
 }
 debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck)
@@ -142,8 +145,8 @@ tiers=()
 for arg in "$@"; do
   case $arg in
     --bin-dir) print_bin_dir=true ;;
-    engine | servers | host | all) tiers+=("$arg") ;;
-    *) die "unknown argument '$arg' (tiers: engine servers host all; option: --bin-dir)" ;;
+    engine | servers | clients | host | all) tiers+=("$arg") ;;
+    *) die "unknown argument '$arg' (tiers: engine servers clients host all; option: --bin-dir)" ;;
   esac
 done
 [ ${#tiers[@]} -gt 0 ] || tiers=(all)
