@@ -122,4 +122,20 @@ for (const privacy of [false, true])
                     .sort(),
             );
         });
+
+        it("copies and moves on the server, a multipart object and one with a space in its name", async () => {
+            await run("copyto", "family:backups/home/photos/2026/beach day.jpg", "family:archive/beach day.jpg");
+            await run("moveto", "family:backups/home/docs/big.bin", "family:archive/big.bin");
+            assert.ok(operations.has("CopyObject"), [...operations].join(" "));
+            const bigGone = await run("lsf", "family:backups/home/docs");
+            assert.ok(!bigGone.includes("big.bin"), bigGone);
+            for (const [name, original] of [
+                ["beach day.jpg", "photos/2026/beach day.jpg"],
+                ["big.bin", "docs/big.bin"],
+            ]) {
+                const local = path.join(work, "archived", name);
+                await run("copyto", `family:archive/${name}`, local);
+                assert.ok(fs.readFileSync(local).equals(files[original]), name);
+            }
+        });
     });
