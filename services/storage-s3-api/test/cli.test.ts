@@ -1,0 +1,138 @@
+// The common S3 command-line clients against the service, unchanged: Debian's AWS CLI (botocore) and s3cmd.
+// Each puts a folder up (one file above its multipart threshold), lists it, gets it back byte for byte and
+// deletes it.
+import * as assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { type Chain, type RunningService, startChain } from "./chain";
+
+const execFileAsync = promisify(execFile);
+
+/** Every file under `root`, relative and in sorted order. */
+function filesUnder(root: string): string[] {
+    return fs
+        .readdirSync(root, { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
+        .sort();
+}
+
+const files: Record<string, Buffer> = {
+    "photos/2026/beach day.jpg": randomBytes(300_000),
+    "photos/2026/a+b%c.txt": Buffer.from("plus and percent"),
+    "docs/ñandú/empty": Buffer.alloc(0),
+    "docs/big.bin": randomBytes(12 * 1024 * 1024 + 3),
+    "notes.txt": Buffer.from("hello"),
+};
+
+describe("the AWS CLI and s3cmd against the service", function () {
+    this.timeout(300_000);
+    let chain: Chain;
+    let service: RunningService;
+    let work: string;
+    const operations = new Set<string>();
+    const home = () => path.join(work, "home");
+
+    before(async () => {
+        chain = await startChain();
+        service = await chain.startService({ observe: (event) => operations.add(event.operation) });
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-cli-"));
+        for (const [name, content] of Object.entries(files)) {
+            fs.mkdirSync(path.dirname(path.join(home(), name)), { recursive: true });
+            fs.writeFileSync(path.join(home(), name), content);
+        }
+    });
+    after(async () => {
+        await chain?.stop();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    async function run(command: string, args: string[], env: Record<string, string>): Promise<string> {
+        try {
+            const { stdout } = await execFileAsync(command, args, {
+                env: { PATH: process.env.PATH ?? "", HOME: work, ...env },
+            });
+            return stdout;
+        } catch (err) {
+            const { stderr, stdout } = err as { stderr?: string; stdout?: string };
+            throw new Error(
+                `${path.basename(command)} ${args.join(" ")} failed: ${stdout?.slice(-1000)} ${stderr?.slice(-2000)}`,
+            );
+        }
+    }
+
+    /** Checks a folder brought back against what went up. */
+    function assertSame(restored: string) {
+        assert.deepEqual(filesUnder(restored), Object.keys(files).sort());
+        for (const [name, content] of Object.entries(files)) {
+            assert.ok(fs.readFileSync(path.join(restored, name)).equals(content), name);
+        }
+    }
+
+    it("the AWS CLI: mb, cp --recursive (multipart above 8 MiB), ls, sync back, rm", async () => {
+        // Path-style addressing, from a config file; the keys only in the environment.
+        const config = path.join(work, "aws-config");
+        fs.writeFileSync(config, "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n");
+        const env = {
+            AWS_CONFIG_FILE: config,
+            AWS_SHARED_CREDENTIALS_FILE: path.join(work, "no-credentials"),
+            AWS_ACCESS_KEY_ID: service.accessKey.id,
+            AWS_SECRET_ACCESS_KEY: service.accessKey.secret,
+            AWS_PAGER: "",
+        };
+        // Debian's AWS CLI, which tools.sh installs, whatever else is on PATH.
+        const aws = (...args: string[]) => run("/usr/bin/aws", ["--endpoint-url", service.url, ...args], env);
+        await aws("s3", "mb", "s3://awscli");
+        await aws("s3", "cp", home(), "s3://awscli/home", "--recursive");
+        assert.ok(operations.has("CompleteMultipartUpload"), [...operations].join(" "));
+        const listed = (await aws("s3", "ls", "s3://awscli/home/", "--recursive"))
+            .split("\n")
+            .filter(Boolean)
+            .map((line) => line.replace(/^\S+ \S+ +\d+ home\//, ""));
+        assert.deepEqual(listed.sort(), Object.keys(files).sort());
+        const restored = path.join(work, "aws-restored");
+        await aws("s3", "sync", "s3://awscli/home", restored);
+        assertSame(restored);
+        await aws("s3", "rm", "s3://awscli/home", "--recursive");
+        assert.equal(await aws("s3", "ls", "s3://awscli/home/", "--recursive").catch(() => ""), "");
+    });
+
+    it("s3cmd: mb, put --recursive (multipart in 5 MiB chunks), ls, get back, del", async () => {
+        const { host } = new URL(service.url);
+        const config = path.join(work, "s3cfg");
+        fs.writeFileSync(
+            config,
+            [
+                "[default]",
+                `access_key = ${service.accessKey.id}`,
+                `secret_key = ${service.accessKey.secret}`,
+                `host_base = ${host}`,
+                `host_bucket = ${host}`,
+                "use_https = False",
+                "signature_v2 = False",
+                "bucket_location = us-east-1",
+                "",
+            ].join("\n"),
+            { mode: 0o600 },
+        );
+        const s3cmd = (...args: string[]) => run("/usr/bin/s3cmd", ["-c", config, ...args], {});
+        await s3cmd("mb", "s3://s3cmd");
+        await s3cmd("put", "--recursive", "--multipart-chunk-size-mb=5", `${home()}/`, "s3://s3cmd/home/");
+        const listed = (await s3cmd("ls", "--recursive", "s3://s3cmd/home/"))
+            .split("\n")
+            .filter(Boolean)
+            .map((line) => line.replace(/^.*s3:\/\/s3cmd\/home\//, ""));
+        assert.deepEqual(listed.sort(), Object.keys(files).sort());
+        assert.ok(operations.has("ListObjects"), [...operations].join(" "));
+        const restored = path.join(work, "s3cmd-restored");
+        fs.mkdirSync(restored);
+        await s3cmd("get", "--recursive", "s3://s3cmd/home/", `${restored}/`);
+        assertSame(restored);
+        await s3cmd("del", "--recursive", "--force", "s3://s3cmd/home/");
+        assert.equal((await s3cmd("ls", "--recursive", "s3://s3cmd/home/")).trim(), "");
+    });
+});
