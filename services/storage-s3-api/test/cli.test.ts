@@ -3,31 +3,16 @@
 // deletes it.
 import * as assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { type Chain, type RunningService, startChain } from "./chain";
+import { familyFiles, filesIn, writeFolder } from "./folder";
 
 const execFileAsync = promisify(execFile);
 
-/** Every file under `root`, relative and in sorted order. */
-function filesUnder(root: string): string[] {
-    return fs
-        .readdirSync(root, { recursive: true, withFileTypes: true })
-        .filter((entry) => entry.isFile())
-        .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
-        .sort();
-}
-
-const files: Record<string, Buffer> = {
-    "photos/2026/beach day.jpg": randomBytes(300_000),
-    "photos/2026/a+b%c.txt": Buffer.from("plus and percent"),
-    "docs/ñandú/empty": Buffer.alloc(0),
-    "docs/big.bin": randomBytes(12 * 1024 * 1024 + 3),
-    "notes.txt": Buffer.from("hello"),
-};
+const files = familyFiles();
 
 describe("the AWS CLI and s3cmd against the service", function () {
     this.timeout(300_000);
@@ -41,10 +26,7 @@ describe("the AWS CLI and s3cmd against the service", function () {
         chain = await startChain();
         service = await chain.startService({ observe: (event) => operations.add(event.operation) });
         work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-cli-"));
-        for (const [name, content] of Object.entries(files)) {
-            fs.mkdirSync(path.dirname(path.join(home(), name)), { recursive: true });
-            fs.writeFileSync(path.join(home(), name), content);
-        }
+        writeFolder(home(), files);
     });
     after(async () => {
         await chain?.stop();
@@ -67,7 +49,7 @@ describe("the AWS CLI and s3cmd against the service", function () {
 
     /** Checks a folder brought back against what went up. */
     function assertSame(restored: string) {
-        assert.deepEqual(filesUnder(restored), Object.keys(files).sort());
+        assert.deepEqual(filesIn(restored), Object.keys(files).sort());
         for (const [name, content] of Object.entries(files)) {
             assert.ok(fs.readFileSync(path.join(restored, name)).equals(content), name);
         }

@@ -10,17 +10,9 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { toolsBinDir } from "../../../tests/helpers/engine";
 import { type Chain, type RunningService, startChain } from "./chain";
+import { familyFiles, filesIn, writeFolder } from "./folder";
 
 const execFileAsync = promisify(execFile);
-
-/** Every file under `root`, relative and in sorted order. */
-function filesUnder(root: string): string[] {
-    return fs
-        .readdirSync(root, { recursive: true, withFileTypes: true })
-        .filter((entry) => entry.isFile())
-        .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
-        .sort();
-}
 
 for (const privacy of [false, true])
     describe(`rclone against the service${privacy ? ", names hidden" : ""}`, function () {
@@ -33,14 +25,7 @@ for (const privacy of [false, true])
         /** The S3 operations rclone's requests were, as the service's metrics name them. */
         const operations = new Set<string>();
 
-        const files: Record<string, Buffer> = {
-            "photos/2026/beach day.jpg": randomBytes(300_000),
-            "photos/2026/a+b%c.txt": Buffer.from("plus and percent"),
-            "docs/ñandú/empty": Buffer.alloc(0),
-            // Above the upload cutoff given below: a multipart upload of 5 MiB parts.
-            "docs/big.bin": randomBytes(12 * 1024 * 1024 + 3),
-            "notes.txt": Buffer.from("hello"),
-        };
+        const files = familyFiles();
 
         before(async () => {
             rclone = path.join(toolsBinDir("clients"), "rclone");
@@ -50,10 +35,7 @@ for (const privacy of [false, true])
                 ...(privacy ? { nameKey: randomBytes(32) } : {}),
             });
             work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-rclone-"));
-            for (const [name, content] of Object.entries(files)) {
-                fs.mkdirSync(path.dirname(path.join(home(), name)), { recursive: true });
-                fs.writeFileSync(path.join(home(), name), content);
-            }
+            writeFolder(home(), files);
         });
         after(async () => {
             await chain?.stop();
@@ -108,7 +90,7 @@ for (const privacy of [false, true])
         it("brings it back byte for byte, and syncs a deletion", async () => {
             const restored = path.join(work, "restored");
             await run("copy", "family:backups/home", restored);
-            assert.deepEqual(filesUnder(restored), Object.keys(files).sort());
+            assert.deepEqual(filesIn(restored), Object.keys(files).sort());
             for (const [name, content] of Object.entries(files)) {
                 assert.ok(fs.readFileSync(path.join(restored, name)).equals(content), name);
             }
