@@ -7,8 +7,8 @@
 #   scripts/tools.sh --bin-dir [TIER...]  print a bin/ directory with the tools of these tiers, building nothing
 #
 # Tiers: engine (Pulumi CLI, policy-pack shim), servers (OpenBao, MinIO), clients (rclone, a real S3 client
-# for the storage service's tests), host (Debian's WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI and
-# s3cmd for the storage service's tests). A tool already on PATH at the pinned version is used as it is.
+# for the storage service's tests), host (Debian's WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI for
+# the storage service's tests). A tool already on PATH at the pinned version is used as it is.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +32,7 @@ tier_of() {
     rclone) echo clients ;;
   esac
 }
-debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli s3cmd)
+debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli)
 
 field() { local IFS='|'; read -r -a parts <<<"$1"; echo "${parts[$2]:-}"; }
 
