@@ -45,14 +45,13 @@ export class S3Error extends Error {
     }
 }
 
-export function xmlEscape(value: string): string {
-    return value.replace(
-        /[<>&'"]/g,
-        (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c] ?? c,
-    );
-}
-
+/** XML's five named entities, the characters they stand for. */
 const NAMED: Record<string, string> = { lt: "<", gt: ">", amp: "&", apos: "'", quot: '"' };
+const ESCAPED = Object.fromEntries(Object.entries(NAMED).map(([name, char]) => [char, `&${name};`]));
+
+export function xmlEscape(value: string): string {
+    return value.replace(/[<>&'"]/g, (c) => ESCAPED[c]);
+}
 
 /**
  * The text of an XML element: named references and numeric ones, which Go's encoding/xml writes for quotes

@@ -2,6 +2,7 @@
 // decrypted names when name privacy is on (the backend's order and prefixes mean nothing then).
 import {
     ListObjectsCommand,
+    type ListObjectsCommandOutput,
     ListObjectsV2Command,
     type ListObjectsV2CommandOutput,
     type S3Client,
@@ -67,10 +68,6 @@ async function listPlain(backend: S3Client, bucket: string, request: ListRequest
                       MaxKeys: request.maxKeys,
                   }),
               );
-    const last = [out.Contents?.at(-1)?.Key, out.CommonPrefixes?.at(-1)?.Prefix]
-        .filter((name) => name !== undefined)
-        .sort(utf8Order)
-        .at(-1);
     return {
         objects: (out.Contents ?? [])
             .filter((o) => !isSidecar(o.Key))
@@ -83,10 +80,17 @@ async function listPlain(backend: S3Client, bucket: string, request: ListRequest
         prefixes: (out.CommonPrefixes ?? []).map((p) => p.Prefix ?? "").filter((p) => !isSidecar(p)),
         truncated: out.IsTruncated ?? false,
         nextContinuationToken: "NextContinuationToken" in out ? out.NextContinuationToken : undefined,
-        // S3 gives NextMarker only with a delimiter; without one a page resumes after its last key.
-        nextMarker:
-            request.version === 1 && out.IsTruncated ? ("NextMarker" in out && out.NextMarker) || last : undefined,
+        nextMarker: request.version === 1 && out.IsTruncated ? nextMarkerOf(out) : undefined,
     };
+}
+
+/** S3 gives NextMarker only with a delimiter; without one a page resumes after its last key or prefix. */
+function nextMarkerOf(page: ListObjectsCommandOutput): string | undefined {
+    if (page.NextMarker) return page.NextMarker;
+    return [page.Contents?.at(-1)?.Key, page.CommonPrefixes?.at(-1)?.Prefix]
+        .filter((name) => name !== undefined)
+        .sort(utf8Order)
+        .at(-1);
 }
 
 async function* backendPages(backend: S3Client, bucket: string, prefix: string, delimiter?: string) {

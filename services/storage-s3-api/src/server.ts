@@ -363,8 +363,8 @@ export function createS3Server(options: ServiceOptions): http.Server {
                     `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>${deleted.join("")}${failed.join("")}</DeleteResult>`,
                 );
             }
-            const version = listVersion(query);
-            if (method === "GET" && version) {
+            const version = method === "GET" ? listVersion(query) : undefined;
+            if (version) {
                 const encodingType = query.get("encoding-type") ?? undefined;
                 if (encodingType !== undefined && encodingType !== "url") {
                     throw new S3Error("InvalidArgument", "encoding-type can only be url");
