@@ -1,13 +1,15 @@
 // The whole platform as one function, so `index.ts` (the CLI's entry) and the Automation API (tests, per-family
-// stacks) run the very same program. Layers are composed in order, each fed the previous layer's typed outputs:
-// infra -> crds -> vault -> apps. A layer appears here once it is built.
+// stacks) run the very same program. Config flows one way: the stack's settings are loaded and validated once,
+// mapped here to each layer's own Args, and the layers are composed in order, each fed the previous layer's
+// typed outputs: infra -> foundation -> vault -> apps. A layer appears here once it is built.
 import type * as pulumi from "@pulumi/pulumi";
-import { FoundationLayer, type IssuerNames } from "./components/crds/layer";
-import { InfraLayer } from "./components/infra/layer";
-import { STORAGE_SERVICES } from "./components/vault/config";
-import { VaultLayer } from "./components/vault/layer";
+import { FoundationLayer, type FoundationLayerArgs, type IssuerNames } from "./components/foundation/layer";
+import type { K3sCluster } from "./components/infra/k3s";
+import { InfraLayer, type InfraLayerArgs } from "./components/infra/layer";
 import type { NodeRole } from "./components/infra/nodes";
-import { loadConfig } from "./stacks/config";
+import { STORAGE_SERVICES } from "./components/vault/config";
+import { VaultLayer, type VaultLayerArgs } from "./components/vault/layer";
+import { loadConfig, type PlatformConfig } from "./stacks/config";
 
 export interface PlatformOutputs {
     stack: string;
@@ -30,22 +32,49 @@ export interface PlatformOutputs {
     vaultUnsealKeys?: pulumi.Output<string[]>;
 }
 
+/** The infra layer's Args from the stack's settings and secrets. */
+export function infraArgs({ settings, secrets }: PlatformConfig): InfraLayerArgs {
+    return {
+        nodes: settings.nodes,
+        mesh: settings.mesh,
+        adminCidrs: settings.adminCidrs,
+        devices: settings.devices,
+        ...(settings.k3s.enabled ? { k3s: settings.k3s } : {}),
+        sshPrivateKey: secrets.sshPrivateKey,
+        sshPublicKey: settings.sshPublicKey,
+        hcloudToken: secrets.hcloudToken,
+    };
+}
+
+/** The foundation layer's Args: the infra layer's cluster and the stack's domain and certificate settings. */
+export function foundationArgs({ settings, stack }: PlatformConfig, cluster: K3sCluster): FoundationLayerArgs {
+    return { cluster, stack, domain: settings.domain, acmeEmail: settings.acmeEmail, tlsIssuer: settings.tlsIssuer };
+}
+
+/** The Vault layer's Args: the cluster, its size, the foundation, the unseal key split, the apps Vault serves. */
+export function vaultArgs(
+    { settings }: PlatformConfig,
+    infra: InfraLayer,
+    foundation: FoundationLayer,
+): VaultLayerArgs {
+    if (!infra.cluster) throw new Error("the Vault layer needs the K3s cluster");
+    return {
+        cluster: infra.cluster,
+        nodeCount: infra.clusterNodes.length,
+        foundation,
+        keyShares: settings.vault.keyShares,
+        keyThreshold: settings.vault.keyThreshold,
+        apps: STORAGE_SERVICES,
+    };
+}
+
 export function platform(): PlatformOutputs {
     const config = loadConfig();
     const { settings } = config;
-    const infra = new InfraLayer("infra", config);
-    const foundation =
-        infra.cluster && new FoundationLayer("crds", { cluster: infra.cluster, settings, stack: config.stack });
-    const vault =
-        infra.cluster &&
-        foundation &&
-        new VaultLayer("vault", {
-            cluster: infra.cluster,
-            nodeCount: infra.clusterNodes.length,
-            foundation,
-            settings: settings.vault,
-            apps: STORAGE_SERVICES,
-        });
+    // Component names are part of every resource's URN: they never change (the foundation's is "crds").
+    const infra = new InfraLayer("infra", infraArgs(config));
+    const foundation = infra.cluster && new FoundationLayer("crds", foundationArgs(config, infra.cluster));
+    const vault = foundation && new VaultLayer("vault", vaultArgs(config, infra, foundation));
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,

@@ -1,10 +1,10 @@
 // The one schema of a stack's configuration: every non-secret setting the program takes, with defaults.
-// Secrets are not here: they are listed in `secrets.ts` and never pass through this schema.
+// Secrets are not here: `config.ts` lists them (`secretKeys`) and they never pass through this schema.
 import { isIP } from "node:net";
 import { z } from "zod";
-import { MANAGED_K3S_FLAGS } from "../components/infra/k3s";
-import { meshCollisions } from "../components/infra/mesh-addresses";
-import { parseCidr } from "./cidr";
+import { cidrsOverlap, parseCidr } from "../lib/cidr";
+import { MANAGED_K3S_FLAGS } from "../lib/k3s-flags";
+import { meshCollisions } from "../lib/mesh-addresses";
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const fqdn = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -312,17 +312,3 @@ export type Settings = z.output<typeof settingsSchema>;
 export type NodesSettings = Settings["nodes"];
 export type BareMetalHost = z.output<typeof bareMetalHost>;
 export type K3sSettings = Settings["k3s"];
-
-function ipv4ToInt(address: string): number {
-    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-/** Whether two IPv4 CIDRs share an address (false for anything that is not a valid IPv4 CIDR). */
-export function cidrsOverlap(a: string, b: string): boolean {
-    const pa = parseCidr(a);
-    const pb = parseCidr(b);
-    if (pa?.family !== 4 || pb?.family !== 4) return false;
-    const prefix = Math.min(pa.prefix, pb.prefix);
-    const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-    return (ipv4ToInt(pa.address) & mask) >>> 0 === (ipv4ToInt(pb.address) & mask) >>> 0;
-}

@@ -4,21 +4,41 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import type { NodesSettings } from "../../stacks/schema";
-import { meshAddressOf } from "./mesh-addresses";
+import { meshAddressOf } from "../../lib/mesh-addresses";
 import type { ClusterNode, NodeRole } from "./nodes";
 
-export type HetznerSettings = Extract<NodesSettings, { provider: "hetzner" }>;
+/** How many servers of one role, of which type, and how many of the last are leaving. */
+export interface HetznerServerGroup {
+    readonly count: number;
+    /** A Hetzner server type such as cx32. */
+    readonly serverType: string;
+    /** The last `leaving` of the group are on their way out (step one of scaling down). */
+    readonly leaving: number;
+}
+
+/** Which servers to run on Hetzner Cloud, and where. */
+export interface HetznerSettings {
+    /** Locations the servers are spread over, round-robin (fsn1, nbg1, hel1, …). */
+    readonly locations: readonly string[];
+    readonly networkZone: string;
+    /** The OS image, e.g. debian-12. */
+    readonly image: string;
+    /** K3s servers (control plane and etcd), the first one bootstrapping etcd; agents are workers. */
+    readonly servers: HetznerServerGroup;
+    readonly agents: HetznerServerGroup;
+}
 
 export interface HetznerNodesArgs {
-    settings: HetznerSettings;
-    meshCidr: string;
-    wireguardPort: number;
+    readonly settings: HetznerSettings;
+    /** The mesh's CIDR: each server's mesh address is a hash of its name into it. */
+    readonly meshCidr: string;
+    /** WireGuard's UDP port, opened in the firewall. */
+    readonly wireguardPort: number;
     /** Where SSH may come from; nothing else reaches port 22. */
-    adminCidrs: string[];
+    readonly adminCidrs: readonly string[];
     /** Both halves of a configured key; neither, and a key is generated and kept in the (encrypted) state. */
-    sshPrivateKey?: pulumi.Input<string>;
-    sshPublicKey?: string;
+    readonly sshPrivateKey?: pulumi.Input<string>;
+    readonly sshPublicKey?: string;
 }
 
 /** Hetzner's private network for the servers; the mesh runs on top, so these addresses matter little. */
@@ -127,7 +147,7 @@ export class HetznerNodes extends pulumi.ComponentResource {
                 direction: "in",
                 protocol: "tcp",
                 port: "22",
-                sourceIps: args.adminCidrs,
+                sourceIps: [...args.adminCidrs],
             },
             { description: "ping", direction: "in", protocol: "icmp", sourceIps: world },
         ]);

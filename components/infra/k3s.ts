@@ -3,15 +3,13 @@
 // is a secret file on each node (never on a command line); the kubeconfig comes back as a secret output.
 // Removing a node drains it and deletes it from the cluster (K3s then drops its etcd member) from the first
 // server, then uninstalls K3s on it, before the node itself goes away.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { K3sSettings } from "../../stacks/schema";
+import { RandomToken } from "../../lib/random-token";
+import { RemoteScript } from "../../lib/remote-script";
+import { scriptsIn } from "../../lib/scripts";
 import type { ClusterNode } from "./nodes";
-import { RemoteScript } from "./remote";
-import { RandomToken } from "./token";
 
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+const script = scriptsIn(__dirname);
 
 export const API_PORT = 6443;
 const TOKEN_FILE = "/etc/rancher/k3s/cluster-token";
@@ -23,7 +21,7 @@ export function k3sConfig(
     node: Pick<ClusterNode, "name" | "role" | "meshAddress">,
     firstServer: Pick<ClusterNode, "name" | "meshAddress">,
     servers: Pick<ClusterNode, "meshAddress">[],
-    settings: K3sSettings,
+    settings: K3sSettingsArgs,
 ): Record<string, ConfigValue> {
     const isFirst = node.name === firstServer.name;
     const config: Record<string, ConfigValue> = {
@@ -48,26 +46,8 @@ export function k3sConfig(
     return withExtraArgs(config, settings.extraServerArgs);
 }
 
-/** Flags the program sets from the mesh and the settings; extra args may not override them. */
-export const MANAGED_K3S_FLAGS = [
-    "node-name",
-    "node-ip",
-    "node-external-ip",
-    "flannel-iface",
-    "token",
-    "token-file",
-    "server",
-    "cluster-init",
-    "advertise-address",
-    "bind-address",
-    "cluster-cidr",
-    "service-cidr",
-    "secrets-encryption",
-    "write-kubeconfig-mode",
-];
-
 /** `--flag=value` args on top of the computed config; a flag given twice, or a list flag, becomes a list. */
-function withExtraArgs(config: Record<string, ConfigValue>, args: string[]): Record<string, ConfigValue> {
+function withExtraArgs(config: Record<string, ConfigValue>, args: readonly string[]): Record<string, ConfigValue> {
     const given = new Map<string, string[]>();
     for (const arg of args) {
         const [flag, ...rest] = arg.slice(2).split("=");
@@ -94,10 +74,26 @@ export function renderK3sConfig(config: Record<string, ConfigValue>): string {
         .concat("\n");
 }
 
+/** How K3s is installed and configured on every node. */
+export interface K3sSettingsArgs {
+    /** The pinned K3s release, e.g. v1.33.5+k3s1. */
+    readonly version: string;
+    /** Pod and service networks; neither may overlap the mesh. */
+    readonly clusterCidr: string;
+    readonly serviceCidr: string;
+    /** Encrypt Kubernetes Secrets at rest. */
+    readonly secretsEncryption: boolean;
+    /** Extra `--flag=value` arguments for servers and agents; flags the program manages are refused earlier. */
+    readonly extraServerArgs: readonly string[];
+    readonly extraAgentArgs: readonly string[];
+    /** Air-gapped install from this folder on every node, instead of the pinned release's installer. */
+    readonly airgapDir?: string;
+}
+
 export interface K3sClusterArgs {
     /** Servers first in the order they were listed; the first one bootstraps etcd and must stay. */
-    nodes: ClusterNode[];
-    settings: K3sSettings;
+    readonly nodes: readonly ClusterNode[];
+    readonly settings: K3sSettingsArgs;
 }
 
 export class K3sCluster extends pulumi.ComponentResource {

@@ -1,14 +1,42 @@
 // The infra layer: nodes from one of two providers, the WireGuard mesh between them (and the operators'
 // devices), and HA K3s on the mesh. What it outputs is all the next layers need to know of the machines.
+import * as hcloud from "@pulumi/hcloud";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { PlatformConfig } from "../../stacks/config";
-import { parseCidr } from "../../stacks/cidr";
-import { HetznerNodes } from "./hetzner";
-import { K3sCluster } from "./k3s";
-import { meshAddressOf } from "./mesh-addresses";
+import { parseCidr } from "../../lib/cidr";
+import { meshAddressOf } from "../../lib/mesh-addresses";
+import { HetznerNodes, type HetznerSettings } from "./hetzner";
+import { K3sCluster, type K3sSettingsArgs } from "./k3s";
 import { WireGuardMesh } from "./mesh";
-import { bareMetalNodes, type ClusterNode } from "./nodes";
+import { type BareMetalHostArgs, bareMetalNodes, type ClusterNode } from "./nodes";
+
+/** Where the nodes come from: servers on Hetzner Cloud, or machines a family runs itself. */
+export type NodeSource =
+    | ({ readonly provider: "hetzner" } & HetznerSettings)
+    | { readonly provider: "bare-metal"; readonly hosts: readonly BareMetalHostArgs[] };
+
+/** A family member's device in the mesh: it made its key itself and gave only the public half. */
+export interface DeviceArgs {
+    readonly name: string;
+    readonly publicKey: string;
+}
+
+export interface InfraLayerArgs {
+    readonly nodes: NodeSource;
+    /** The mesh's IPv4 CIDR (each member's address is a hash of its name into it) and WireGuard's UDP port. */
+    readonly mesh: { readonly cidr: string; readonly port: number };
+    /** Where SSH may reach the nodes from (a Hetzner firewall allows only these). */
+    readonly adminCidrs: readonly string[];
+    readonly devices: readonly DeviceArgs[];
+    /** K3s on the nodes; absent, the layer stops after the mesh (test hosts, where K3s cannot run). */
+    readonly k3s?: K3sSettingsArgs;
+    /** Secret: the key Pulumi reaches the nodes with; required for bare metal, generated on Hetzner without it. */
+    readonly sshPrivateKey?: pulumi.Input<string>;
+    /** The public half of `sshPrivateKey`, for Hetzner to install on new servers. */
+    readonly sshPublicKey?: string;
+    /** Secret: the Hetzner Cloud API token (Hetzner only), for the layer's own explicit provider. */
+    readonly hcloudToken?: pulumi.Input<string>;
+}
 
 export class InfraLayer extends pulumi.ComponentResource {
     /** Every node, in the mesh; those `leaving` are no longer in the cluster. */
@@ -23,28 +51,28 @@ export class InfraLayer extends pulumi.ComponentResource {
 
     constructor(
         private readonly name: string,
-        config: PlatformConfig,
+        args: InfraLayerArgs,
         opts?: pulumi.ComponentResourceOptions,
     ) {
         super("peoples-cloud:infra:InfraLayer", name, {}, opts);
-        const { settings, secrets } = config;
-        const mesh = settings.mesh;
-        if (settings.nodes.provider === "hetzner") {
+        const { mesh } = args;
+        if (args.nodes.provider === "hetzner") {
+            const hetzner = new hcloud.Provider(`${name}-hcloud`, { token: args.hcloudToken }, { parent: this });
             this.nodes = new HetznerNodes(
                 `${name}-hetzner`,
                 {
-                    settings: settings.nodes,
+                    settings: args.nodes,
                     meshCidr: mesh.cidr,
                     wireguardPort: mesh.port,
-                    adminCidrs: settings.adminCidrs,
-                    sshPrivateKey: secrets.sshPrivateKey,
-                    sshPublicKey: settings.sshPublicKey,
+                    adminCidrs: args.adminCidrs,
+                    sshPrivateKey: args.sshPrivateKey,
+                    sshPublicKey: args.sshPublicKey,
                 },
-                { parent: this },
+                { parent: this, providers: [hetzner] },
             ).nodes;
         } else {
-            if (!secrets.sshPrivateKey) throw new Error("bare-metal nodes need peoples-cloud:sshPrivateKey");
-            this.nodes = bareMetalNodes(settings.nodes.hosts, mesh.cidr, secrets.sshPrivateKey);
+            if (!args.sshPrivateKey) throw new Error("bare-metal nodes need peoples-cloud:sshPrivateKey");
+            this.nodes = bareMetalNodes(args.nodes.hosts, mesh.cidr, args.sshPrivateKey);
         }
         // Servers first: the first one listed bootstraps etcd.
         this.nodes = [...this.nodes].sort((a, b) => Number(a.role === "agent") - Number(b.role === "agent"));
@@ -53,7 +81,7 @@ export class InfraLayer extends pulumi.ComponentResource {
             `${name}-mesh`,
             {
                 nodes: this.nodes,
-                devices: settings.devices.map((d) => ({ ...d, meshAddress: meshAddressOf(d.name, mesh.cidr) })),
+                devices: args.devices.map((d) => ({ ...d, meshAddress: meshAddressOf(d.name, mesh.cidr) })),
                 prefixLength: parseCidr(mesh.cidr)!.prefix,
                 listenPort: mesh.port,
             },
@@ -62,10 +90,10 @@ export class InfraLayer extends pulumi.ComponentResource {
         this.meshPublicKeys = wg.publicKeys;
         // A leaving node's K3s steps are deleted (drain, removal, uninstall) while its tunnels still carry them.
         this.clusterNodes = this.nodes.filter((n) => !n.leaving);
-        if (settings.k3s.enabled) {
+        if (args.k3s) {
             this.cluster = new K3sCluster(
                 `${name}-k3s`,
-                { nodes: this.clusterNodes, settings: settings.k3s },
+                { nodes: this.clusterNodes, settings: args.k3s },
                 { parent: this, dependsOn: [wg] },
             );
         }

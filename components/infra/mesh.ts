@@ -1,36 +1,37 @@
 // The WireGuard mesh between nodes: on each node, wireguard-tools installed when missing, a private key born
 // there (only its public key comes back), and wg0 written with every other node as a peer and applied with
 // `wg syncconf`, so adding or removing a node never drops the live tunnels between the others.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { RemoteScript, type SshConnection } from "./remote";
+import { RemoteScript, type SshConnection } from "../../lib/remote-script";
+import { scriptsIn } from "../../lib/scripts";
 import { renderWireGuardConfig } from "./wireguard";
 
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+const script = scriptsIn(__dirname);
 
 export interface MeshNode {
-    name: string;
+    readonly name: string;
     /** Where the other nodes reach this one's WireGuard port. */
-    publicAddress: pulumi.Input<string>;
+    readonly publicAddress: pulumi.Input<string>;
     /** This node's address inside the mesh. */
-    meshAddress: string;
-    connection: pulumi.Input<SshConnection>;
+    readonly meshAddress: string;
+    /** Secret: how SSH reaches it, to make its key and write its wg0. */
+    readonly connection: pulumi.Input<SshConnection>;
 }
 
 /** An operator's or family member's device: a roaming peer that made its own key and reaches the nodes. */
 export interface MeshDevice {
-    name: string;
-    publicKey: string;
-    meshAddress: string;
+    readonly name: string;
+    readonly publicKey: string;
+    readonly meshAddress: string;
 }
 
 export interface WireGuardMeshArgs {
-    nodes: MeshNode[];
-    devices?: MeshDevice[];
+    readonly nodes: readonly MeshNode[];
+    readonly devices?: readonly MeshDevice[];
     /** The mesh's prefix length, e.g. 16 for 10.99.0.0/16. */
-    prefixLength: number;
-    listenPort?: number;
+    readonly prefixLength: number;
+    /** WireGuard's UDP port on every node; 51820 by default. */
+    readonly listenPort?: number;
 }
 
 export class WireGuardMesh extends pulumi.ComponentResource {

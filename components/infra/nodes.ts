@@ -1,9 +1,8 @@
 // The one shape every node provider produces: after this step nothing knows whether Hetzner made a node or a
 // family listed it in its config.
 import * as pulumi from "@pulumi/pulumi";
-import type { BareMetalHost } from "../../stacks/schema";
-import { meshAddressOf } from "./mesh-addresses";
-import type { SshConnection } from "./ssh";
+import { meshAddressOf } from "../../lib/mesh-addresses";
+import type { SshConnection } from "../../lib/ssh";
 
 export type NodeRole = "server" | "agent";
 
@@ -22,9 +21,22 @@ export interface ClusterNode {
     connection: pulumi.Output<SshConnection>;
 }
 
+/** A machine a family runs itself, reached over SSH. */
+export interface BareMetalHostArgs {
+    /** Its name in the mesh and the cluster (a DNS label). */
+    readonly name: string;
+    /** Where SSH and the other nodes' WireGuard reach it: an IP address or a DNS name. */
+    readonly address: string;
+    readonly user: string;
+    readonly port: number;
+    readonly role: NodeRole;
+    /** On its way out: drained and taken out of K3s while the mesh still reaches it. */
+    readonly leaving: boolean;
+}
+
 /** The hosts a bare-metal stack lists, reached over SSH with the stack's secret key. */
 export function bareMetalNodes(
-    hosts: BareMetalHost[],
+    hosts: readonly BareMetalHostArgs[],
     meshCidr: string,
     sshPrivateKey: pulumi.Input<string>,
 ): ClusterNode[] {

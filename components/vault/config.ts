@@ -4,21 +4,22 @@
 // policy per app, a file audit device, and an admin policy and token for day 2. The root token only creates
 // the admin token and is then revoked; everything else is written with the admin token.
 import * as pulumi from "@pulumi/pulumi";
-import type { VaultServer } from "./bootstrap";
+import type { VaultServer } from "../../lib/vault/operator";
+import { VaultAdminToken, VaultRootRevocation, VaultWrite, type VaultWriteArgs } from "../../lib/vault/writes";
 import { adminPolicy, appPolicy, DEFAULT_MOUNTS } from "./policies";
-import { VaultAdminToken, VaultRootRevocation, VaultWrite, type VaultWriteArgs } from "./writes";
 
 export interface AppIdentity {
     /** The app's name: its transit key, policy, auth role and PKI role are named after it. */
-    name: string;
-    namespace: string;
-    serviceAccount: string;
+    readonly name: string;
+    /** Its Kubernetes namespace and service account, which Vault's Kubernetes auth role binds. */
+    readonly namespace: string;
+    readonly serviceAccount: string;
     /** Whether it encrypts with its own transit key (the storage services). */
-    transitKey: boolean;
+    readonly transitKey: boolean;
 }
 
 /** The platform's storage services: each encrypts with its own transit key. */
-export const STORAGE_SERVICES: AppIdentity[] = ["storage-s3-api", "storage-kv-api"].map((name) => ({
+export const STORAGE_SERVICES: readonly AppIdentity[] = ["storage-s3-api", "storage-kv-api"].map((name) => ({
     name,
     namespace: "storage",
     serviceAccount: name,
@@ -27,21 +28,22 @@ export const STORAGE_SERVICES: AppIdentity[] = ["storage-s3-api", "storage-kv-ap
 
 export interface VaultConfigurationArgs {
     /** The server the Vault CLI runs against (a standby forwards writes to the active server). */
-    server: VaultServer;
+    readonly server: VaultServer;
     /** Secret: the root token from the bootstrap; revoked once the configuration is in place. */
-    rootToken: pulumi.Input<string>;
+    readonly rootToken: pulumi.Input<string>;
     /** The bootstrap's per-server seal status: Vault is read only after this run has unsealed it. */
-    sealed: pulumi.Input<boolean[]>;
-    apps: AppIdentity[];
+    readonly sealed: pulumi.Input<boolean[]>;
+    /** The apps that get a policy, roles and (if they encrypt) a transit key. */
+    readonly apps: readonly AppIdentity[];
     /** How often transit keys rotate, in days. */
-    transitRotationDays?: number;
+    readonly transitRotationDays?: number;
     /** Where the audit device writes, on the server. */
-    auditFile?: string;
+    readonly auditFile?: string;
     /**
      * The Kubernetes API that reviews the apps' tokens, for a Vault outside the cluster. By default Vault runs
      * in it and uses the in-cluster address with its own service account's CA and token.
      */
-    kubernetes?: { host: string; caCert: string };
+    readonly kubernetes?: { readonly host: string; readonly caCert: string };
 }
 
 const YEARS_5 = `${5 * 365 * 24}h`;
@@ -54,7 +56,15 @@ export class VaultConfiguration extends pulumi.ComponentResource {
     readonly adminToken: pulumi.Output<string>;
 
     constructor(name: string, args: VaultConfigurationArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("peoples-cloud:vault:Configuration", name, {}, opts);
+        super(
+            "peoples-cloud:vault:VaultConfiguration",
+            name,
+            {},
+            {
+                ...opts,
+                aliases: [...(opts?.aliases ?? []), { type: "peoples-cloud:vault:Configuration" }],
+            },
+        );
         const operator = args.server;
         const admin = new VaultAdminToken(
             `${name}-admin`,

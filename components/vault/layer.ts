@@ -3,14 +3,12 @@
 // (engines, keys, policies, Kubernetes auth, audit, an admin token; the root token revoked), all run as the
 // Vault CLI in the pods through `k3s kubectl exec` on the first K3s server, over SSH. The unseal keys and the
 // admin token are secret outputs; nothing else holds them.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { Settings } from "../../stacks/schema";
-import type { FoundationLayer } from "../crds/layer";
-import { K3sManifests } from "../crds/k3s-manifests";
+import { K3sManifests } from "../../lib/k3s-manifests";
+import { RemoteScript } from "../../lib/remote-script";
+import { scriptsIn } from "../../lib/scripts";
+import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
-import { RemoteScript } from "../infra/remote";
 import { VaultBootstrap } from "./bootstrap";
 import { type AppIdentity, VaultConfiguration } from "./config";
 import {
@@ -28,16 +26,20 @@ import {
     VSO_NAMESPACE,
 } from "./manifests";
 
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+const script = scriptsIn(__dirname);
 
 export interface VaultLayerArgs {
-    cluster: K3sCluster;
+    /** The cluster; Vault's manifests and CLI run on its first server. */
+    readonly cluster: K3sCluster;
     /** How many nodes the cluster has: three or more get three replicas on different nodes. */
-    nodeCount: number;
-    foundation: FoundationLayer;
-    settings: Settings["vault"];
+    readonly nodeCount: number;
+    /** Its internal CA issues Vault's certificate; Vault is installed once the foundation is ready. */
+    readonly foundation: FoundationLayer;
+    /** Shamir split of the unseal keys: how many are made, and how many unseal. */
+    readonly keyShares: number;
+    readonly keyThreshold: number;
     /** The apps that get a policy, Kubernetes auth role and PKI role (and a transit key if they encrypt). */
-    apps: AppIdentity[];
+    readonly apps: readonly AppIdentity[];
 }
 
 export class VaultLayer extends pulumi.ComponentResource {
@@ -82,8 +84,8 @@ export class VaultLayer extends pulumi.ComponentResource {
                 servers,
                 joinAddress: LEADER_ADDRESS,
                 joinFlags: [`-leader-ca-cert=@${CA_CERT_FILE}`],
-                keyShares: args.settings.keyShares,
-                keyThreshold: args.settings.keyThreshold,
+                keyShares: args.keyShares,
+                keyThreshold: args.keyThreshold,
             },
             { parent: this, dependsOn: [answering] },
         );

@@ -8,9 +8,9 @@ import {
     type IssuerRef,
     type KubeObject,
     labels,
-} from "../crds/manifests";
-import type { PinnedImage } from "../crds/versions";
-import { tokenFromStdin } from "./operator";
+    type PinnedImage,
+} from "../../lib/kube";
+import { tokenFromStdin } from "../../lib/vault/operator";
 import { vault, vaultSecretsOperator } from "./versions";
 
 export const VAULT_NAMESPACE = vault.chart.namespace;

@@ -1,6 +1,6 @@
 // The Vault chart and image, pinned. Vault 1.21 rather than the 2.0 line the newest charts default to: the
 // bootstrap and the configuration are written and tested against the 1.x API (and OpenBao 2.4, its open fork).
-import type { PinnedChart, PinnedImage } from "../crds/versions";
+import type { PinnedChart, PinnedImage } from "../../lib/kube";
 
 export const vault = {
     chart: {

@@ -6,7 +6,7 @@ import * as yaml from "js-yaml";
 export const remoteScriptType = "pulumi-nodejs:dynamic/infra:RemoteScript";
 
 /**
- * The objects of a K3s auto-deploy manifest that a RemoteScript writes (components/crds/layer.ts); none for
+ * The objects of a K3s auto-deploy manifest that a RemoteScript writes (components/foundation/layer.ts); none for
  * any other resource. Other scripts' stdin may be unknown during preview: only the manifests' is read.
  */
 export function k3sManifestObjects(type: string, props: Record<string, unknown>): Record<string, unknown>[] {

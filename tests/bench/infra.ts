@@ -9,6 +9,7 @@ import { settingsSchema } from "../../stacks/schema";
 import { writeBenchReport } from "../helpers/bench";
 import { projectStack, tempEngine } from "../helpers/engine";
 import { startTestHosts } from "../helpers/testhosts";
+import { infraArgs } from "../../program";
 
 async function timeUp(hostCount: number) {
     const lab = startTestHosts("pcbnch", hostCount + 1);
@@ -30,12 +31,15 @@ async function timeUp(hostCount: number) {
                 },
                 k3s: { enabled: false },
             });
-            const infra = new InfraLayer("infra", {
-                project: "peoples-cloud",
-                stack: `bench${hostCount}`,
-                settings,
-                secrets: { sshPrivateKey: pulumi.secret(privateKey) },
-            });
+            const infra = new InfraLayer(
+                "infra",
+                infraArgs({
+                    project: "peoples-cloud",
+                    stack: `bench${hostCount}`,
+                    settings,
+                    secrets: { sshPrivateKey: pulumi.secret(privateKey) },
+                }),
+            );
             return Promise.resolve({ publicKeys: infra.meshPublicKeys });
         });
         const seconds = async (what: () => Promise<unknown>) => {

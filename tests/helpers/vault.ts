@@ -8,8 +8,8 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import { VaultBootstrap } from "../../components/vault/bootstrap";
 import { STORAGE_SERVICES, VaultConfiguration } from "../../components/vault/config";
-import { tokenFromStdin } from "../../components/vault/operator";
-import type { SshConnection } from "../../components/infra/ssh";
+import { tokenFromStdin } from "../../lib/vault/operator";
+import type { SshConnection } from "../../lib/ssh";
 import { toolsBinDir } from "./engine";
 import type { RaftServer } from "./servers";
 

@@ -8,11 +8,12 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
-import { meshAddressOf } from "../../components/infra/mesh-addresses";
+import { meshAddressOf } from "../../lib/mesh-addresses";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
+import { infraArgs } from "../../program";
 
 describe("infra mesh with the real engine on test hosts", function () {
     this.timeout(10 * 60_000);
@@ -39,12 +40,15 @@ describe("infra mesh with the real engine on test hosts", function () {
                 },
                 k3s: k3sOn ? { airgapDir: "/opt/peoples-cloud-k3s" } : { enabled: false },
             });
-            const infra = new InfraLayer("infra", {
-                project: "peoples-cloud",
-                stack: "mesh",
-                settings,
-                secrets: { sshPrivateKey: pulumi.secret(privateKey) },
-            });
+            const infra = new InfraLayer(
+                "infra",
+                infraArgs({
+                    project: "peoples-cloud",
+                    stack: "mesh",
+                    settings,
+                    secrets: { sshPrivateKey: pulumi.secret(privateKey) },
+                }),
+            );
             return Promise.resolve({ publicKeys: infra.meshPublicKeys });
         });
     });

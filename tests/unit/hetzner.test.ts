@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { HetznerNodes, spreadGroupSize, type HetznerSettings } from "../../components/infra/hetzner";
-import { meshAddressOf } from "../../components/infra/mesh-addresses";
+import { meshAddressOf } from "../../lib/mesh-addresses";
 import { clusterPorts, firewallNoClusterPortsToInternet, firewallSshNotOpenToWorld } from "../../policy/rules/firewall";
 import { controlPlaneSpread, hetznerServersLabelled } from "../../policy/rules/hetzner";
 import { settingsSchema } from "../../stacks/schema";

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
 import { unwrap, useMocks } from "../helpers/mocks";
+import { infraArgs } from "../../program";
 
 type Provider = "bare-metal" | "hetzner";
 const sshPrivateKey = "test-only-private-key";
@@ -38,12 +39,15 @@ function layerOf(nodes: unknown): InfraLayer {
         adminCidrs: ["198.51.100.0/24"],
         sshPublicKey: "ssh-ed25519 AAAAtest admin",
     });
-    return new InfraLayer("infra", {
-        project: "peoples-cloud",
-        stack: "family",
-        settings,
-        secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
-    });
+    return new InfraLayer(
+        "infra",
+        infraArgs({
+            project: "peoples-cloud",
+            stack: "family",
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+        }),
+    );
 }
 
 async function buildLayer(provider: Provider, n: number) {
@@ -185,12 +189,15 @@ describe("infra layer graph", () => {
     it("has no Kubernetes provider with K3s switched off", async () => {
         await useMocks("family", { values: {}, secretKeys: new Set<string>() });
         const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1), k3s: { enabled: false } });
-        const layer = new InfraLayer("infra", {
-            project: "peoples-cloud",
-            stack: "family",
-            settings,
-            secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
-        });
+        const layer = new InfraLayer(
+            "infra",
+            infraArgs({
+                project: "peoples-cloud",
+                stack: "family",
+                settings,
+                secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
+            }),
+        );
         assert.equal(layer.cluster, undefined);
         assert.throws(() => layer.kubernetesProvider(), /peoples-cloud:k3s\.enabled is false/);
     });
@@ -199,7 +206,11 @@ describe("infra layer graph", () => {
         await useMocks("family", { values: {}, secretKeys: new Set<string>() });
         const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1) });
         assert.throws(
-            () => new InfraLayer("infra", { project: "peoples-cloud", stack: "family", settings, secrets: {} }),
+            () =>
+                new InfraLayer(
+                    "infra",
+                    infraArgs({ project: "peoples-cloud", stack: "family", settings, secrets: {} }),
+                ),
             /peoples-cloud:sshPrivateKey/,
         );
     });

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { meshAddressOf, meshCollisions } from "../../components/infra/mesh-addresses";
+import { meshAddressOf, meshCollisions } from "../../lib/mesh-addresses";
 import { validateConfig } from "../../stacks/config";
 import { rawConfig } from "../helpers/stackConfig";
 

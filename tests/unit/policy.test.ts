@@ -18,7 +18,7 @@ const firewall = (port: string, sourceIps: string[], protocol = "tcp"): TestReso
     props: { rules: [{ direction: "in", protocol, port, sourceIps }] },
 });
 
-/** A K3s manifest as components/crds/layer.ts writes it: a RemoteScript with the YAML on stdin. */
+/** A K3s manifest as components/foundation/layer.ts writes it: a RemoteScript with the YAML on stdin. */
 const k3sManifest = (chart: Record<string, unknown>): TestResource => ({
     type: "pulumi-nodejs:dynamic/infra:RemoteScript",
     props: {

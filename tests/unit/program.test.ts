@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { meshAddressOf } from "../../components/infra/mesh-addresses";
+import { meshAddressOf } from "../../lib/mesh-addresses";
 import { platform } from "../../program";
 import { ConfigError, loadConfig } from "../../stacks/config";
 import { useMocks, unwrap } from "../helpers/mocks";

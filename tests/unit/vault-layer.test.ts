@@ -4,15 +4,15 @@
 import * as assert from "node:assert/strict";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { FoundationLayer } from "../../components/crds/layer";
-import type { HelmChart, KubeObject } from "../../components/crds/manifests";
+import { FoundationLayer } from "../../components/foundation/layer";
+import type { HelmChart, KubeObject } from "../../lib/kube";
 import { InfraLayer } from "../../components/infra/layer";
-import { STORAGE_SERVICES } from "../../components/vault/config";
 import { VaultLayer } from "../../components/vault/layer";
 import type { VaultSecretsOperatorValues, VaultValues } from "../../components/vault/manifests";
-import { tokenFromStdin } from "../../components/vault/operator";
+import { tokenFromStdin } from "../../lib/vault/operator";
 import { settingsSchema } from "../../stacks/schema";
 import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
+import { infraArgs, foundationArgs, vaultArgs } from "../../program";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 
@@ -29,21 +29,24 @@ async function buildVault(nodeCount: number) {
         },
         vault: { keyShares: 3, keyThreshold: 2 },
     });
-    const infra = new InfraLayer("infra", {
-        project: "peoples-cloud",
-        stack: "family",
-        settings,
-        secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
-    });
+    const infra = new InfraLayer(
+        "infra",
+        infraArgs({
+            project: "peoples-cloud",
+            stack: "family",
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
+        }),
+    );
     const { transformations, after } = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
     const foundation = new FoundationLayer(
         "crds",
-        { cluster: infra.cluster!, settings, stack: "family" },
+        foundationArgs({ project: "peoples-cloud", stack: "family", settings, secrets: {} }, infra.cluster!),
         { transformations },
     );
     const vault = new VaultLayer(
         "vault",
-        { cluster: infra.cluster!, nodeCount, foundation, settings: settings.vault, apps: STORAGE_SERVICES },
+        vaultArgs({ project: "peoples-cloud", stack: "family", settings, secrets: {} }, infra, foundation),
         { transformations },
     );
     const mine = () => recorded.filter((r) => r.name.startsWith("vault-") && !r.type.startsWith("peoples-cloud:"));

@@ -1,6 +1,8 @@
 // A random secret made once and kept only in Pulumi's encrypted state, as `@pulumi/random`'s RandomPassword
-// would, but through the dynamic-provider plugin @pulumi/pulumi ships (random's plugin cannot be built here).
-import * as pulumi from "@pulumi/pulumi";
+// would (random's plugin cannot be built on this machine; see the README's "Seams").
+import { randomBytes } from "node:crypto";
+import type * as pulumi from "@pulumi/pulumi";
+import { DynamicResource, type Provider } from "./dynamic";
 
 interface TokenInputs {
     bytes: number;
@@ -10,10 +12,8 @@ interface TokenOutputs extends TokenInputs {
     value: string;
 }
 
-const randomTokenProvider: pulumi.dynamic.ResourceProvider<TokenInputs, TokenOutputs> = {
+export const randomTokenProvider: Provider<TokenInputs, TokenOutputs> = {
     create(inputs) {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports -- the provider is serialised
-        const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
         const value = randomBytes(inputs.bytes).toString("hex");
         return Promise.resolve({ id: `token-${inputs.bytes}`, outs: { ...inputs, value } });
     },
@@ -23,21 +23,20 @@ const randomTokenProvider: pulumi.dynamic.ResourceProvider<TokenInputs, TokenOut
     },
 };
 
-export class RandomToken extends pulumi.dynamic.Resource {
+export class RandomToken extends DynamicResource {
     /** Hex, twice as many characters as bytes; a secret output. */
     declare readonly value: pulumi.Output<string>;
 
     constructor(name: string, args: { bytes?: number } = {}, opts?: pulumi.CustomResourceOptions) {
         super(
-            randomTokenProvider,
+            "random-token",
+            { module: "infra", name: "RandomToken" },
             name,
             { bytes: args.bytes ?? 32, value: undefined },
             {
                 ...opts,
                 additionalSecretOutputs: ["value"],
             },
-            "infra",
-            "RandomToken",
         );
     }
 }

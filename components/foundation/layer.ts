@@ -3,14 +3,12 @@
 // Everything reaches the cluster as K3s auto-deploy manifests on the first server (see the README's "Cluster
 // foundation"): the cluster fetches the pinned charts itself, so a preview needs no chart repository and no
 // Kubernetes provider plugin. Objects of a CRD are written only after a step has seen that CRD established.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { Settings } from "../../stacks/schema";
+import { K3sManifests } from "../../lib/k3s-manifests";
+import { RemoteScript } from "../../lib/remote-script";
+import { scriptsIn } from "../../lib/scripts";
 import type { K3sCluster } from "../infra/k3s";
-import { RemoteScript } from "../infra/remote";
 import { defaultDomain } from "./domain";
-import { K3sManifests } from "./k3s-manifests";
 import {
     CERT_MANAGER_CRDS,
     CERT_MANAGER_WEBHOOK,
@@ -24,7 +22,7 @@ import {
     traefikConfig,
 } from "./manifests";
 
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+const script = scriptsIn(__dirname);
 
 export interface IssuerNames {
     /** The issuer the apps' ingress certificates use (peoples-cloud:tlsIssuer). */
@@ -35,16 +33,26 @@ export interface IssuerNames {
     letsencryptStaging?: string;
 }
 
+/** The issuers the apps' ingress certificates may come from. */
+export type TlsIssuer = "letsencrypt" | "letsencrypt-staging" | "internal-ca";
+
 /** The issuer named by tlsIssuer, or Let's Encrypt when an ACME address is set, or the internal CA. */
-export function defaultIssuer(settings: Pick<Settings, "tlsIssuer" | "acmeEmail">): string {
-    const choice = settings.tlsIssuer ?? (settings.acmeEmail ? "letsencrypt" : "internal-ca");
+export function defaultIssuer(args: Pick<FoundationLayerArgs, "tlsIssuer" | "acmeEmail">): string {
+    const choice = args.tlsIssuer ?? (args.acmeEmail ? "letsencrypt" : "internal-ca");
     return choice === "internal-ca" ? ISSUERS.internalCa : choice;
 }
 
 export interface FoundationLayerArgs {
-    cluster: K3sCluster;
-    settings: Pick<Settings, "domain" | "acmeEmail" | "tlsIssuer">;
-    stack: string;
+    /** The cluster; every manifest is written on its first server once it is up. */
+    readonly cluster: K3sCluster;
+    /** The stack's name, in the internal CA's subject. */
+    readonly stack: string;
+    /** The family's DNS name; without it, a wildcard name derived from the ingress address. */
+    readonly domain?: string;
+    /** E-mail for Let's Encrypt's notices; with it, the `letsencrypt` and `letsencrypt-staging` issuers exist. */
+    readonly acmeEmail?: string;
+    /** The issuer of the apps' ingress certificates; without it, Let's Encrypt with `acmeEmail`, else the internal CA. */
+    readonly tlsIssuer?: TlsIssuer;
 }
 
 export class FoundationLayer extends pulumi.ComponentResource {
@@ -60,7 +68,16 @@ export class FoundationLayer extends pulumi.ComponentResource {
     readonly ready: pulumi.Resource[];
 
     constructor(name: string, args: FoundationLayerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("peoples-cloud:crds:FoundationLayer", name, {}, opts);
+        super(
+            "peoples-cloud:foundation:FoundationLayer",
+            name,
+            {},
+            {
+                ...opts,
+                // Its type until the layer's folder was named for what it holds.
+                aliases: [...(opts?.aliases ?? []), { type: "peoples-cloud:crds:FoundationLayer" }],
+            },
+        );
         const server = args.cluster.firstServer;
         const onServer = { node: server.name, connection: server.connection };
         const k3s = new K3sManifests(this, name, server);
@@ -74,7 +91,7 @@ export class FoundationLayer extends pulumi.ComponentResource {
             { K3S_WAIT_CRDS: CERT_MANAGER_CRDS.join(" "), K3S_WAIT_DEPLOYMENTS: CERT_MANAGER_WEBHOOK },
             [certManager],
         );
-        const issuerObjects = issuers({ stack: args.stack, acmeEmail: args.settings.acmeEmail });
+        const issuerObjects = issuers({ stack: args.stack, acmeEmail: args.acmeEmail });
         const issuersWritten = k3s.write("issuers", issuerObjects, [certManagerReady]);
         const caReady = k3s.wait(
             "internal-ca",
@@ -102,12 +119,12 @@ export class FoundationLayer extends pulumi.ComponentResource {
 
         const acme = issuerObjects.some((o) => o.metadata.name === ISSUERS.letsencrypt);
         this.issuers = {
-            default: defaultIssuer(args.settings),
+            default: defaultIssuer(args),
             internalCa: ISSUERS.internalCa,
             ...(acme ? { letsencrypt: ISSUERS.letsencrypt, letsencryptStaging: ISSUERS.letsencryptStaging } : {}),
         };
         this.ingressAddress = pulumi.output(server.publicAddress);
-        const domain = args.settings.domain;
+        const domain = args.domain;
         this.domain = domain ? pulumi.output(domain) : this.ingressAddress.apply(defaultDomain);
         this.registerOutputs({
             ingressAddress: this.ingressAddress,

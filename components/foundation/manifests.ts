@@ -1,55 +1,16 @@
 // The cluster foundation as Kubernetes objects, typed: K3s's HelmChart and HelmChartConfig for the charts, and
 // cert-manager's issuers. Pure functions of the settings, so the unit tests read exactly what a node receives.
-import { certManager, type PinnedChart, type PinnedImage, prometheusOperatorCrds } from "./versions";
-
-export interface ObjectMeta {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-}
-
-export interface KubeObject<Kind extends string = string, Spec = unknown> {
-    apiVersion: string;
-    kind: Kind;
-    metadata: ObjectMeta;
-    spec: Spec;
-}
-
-/** K3s's helm-controller installs it: a Job in the cluster fetches the chart, so nothing fetches it at preview. */
-export type HelmChart = KubeObject<
-    "HelmChart",
-    {
-        repo: string;
-        chart: string;
-        version: string;
-        targetNamespace: string;
-        createNamespace: boolean;
-        valuesContent: string;
-    }
->;
-
-/** Values for a chart K3s itself installs (Traefik), merged over K3s's own. */
-export type HelmChartConfig = KubeObject<"HelmChartConfig", { valuesContent: string }>;
-
-export const labels = { "app.kubernetes.io/managed-by": "peoples-cloud" };
-
-// JSON is YAML: the values reach Helm exactly as typed here.
-export function helmChart<Values>(pinned: PinnedChart, values: Values): HelmChart {
-    return {
-        apiVersion: "helm.cattle.io/v1",
-        kind: "HelmChart",
-        // HelmCharts live in kube-system, where K3s's helm-controller runs their install jobs.
-        metadata: { name: pinned.chart, namespace: "kube-system", labels },
-        spec: {
-            repo: pinned.repo,
-            chart: pinned.chart,
-            version: pinned.version,
-            targetNamespace: pinned.namespace,
-            createNamespace: true,
-            valuesContent: JSON.stringify(values),
-        },
-    };
-}
+import {
+    clusterIssuerRef,
+    helmChart,
+    type HelmChart,
+    type HelmChartConfig,
+    type IssuerRef,
+    type KubeObject,
+    labels,
+    type PinnedImage,
+} from "../../lib/kube";
+import { certManager, prometheusOperatorCrds } from "./versions";
 
 export const INGRESS_CLASS = "traefik";
 
@@ -128,13 +89,6 @@ const ACME_SERVERS = {
     letsencryptStaging: "https://acme-staging-v02.api.letsencrypt.org/directory",
     letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
 };
-
-export type IssuerRef = { name: string; kind: "ClusterIssuer"; group: "cert-manager.io" };
-export const clusterIssuerRef = (name: string): IssuerRef => ({
-    name,
-    kind: "ClusterIssuer",
-    group: "cert-manager.io",
-});
 
 export type ClusterIssuer = KubeObject<
     "ClusterIssuer",

@@ -1,4 +1,4 @@
-// The foundation layer's scripts, run by bash here: the manifest writer is idempotent and its delete empties
+// The K3s manifest scripts of lib/, run by bash here: the manifest writer is idempotent and its delete empties
 // the file (K3s prunes an emptied file's objects); the wait step waits for a CRD to appear before waiting for
 // its condition, and names what it gave up on. K3s cannot run here, so `k3s` is a script that plays the
 // API server's part from a state folder; what is tested is the scripts' own logic.
@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-const scripts = path.join(__dirname, "..", "..", "components", "crds", "scripts");
+const scripts = path.join(__dirname, "..", "..", "lib", "scripts");
 
 function run(script: string, env: Record<string, string>, stdin = "") {
     const result = spawnSync("bash", [path.join(scripts, script)], {

@@ -2,15 +2,7 @@
 // other nodes or devices never moves it. Two names that land on one address are a config error (see
 // stacks/schema.ts), fixed by renaming one or widening the mesh; the default /16 makes that rare.
 import { createHash } from "node:crypto";
-import { parseCidr } from "../../stacks/cidr";
-
-function ipv4ToInt(address: string): number {
-    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0) >>> 0;
-}
-
-function intToIpv4(n: number): string {
-    return [24, 16, 8, 0].map((shift) => (n >>> shift) & 255).join(".");
-}
+import { intToIpv4, ipv4ToInt, parseCidr } from "./cidr";
 
 /** The mesh address of a member named `name` in `cidr` (an IPv4 CIDR of at most /30). */
 export function meshAddressOf(name: string, cidr: string): string {

@@ -1,12 +1,18 @@
 // A bash script run on a node over SSH as a resource: run on create, and again whenever its script, its
 // input, its environment or its triggers change; an optional second script runs when the resource is deleted.
-// The engine runs it through the dynamic-provider plugin @pulumi/pulumi ships, with the system's OpenSSH
-// client (@pulumi/command's plugin cannot be built on this machine; see the README's Tools). The SSH key is
-// a secret input, written to a private temporary file for the run and removed after it.
-import * as pulumi from "@pulumi/pulumi";
-import { shellQuote, type SshConnection, withSsh } from "./ssh";
+// It stands in for @pulumi/command's remote.Command, whose plugin cannot be built on this machine (see the
+// README's "Seams"). The SSH key is a secret input and reaches ssh as lib/ssh.ts describes.
+import type * as pulumi from "@pulumi/pulumi";
+import { DynamicResource, type Provider } from "./dynamic";
+import { runSsh, shellQuote, type SshConnection } from "./ssh";
 
 export type { SshConnection } from "./ssh";
+
+/** A machine a remote step runs on: its name for messages, and how SSH reaches it (a secret). */
+export interface RemoteHost {
+    readonly name: string;
+    readonly connection: pulumi.Input<SshConnection>;
+}
 
 interface ScriptInputs {
     /** The node's name and the step's, for messages. */
@@ -53,29 +59,17 @@ export function remoteCommand(script: string, env: Record<string, string>, step:
     return ["env", ...assignments, "bash", "-c", shellQuote(script), shellQuote(step)].join(" ");
 }
 
-async function runOverSsh(
+function runOverSsh(
     inputs: Pick<ScriptInputs, "node" | "step" | "connection" | "env" | "stdin"> & { script: string },
 ): Promise<string> {
-    /* eslint-disable-next-line @typescript-eslint/no-require-imports -- the provider is serialised: it loads what it needs */
-    const { execFile } = require("node:child_process") as typeof import("node:child_process");
-    const command = remoteCommand(inputs.script, inputs.env, inputs.step);
-    return withSsh(
-        inputs.connection,
-        (sshArgs) =>
-            new Promise<string>((resolve, reject) => {
-                const options = { maxBuffer: 1024 * 1024, timeout: 600_000 };
-                const child = execFile("ssh", [...sshArgs, command], options, (err, stdout, stderr) => {
-                    if (!err) return resolve(stdout);
-                    const code = typeof err.code === "number" ? err.code : "none";
-                    const last = String(stderr).trim().split("\n").pop() ?? "";
-                    reject(new Error(`${inputs.step} on ${inputs.node} failed (exit ${code}): ${last}`));
-                });
-                child.stdin?.end(inputs.stdin);
-            }),
-    );
+    return runSsh(inputs.connection, remoteCommand(inputs.script, inputs.env, inputs.step), {
+        stdin: inputs.stdin,
+        timeoutMs: 600_000,
+        describe: (code, lastLine) => `${inputs.step} on ${inputs.node} failed (exit ${code}): ${lastLine}`,
+    });
 }
 
-const remoteScriptProvider: pulumi.dynamic.ResourceProvider<ScriptInputs, ScriptOutputs> = {
+export const remoteScriptProvider: Provider<ScriptInputs, ScriptOutputs> = {
     async create(inputs) {
         return { id: `${inputs.node}/${inputs.step}`, outs: outputsOf(inputs, await runOverSsh(inputs)) };
     },
@@ -104,25 +98,34 @@ const remoteScriptProvider: pulumi.dynamic.ResourceProvider<ScriptInputs, Script
 };
 
 export interface RemoteScriptArgs {
-    node: string;
-    step: string;
-    connection: pulumi.Input<SshConnection>;
-    script: string;
-    env?: Record<string, pulumi.Input<string>>;
-    stdin?: pulumi.Input<string>;
-    triggers?: pulumi.Input<unknown>[];
-    keepStdout?: boolean;
-    deleteScript?: string;
+    /** The node's name, for messages. */
+    readonly node: string;
+    /** What the script does, for messages: "install k3s". */
+    readonly step: string;
+    readonly connection: pulumi.Input<SshConnection>;
+    /** The bash script's text (from `scriptsIn`). */
+    readonly script: string;
+    /** Plain settings for the script, as environment variables: never secrets (they are on its command line). */
+    readonly env?: Record<string, pulumi.Input<string>>;
+    /** Given to the script on stdin: a config file, or a secret (with `secretIo`). */
+    readonly stdin?: pulumi.Input<string>;
+    /** Anything whose change must run the script again. */
+    readonly triggers?: pulumi.Input<unknown>[];
+    /** Keep what the script prints (a public key, for instance) as the `stdout` output. */
+    readonly keepStdout?: boolean;
+    /** Run when the resource is deleted, on the same connection. */
+    readonly deleteScript?: string;
     /** Marks stdin and stdout secret in the state (a token given, a kubeconfig read). */
-    secretIo?: boolean;
+    readonly secretIo?: boolean;
 }
 
-export class RemoteScript extends pulumi.dynamic.Resource {
+export class RemoteScript extends DynamicResource {
     declare readonly stdout: pulumi.Output<string>;
     declare readonly stdin: pulumi.Output<string>;
     constructor(name: string, args: RemoteScriptArgs, opts?: pulumi.CustomResourceOptions) {
         super(
-            remoteScriptProvider,
+            "remote-script",
+            { module: "infra", name: "RemoteScript" },
             name,
             {
                 node: args.node,
@@ -144,8 +147,6 @@ export class RemoteScript extends pulumi.dynamic.Resource {
                     ...(args.secretIo ? ["stdin", "stdout"] : []),
                 ],
             },
-            "infra",
-            "RemoteScript",
         );
     }
 }

@@ -1,14 +1,13 @@
 // Steps on the first K3s server that the cluster layers share: write a manifest into K3s's auto-deploy folder
-// (emptied on delete, so K3s prunes what it applied), and wait until what the next step needs is there.
-import * as fs from "node:fs";
-import * as path from "node:path";
+// (emptied on delete, so K3s prunes what it applied), and wait until what the next step needs is there. The
+// seam where @pulumi/kubernetes's resources (with the infra layer's kubernetesProvider()) would replace it.
 import * as yaml from "js-yaml";
 import type * as pulumi from "@pulumi/pulumi";
-import type { ClusterNode } from "../infra/nodes";
-import { RemoteScript } from "../infra/remote";
-import type { KubeObject } from "./manifests";
+import type { KubeObject } from "./kube";
+import { type RemoteHost, RemoteScript } from "./remote-script";
+import { scriptsIn } from "./scripts";
 
-const script = (name: string) => fs.readFileSync(path.join(__dirname, "scripts", name), "utf8");
+const script = scriptsIn(__dirname);
 
 /** A manifest file as K3s reads it: YAML documents, `---` between them. */
 function renderManifest(objects: KubeObject[]): string {
@@ -22,7 +21,7 @@ export class K3sManifests {
     constructor(
         private readonly parent: pulumi.Resource,
         private readonly prefix: string,
-        private readonly server: ClusterNode,
+        private readonly server: RemoteHost,
     ) {}
 
     /** Writes `peoples-cloud-<file>.yaml` on the server once `dependsOn` is done. */

@@ -1,17 +1,6 @@
 // Every chart and image this layer installs, pinned. Traefik and ServiceLB are K3s's own: their versions are
 // pinned by the K3s release (peoples-cloud:k3s.version) and their images ship in its air-gap archive.
-
-export interface PinnedChart {
-    repo: string;
-    chart: string;
-    version: string;
-    namespace: string;
-}
-
-export interface PinnedImage {
-    repository: string;
-    tag: string;
-}
+import type { PinnedChart, PinnedImage } from "../../lib/kube";
 
 const certManagerVersion = "v1.19.6";
 const certManagerImage = (component: string): PinnedImage => ({

@@ -3,7 +3,8 @@
 // a cluster, a local `bao` process in tests. Key material and tokens only ever travel on stdin and stdout,
 // never in arguments, an environment given on a command line, or an error message.
 import { execFile } from "node:child_process";
-import { shellQuote, type SshConnection, withSsh } from "../infra/ssh";
+import type * as pulumi from "@pulumi/pulumi";
+import { runSsh, shellQuote, type SshConnection } from "../ssh";
 
 export interface VaultOperator {
     /** Names the server in messages: a pod or an address. */
@@ -18,6 +19,9 @@ export interface VaultOperator {
     /** Run the command, with its environment, on this host over SSH (a secret: it holds the key). */
     ssh?: SshConnection;
 }
+
+/** A Vault server as the program knows it: its SSH connection, when it has one, is a secret output. */
+export type VaultServer = Omit<VaultOperator, "ssh"> & { ssh?: pulumi.Input<SshConnection> };
 
 /** Runs `cli` with VAULT_TOKEN (and BAO_TOKEN) set from stdin's first line, the rest of stdin left to it. */
 export function tokenFromStdin(cli: string): string[] {
@@ -43,34 +47,31 @@ export function runVault(
     args: string[],
     options: { token?: string; stdin?: string; okExitCodes?: number[] } = {},
 ): Promise<string> {
-    const run = (file: string, argv: string[], env: Record<string, string> = {}) =>
-        new Promise<string>((resolve, reject) => {
-            const child = execFile(
-                file,
-                argv,
-                { env: { ...process.env, ...env }, maxBuffer: 1024 * 1024, timeout: 120_000 },
-                (error, stdout, stderr) => {
-                    const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
-                    if (code === 0 || options.okExitCodes?.includes(code)) return resolve(stdout);
-                    const lastLine =
-                        String(stderr)
-                            .trim()
-                            .split("\n")
-                            .pop()
-                            ?.replace(/[A-Za-z0-9+/=._-]{24,}/g, "[redacted]") ?? "";
-                    reject(new Error(`vault ${step} on ${operator.name} failed: ${lastLine || `exit code ${code}`}`));
-                },
-            );
-            child.stdin?.end(`${options.token ?? ""}\n${options.stdin ?? ""}`);
-        });
-    if (!operator.ssh) {
-        const [file, ...prefix] = operator.command;
-        return run(file, [...prefix, ...args], operator.env);
+    const stdin = `${options.token ?? ""}\n${options.stdin ?? ""}`;
+    const describe = (code: number | "none", lastLine: string) => {
+        const redacted = lastLine.replace(/[A-Za-z0-9+/=._-]{24,}/g, "[redacted]");
+        return `vault ${step} on ${operator.name} failed: ${redacted || `exit code ${code}`}`;
+    };
+    if (operator.ssh) {
+        // Over SSH the command's environment goes on the remote command line (plain settings only).
+        const env = Object.entries(operator.env ?? {}).map(([k, v]) => `${k}=${v}`);
+        const remote = ["env", ...env, ...operator.command, ...args].map(shellQuote).join(" ");
+        return runSsh(operator.ssh, remote, { stdin, okExitCodes: options.okExitCodes, timeoutMs: 120_000, describe });
     }
-    // Over SSH the command's environment goes on the remote command line (plain settings only).
-    const env = Object.entries(operator.env ?? {}).map(([k, v]) => `${k}=${v}`);
-    const remote = ["env", ...env, ...operator.command, ...args].map(shellQuote).join(" ");
-    return withSsh(operator.ssh, (sshArgs) => run("ssh", [...sshArgs, remote]));
+    const [file, ...prefix] = operator.command;
+    return new Promise<string>((resolve, reject) => {
+        const child = execFile(
+            file,
+            [...prefix, ...args],
+            { env: { ...process.env, ...operator.env }, maxBuffer: 1024 * 1024, timeout: 120_000 },
+            (error, stdout, stderr) => {
+                const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+                if (code === 0 || options.okExitCodes?.includes(code)) return resolve(stdout);
+                reject(new Error(describe(code, String(stderr).trim().split("\n").pop() ?? "")));
+            },
+        );
+        child.stdin?.end(stdin);
+    });
 }
 
 export async function sealStatus(operator: VaultOperator): Promise<SealStatus> {

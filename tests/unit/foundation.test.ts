@@ -3,13 +3,14 @@
 import * as assert from "node:assert/strict";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { defaultDomain } from "../../components/crds/domain";
-import { FoundationLayer } from "../../components/crds/layer";
-import type { HelmChart, KubeObject } from "../../components/crds/manifests";
-import { certManager, prometheusOperatorCrds } from "../../components/crds/versions";
+import { defaultDomain } from "../../components/foundation/domain";
+import { FoundationLayer } from "../../components/foundation/layer";
+import type { HelmChart, KubeObject } from "../../lib/kube";
+import { certManager, prometheusOperatorCrds } from "../../components/foundation/versions";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
 import { dependencyRecorder, unwrap, useMocks } from "../helpers/mocks";
+import { infraArgs, foundationArgs } from "../../program";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 
@@ -27,16 +28,19 @@ async function buildFoundation(settingsInput: Record<string, unknown>, stack = "
         return { stdout: r.name.endsWith("internal-ca-certificate") ? "-----BEGIN CERTIFICATE-----\n..." : "" };
     });
     const settings = settingsSchema.parse({ sshPublicKey: "ssh-ed25519 AAAAtest admin", ...settingsInput });
-    const infra = new InfraLayer("infra", {
-        project: "peoples-cloud",
-        stack,
-        settings,
-        secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
-    });
+    const infra = new InfraLayer(
+        "infra",
+        infraArgs({
+            project: "peoples-cloud",
+            stack,
+            settings,
+            secrets: { sshPrivateKey: pulumi.secret("test-only-key") },
+        }),
+    );
     const deps = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
     const foundation = new FoundationLayer(
         "crds",
-        { cluster: infra.cluster!, settings, stack },
+        foundationArgs({ project: "peoples-cloud", stack, settings, secrets: {} }, infra.cluster!),
         { transformations: deps.transformations },
     );
     const inFoundation = () => recorded.filter((r) => r.type === remoteScript && r.name.startsWith("crds-"));

@@ -4,10 +4,10 @@
 // - VaultAdminToken: the admin policy and an orphan periodic token with it, created with the root token and
 //   from then on maintained with itself (each `up` renews it once less than half its period is left);
 // - VaultRootRevocation: the root token revoked once the configuration is in place.
-// They stand in for @pulumi/vault, whose plugin cannot be built on this machine (see the README).
-import * as pulumi from "@pulumi/pulumi";
-import { runVault, type VaultOperator } from "./operator";
-import type { VaultServer } from "./bootstrap";
+// They stand in for @pulumi/vault, whose plugin cannot be built on this machine (see the README's "Seams").
+import type * as pulumi from "@pulumi/pulumi";
+import { DynamicResource, type Provider } from "../dynamic";
+import { runVault, type VaultOperator, type VaultServer } from "./operator";
 
 interface WriteInputs {
     operator: VaultOperator;
@@ -73,7 +73,7 @@ async function write(inputs: WriteInputs): Promise<void> {
     });
 }
 
-const writeProvider: pulumi.dynamic.ResourceProvider<WriteInputs, WriteInputs> = {
+export const vaultWriteProvider: Provider<WriteInputs, WriteInputs> = {
     async create(inputs) {
         await write(inputs);
         return { id: inputs.path, outs: inputs };
@@ -121,9 +121,12 @@ export type VaultWriteArgs = Omit<WriteInputs, "operator" | "token"> & {
     token: pulumi.Input<string>;
 };
 
-export class VaultWrite extends pulumi.dynamic.Resource {
+export class VaultWrite extends DynamicResource {
     constructor(name: string, args: VaultWriteArgs, opts: pulumi.CustomResourceOptions) {
-        super(writeProvider, name, args, { ...opts, additionalSecretOutputs: ["operator", "token"] }, "vault", "Write");
+        super("vault-write", { module: "vault", name: "Write" }, name, args, {
+            ...opts,
+            additionalSecretOutputs: ["operator", "token"],
+        });
     }
 }
 
@@ -158,7 +161,7 @@ async function ttlLeft(inputs: AdminOutputs): Promise<number> {
     return (JSON.parse(out) as { data: { ttl: number } }).data.ttl;
 }
 
-const adminProvider: pulumi.dynamic.ResourceProvider<AdminInputs, AdminOutputs> = {
+export const vaultAdminTokenProvider: Provider<AdminInputs, AdminOutputs> = {
     async create(inputs) {
         await writeAdminPolicy(inputs, inputs.rootToken);
         const out = await runVault(
@@ -192,7 +195,7 @@ const adminProvider: pulumi.dynamic.ResourceProvider<AdminInputs, AdminOutputs> 
     // Deleting the resource leaves the token and policy in Vault: it is the only way in once root is revoked.
 };
 
-export class VaultAdminToken extends pulumi.dynamic.Resource {
+export class VaultAdminToken extends DynamicResource {
     /** Secret. */
     declare readonly token: pulumi.Output<string>;
     constructor(
@@ -207,12 +210,11 @@ export class VaultAdminToken extends pulumi.dynamic.Resource {
         opts: pulumi.CustomResourceOptions,
     ) {
         super(
-            adminProvider,
+            "vault-admin-token",
+            { module: "vault", name: "AdminToken" },
             name,
             { ...args, token: undefined, accessor: undefined },
             { ...opts, additionalSecretOutputs: ["operator", "rootToken", "token"] },
-            "vault",
-            "AdminToken",
         );
     }
 }
@@ -222,7 +224,7 @@ interface RevocationInputs {
     rootToken: string;
 }
 
-const revocationProvider: pulumi.dynamic.ResourceProvider<RevocationInputs, RevocationInputs> = {
+export const vaultRootRevocationProvider: Provider<RevocationInputs, RevocationInputs> = {
     async create(inputs) {
         try {
             await runVault(inputs.operator, "token revoke (root)", ["token", "revoke", "-self"], {
@@ -242,19 +244,15 @@ const revocationProvider: pulumi.dynamic.ResourceProvider<RevocationInputs, Revo
     },
 };
 
-export class VaultRootRevocation extends pulumi.dynamic.Resource {
+export class VaultRootRevocation extends DynamicResource {
     constructor(
         name: string,
         args: { operator: VaultServer; rootToken: pulumi.Input<string> },
         opts: pulumi.CustomResourceOptions,
     ) {
-        super(
-            revocationProvider,
-            name,
-            args,
-            { ...opts, additionalSecretOutputs: ["operator", "rootToken"] },
-            "vault",
-            "RootRevocation",
-        );
+        super("vault-root-revocation", { module: "vault", name: "RootRevocation" }, name, args, {
+            ...opts,
+            additionalSecretOutputs: ["operator", "rootToken"],
+        });
     }
 }
