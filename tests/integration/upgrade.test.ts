@@ -71,8 +71,7 @@ function stateSize(engine: Engine, stack: string): { bytes: number; providerByte
     return { bytes: text.length, providerBytes };
 }
 
-const replacesOrDeletes = (r: JobResult) =>
-    Object.entries(r.operations).filter(([, op]) => /replace|delete/.test(op));
+const replacesOrDeletes = (r: JobResult) => Object.entries(r.operations).filter(([, op]) => /replace|delete/.test(op));
 
 describe("upgrade from the program before the restructuring, with the real engine", function () {
     this.timeout(20 * 60_000);
@@ -86,7 +85,6 @@ describe("upgrade from the program before the restructuring, with the real engin
         engine = await tempEngine();
         base = checkoutOf(UPGRADE_BASE, engine.root);
         lab = startTestHosts("pcupg", 3);
-        servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id)));
     });
     after(async () => {
         console.log(figures.map((f) => `      ${f}`).join("\n"));
@@ -140,6 +138,7 @@ describe("upgrade from the program before the restructuring, with the real engin
     });
 
     it("Vault's bootstrap and configuration on OpenBao raft: renamed types keep their resources", async () => {
+        servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id)));
         const stack = await projectStack(engine, "upgrade-vault", () => Promise.resolve({}));
         const { before, up } = upgrade(stack.workspace.workDir, "upgrade-vault", {
             program: "vault",
