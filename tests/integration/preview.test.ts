@@ -47,7 +47,7 @@ describe("real pulumi preview", function () {
         it(`previews the ${stackName} stack under the policy pack and plans what the mocked run declares`, async function () {
             const expected = await mockedTypes(stackName);
             // Every layer built so far is in the plan: the cluster foundation rides on K3s, on in both stacks.
-            assert.equal(expected["peoples-cloud:crds:FoundationLayer"], 1, JSON.stringify(expected));
+            assert.equal(expected["peoples-cloud:foundation:FoundationLayer"], 1, JSON.stringify(expected));
             const missing = missingPlugins(Object.keys(expected));
             if (missing.length > 0) {
                 // Not faked: this machine cannot build these provider plugins (see the README's Tools).
