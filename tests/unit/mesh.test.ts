@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { WireGuardMesh } from "../../components/infra/mesh";
-import { useMocks } from "../helpers/mocks";
+import { settled, useMocks } from "../helpers/mocks";
 
 const node = (name: string, i: number) => ({
     name,
@@ -17,10 +17,9 @@ describe("wireguard mesh graph", () => {
         const recorded = await useMocks("dev", { values: {}, secretKeys: new Set<string>() });
         const mesh = new WireGuardMesh("mesh", { nodes: ["ana", "ben", "carla"].map(node), prefixLength: 16 });
         assert.ok((await pulumi.isSecret(mesh.publicKeys.apply((k) => k))) !== undefined);
-        // wg0's config waits on the (unknown, in a preview) public keys; give those registrations a moment.
-        const scriptsSoFar = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-        for (let i = 0; i < 100 && scriptsSoFar().length < 9; i++) await new Promise((r) => setTimeout(r, 20));
-        const scripts = scriptsSoFar();
+        // wg0's config waits on the public keys: registered once the key steps' outputs are resolved.
+        await settled();
+        const scripts = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
         assert.deepEqual(
             scripts.map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`).sort(),
             ["ana", "ben", "carla"]
