@@ -1,6 +1,5 @@
 import * as assert from "node:assert/strict";
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { platform } from "../../program";
 import { policies } from "../../policy/rules";
 import { firewallNoClusterPortsToInternet, firewallSshNotOpenToWorld } from "../../policy/rules/firewall";
 import { controlPlaneSpread, hetznerServersLabelled } from "../../policy/rules/hetzner";
@@ -9,9 +8,8 @@ import { helmChartsPinned, imagesPinned } from "../../policy/rules/pinning";
 import { noPlaintextSecrets } from "../../policy/rules/secrets";
 import { vaultProviderVerifiesTls, vaultRaftReplicas } from "../../policy/rules/vault";
 import { workloadsBoundedResources, workloadsNonRoot, workloadsReadOnlyRoot } from "../../policy/rules/workloads";
-import { settled, useMocks } from "../helpers/mocks";
 import { policyConfig, resourceViolations, ruleSettings, stackViolations, type TestResource } from "../helpers/policy";
-import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+import { programResources } from "../helpers/program";
 
 const firewall = (port: string, sourceIps: string[], protocol = "tcp"): TestResource => ({
     type: "hcloud:index/firewall:Firewall",
@@ -359,15 +357,9 @@ describe("policy rules", () => {
     });
 
     describe("the programs pass every mandatory rule under mocks", () => {
-        const secrets: Record<string, Record<string, string>> = {
-            dev: { "peoples-cloud:sshPrivateKey": "test-only" },
-            prod: { "hcloud:token": "test-only" },
-        };
         /** Runs the program for a stack file's settings (with some replaced) and its mandatory rules over it. */
         async function mandatoryViolations(stack: string, settings: Record<string, unknown> = {}) {
-            const mocked = await useMocks(stack, rawConfig({ ...stackFileValues(stack), ...settings }, secrets[stack]));
-            platform();
-            await settled();
+            const mocked = await programResources(stack, settings);
             const recorded = mocked.map((r): TestResource => ({ type: r.type, name: r.name, props: r.inputs }));
             const file = policyConfig(stack);
             const found: string[] = [];
