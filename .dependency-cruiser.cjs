@@ -5,6 +5,10 @@
 //
 // Imports that broke a rule when it was set are listed in .dependency-cruiser-known-violations.json
 // (`npx depcruise-baseline --config .dependency-cruiser.cjs .` writes it) and let through; only those.
+
+/** The layers in components/, lowest first. */
+const LAYERS = ["infra", "foundation", "vault", "apps", "backup"];
+
 /** @type {import("dependency-cruiser").IConfiguration} */
 module.exports = {
     forbidden: [
@@ -31,34 +35,14 @@ module.exports = {
             from: { path: "^lib/" },
             to: { path: "^(components/|stacks/|program\\.ts$|index\\.ts$)" },
         },
-        {
-            name: "infra-imports-no-higher-layer",
+        // Each layer may import the layers below it (and lib/, packages), never one above.
+        ...LAYERS.slice(0, -1).map((layer, i) => ({
+            name: `${layer}-imports-no-higher-layer`,
             severity: "error",
-            comment: "Layers: infra < foundation < vault < apps < backup. infra may import lib/ only.",
-            from: { path: "^components/infra/" },
-            to: { path: "^components/(foundation|vault|apps|backup)/" },
-        },
-        {
-            name: "foundation-imports-no-higher-layer",
-            severity: "error",
-            comment: "Layers: infra < foundation < vault < apps < backup. foundation may import infra and lib/.",
-            from: { path: "^components/foundation/" },
-            to: { path: "^components/(vault|apps|backup)/" },
-        },
-        {
-            name: "vault-imports-no-higher-layer",
-            severity: "error",
-            comment: "Layers: infra < foundation < vault < apps < backup. vault may import infra, foundation and lib/.",
-            from: { path: "^components/vault/" },
-            to: { path: "^components/(apps|backup)/" },
-        },
-        {
-            name: "apps-imports-no-higher-layer",
-            severity: "error",
-            comment: "Layers: infra < foundation < vault < apps < backup. apps may import the layers below and lib/.",
-            from: { path: "^components/apps/" },
-            to: { path: "^components/backup/" },
-        },
+            comment: `Layers: ${LAYERS.join(" < ")}. ${layer} imports no layer above it.`,
+            from: { path: `^components/${layer}/` },
+            to: { path: `^components/(${LAYERS.slice(i + 1).join("|")})/` },
+        })),
         {
             name: "components-import-layers-and-lib-only",
             severity: "error",
