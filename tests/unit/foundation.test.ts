@@ -9,7 +9,7 @@ import type { HelmChart, KubeObject } from "../../lib/kube";
 import { certManager, prometheusOperatorCrds } from "../../components/foundation/versions";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
-import { dependencyRecorder, unwrap, useMocks } from "../helpers/mocks";
+import { dependencyRecorder, settled, unwrap, useMocks } from "../helpers/mocks";
 import { infraArgs, foundationArgs } from "../../program";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
@@ -44,7 +44,15 @@ async function buildFoundation(settingsInput: Record<string, unknown>, stack = "
         { transformations: deps.transformations },
     );
     const inFoundation = () => recorded.filter((r) => r.type === remoteScript && r.name.startsWith("crds-"));
-    for (let i = 0; i < 200 && inFoundation().length < 8; i++) await new Promise((r) => setTimeout(r, 20));
+    await settled();
+    // Four manifests, their three waits and the read of the CA certificate, all on the first server.
+    assert.equal(
+        inFoundation().length,
+        8,
+        inFoundation()
+            .map((r) => r.name)
+            .join(", "),
+    );
     const steps: Step[] = inFoundation().map((r) => ({
         name: r.name,
         env: r.inputs.env as Record<string, string>,

@@ -8,7 +8,7 @@ import { clusterPorts, firewallNoClusterPortsToInternet, firewallSshNotOpenToWor
 import { controlPlaneSpread, hetznerServersLabelled } from "../../policy/rules/hetzner";
 import { settingsSchema } from "../../stacks/schema";
 import { resourceViolations, stackViolations } from "../helpers/policy";
-import { unwrap, useMocks, type RecordedResource } from "../helpers/mocks";
+import { settled, unwrap, useMocks, type RecordedResource } from "../helpers/mocks";
 
 const hetzner = (servers: number, agents: number, locations: string[]) =>
     settingsSchema.parse({
@@ -36,8 +36,8 @@ async function build(settings: HetznerSettings, key?: { privateKey?: string; pub
         sshPrivateKey: key?.privateKey === undefined ? undefined : pulumi.secret(key.privateKey),
         sshPublicKey: key?.publicKey,
     });
+    await settled();
     const connections = await Promise.all(component.nodes.map((n) => unwrap(n.connection)));
-    await new Promise((r) => setTimeout(r, 50)); // let the last registrations land
     const of = (type: string) => recorded.filter((r) => r.type === `hcloud:index/${type}`);
     return { component, connections, recorded, of };
 }

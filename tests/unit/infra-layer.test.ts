@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
-import { unwrap, useMocks } from "../helpers/mocks";
+import { settled, unwrap, useMocks } from "../helpers/mocks";
 import { infraArgs } from "../../program";
 
 type Provider = "bare-metal" | "hetzner";
@@ -61,7 +61,14 @@ async function buildLayer(provider: Provider, n: number) {
     const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
     // Mesh: install, key, wg0 per node. K3s: token file and install per node, a member per joiner, kubeconfig.
     const want = 3 * n + 2 * n + (n - 1) + 1;
-    for (let i = 0; i < 200 && scripts().length < want; i++) await new Promise((r) => setTimeout(r, 20));
+    await settled();
+    assert.equal(
+        scripts().length,
+        want,
+        scripts()
+            .map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`)
+            .join("\n"),
+    );
     return { layer, recorded, scripts: scripts(), want };
 }
 
@@ -127,7 +134,7 @@ describe("infra layer graph", () => {
         });
         const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
         // Mesh: 3 steps on each of 6 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
-        for (let i = 0; i < 200 && scripts().length < 18 + 8 + 3 + 1; i++) await new Promise((r) => setTimeout(r, 20));
+        await settled();
         const stepsOn = (node: string) =>
             scripts()
                 .filter((s) => s.inputs.node === node)
@@ -163,12 +170,14 @@ describe("infra layer graph", () => {
         );
         assert.equal(layer.nodes.length, 7, "leaving servers are still Hetzner servers in the mesh");
         const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-        for (let i = 0; i < 200 && scripts().length < 21 + 8 + 3 + 1; i++) await new Promise((r) => setTimeout(r, 20));
+        await settled();
         for (const leaving of ["server-4", "server-5", "agent-2"]) {
             const steps = scripts().filter((s) => s.inputs.node === leaving);
             assert.equal(steps.length, 3, `${leaving}: ${steps.map((s) => String(s.inputs.step)).join(", ")}`);
         }
         assert.equal(recorded.filter((r) => r.type === "hcloud:index/server:Server").length, 7);
+        // Mesh: 3 steps on each of 7 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
+        assert.equal(scripts().length, 21 + 8 + 3 + 1);
     });
 
     it("makes the Kubernetes provider from the kubeconfig once, and only when a layer asks", async () => {
@@ -177,7 +186,7 @@ describe("infra layer graph", () => {
         assert.equal(providers().length, 0, "a stack without a cluster layer would need the plugin");
         const provider = layer.kubernetesProvider();
         assert.equal(layer.kubernetesProvider(), provider);
-        for (let i = 0; i < 100 && providers().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        await settled();
         assert.equal(providers().length, 1);
         // The engine receives it as a secret: the value wrapped with Pulumi's secret signature.
         assert.deepEqual(providers()[0].inputs.kubeconfig, {

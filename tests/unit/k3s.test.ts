@@ -6,7 +6,7 @@ import { load } from "js-yaml";
 import { K3sCluster, k3sConfig, renderK3sConfig } from "../../components/infra/k3s";
 import type { ClusterNode } from "../../components/infra/nodes";
 import { settingsSchema } from "../../stacks/schema";
-import { useMocks } from "../helpers/mocks";
+import { settled, useMocks } from "../helpers/mocks";
 
 const settings = (k3s: Record<string, unknown> = {}) =>
     settingsSchema.parse({ nodes: { provider: "bare-metal", hosts: [{ name: "a", address: "192.0.2.1" }] }, k3s }).k3s;
@@ -100,7 +100,7 @@ describe("k3s cluster graph", () => {
             new K3sCluster("k3s", { nodes, settings: settings() });
             const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
             const want = 2 * nodes.length + (nodes.length - 1) + 1;
-            for (let i = 0; i < 100 && scripts().length < want; i++) await new Promise((r) => setTimeout(r, 20));
+            await settled();
             assert.equal(recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RandomToken").length, 1);
             const steps = scripts().map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`);
             assert.equal(steps.length, want, steps.join("\n"));

@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { WireGuardMesh } from "../../components/infra/mesh";
-import { useMocks } from "../helpers/mocks";
+import { settled, unwrap, useMocks } from "../helpers/mocks";
 
 const node = (name: string, i: number) => ({
     name,
@@ -14,13 +14,23 @@ const node = (name: string, i: number) => ({
 
 describe("wireguard mesh graph", () => {
     it("installs wireguard-tools, makes a key and applies wg0 on every node", async () => {
-        const recorded = await useMocks("dev", { values: {}, secretKeys: new Set<string>() });
+        // What the key step prints: the node's public key (its private key never leaves the node).
+        const recorded = await useMocks("dev", { values: {}, secretKeys: new Set<string>() }, (r) =>
+            r.name.endsWith("-key") ? { stdout: `public key of ${r.name}` } : {},
+        );
         const mesh = new WireGuardMesh("mesh", { nodes: ["ana", "ben", "carla"].map(node), prefixLength: 16 });
-        assert.ok((await pulumi.isSecret(mesh.publicKeys.apply((k) => k))) !== undefined);
-        // wg0's config waits on the (unknown, in a preview) public keys; give those registrations a moment.
-        const scriptsSoFar = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-        for (let i = 0; i < 100 && scriptsSoFar().length < 9; i++) await new Promise((r) => setTimeout(r, 20));
-        const scripts = scriptsSoFar();
+        // Each node's own key step's output, by node name; public keys, so plain (the stack exports them).
+        assert.deepEqual(await unwrap(mesh.publicKeys), {
+            value: {
+                ana: "public key of mesh-ana-key",
+                ben: "public key of mesh-ben-key",
+                carla: "public key of mesh-carla-key",
+            },
+            secret: false,
+        });
+        // wg0's config waits on the public keys: registered once the key steps' outputs are resolved.
+        await settled();
+        const scripts = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
         assert.deepEqual(
             scripts.map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`).sort(),
             ["ana", "ben", "carla"]

@@ -1,6 +1,5 @@
 import * as assert from "node:assert/strict";
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { platform } from "../../program";
 import { policies } from "../../policy/rules";
 import { firewallNoClusterPortsToInternet, firewallSshNotOpenToWorld } from "../../policy/rules/firewall";
 import { controlPlaneSpread, hetznerServersLabelled } from "../../policy/rules/hetzner";
@@ -9,9 +8,8 @@ import { helmChartsPinned, imagesPinned } from "../../policy/rules/pinning";
 import { noPlaintextSecrets } from "../../policy/rules/secrets";
 import { vaultProviderVerifiesTls, vaultRaftReplicas } from "../../policy/rules/vault";
 import { workloadsBoundedResources, workloadsNonRoot, workloadsReadOnlyRoot } from "../../policy/rules/workloads";
-import { useMocks } from "../helpers/mocks";
 import { policyConfig, resourceViolations, ruleSettings, stackViolations, type TestResource } from "../helpers/policy";
-import { rawConfig, stackFileValues } from "../helpers/stackConfig";
+import { programResources } from "../helpers/program";
 
 const firewall = (port: string, sourceIps: string[], protocol = "tcp"): TestResource => ({
     type: "hcloud:index/firewall:Firewall",
@@ -359,28 +357,59 @@ describe("policy rules", () => {
     });
 
     describe("the programs pass every mandatory rule under mocks", () => {
-        const secrets: Record<string, Record<string, string>> = {
-            dev: { "peoples-cloud:sshPrivateKey": "test-only" },
-            prod: { "hcloud:token": "test-only" },
-        };
-        for (const stack of ["dev", "prod"]) {
-            it(stack, async () => {
-                const mocked = await useMocks(stack, rawConfig(stackFileValues(stack), secrets[stack]));
-                platform();
-                const recorded = mocked.map((r): TestResource => ({ type: r.type, name: r.name, props: r.inputs }));
-                const file = policyConfig(stack);
-                const found: string[] = [];
-                for (const policy of policies) {
-                    const { level, config } = ruleSettings(file, policy);
-                    if (level !== "mandatory") continue;
-                    if ("validateStack" in policy) {
-                        found.push(...stackViolations(policy, recorded, config));
-                    } else {
-                        for (const r of recorded) found.push(...resourceViolations(policy, r, config));
+        /** Runs the program for a stack file's settings (with some replaced) and its mandatory rules over it. */
+        async function mandatoryViolations(stack: string, settings: Record<string, unknown> = {}) {
+            const mocked = await programResources(stack, settings);
+            const recorded = mocked.map((r): TestResource => ({ type: r.type, name: r.name, props: r.inputs }));
+            const file = policyConfig(stack);
+            const found: string[] = [];
+            for (const policy of policies) {
+                const { level, config } = ruleSettings(file, policy);
+                if (level !== "mandatory") continue;
+                if ("validateStack" in policy) {
+                    found.push(...stackViolations(policy, recorded, config).map((v) => `${policy.name}: ${v}`));
+                } else {
+                    for (const r of recorded) {
+                        found.push(...resourceViolations(policy, r, config).map((v) => `${policy.name}: ${v}`));
                     }
                 }
+            }
+            return { recorded, found };
+        }
+
+        // dev, 2 bare-metal nodes: 27 remote steps (mesh 6, K3s 6, foundation 8, Vault 7), 17 Vault writes, the
+        // K3s token, Vault's initialisation, 1 unseal, admin token and root revocation, 7 components.
+        // prod, 5 Hetzner nodes: 45 remote steps (mesh 15, K3s 15, foundation 8, Vault 7), 17 Vault writes, 5
+        // servers, 2 firewalls, 2 placement groups, network, subnet, SSH key, its private key, the hcloud
+        // provider, the K3s token, Vault's initialisation, 3 unseals, admin token, root revocation, 8 components.
+        for (const [stack, count] of [
+            ["dev", 56],
+            ["prod", 91],
+        ] as const) {
+            it(`${stack}: all ${count} of its resources`, async () => {
+                const { recorded, found } = await mandatoryViolations(stack);
+                assert.equal(recorded.length, count, recorded.map((r) => `${r.type} ${r.name}`).join("\n"));
                 assert.deepEqual(found, []);
             });
         }
+
+        it("goes red on a prod whose admin CIDRs are the whole internet", async () => {
+            const { found } = await mandatoryViolations("prod", { "peoples-cloud:adminCidrs": ["0.0.0.0/0"] });
+            assert.deepEqual(found, [
+                "firewall-ssh-not-open-to-world: opens SSH (22) to the whole internet; list admin CIDRs in peoples-cloud:adminCidrs",
+            ]);
+        });
+
+        it("goes red on a prod with one server in one location (one Vault replica)", async () => {
+            const { found } = await mandatoryViolations("prod", {
+                "peoples-cloud:nodes": { provider: "hetzner", locations: ["fsn1"], servers: { count: 1 } },
+            });
+            assert.deepEqual(found, [
+                "vault-raft-replicas: Vault runs 1 replica(s); this stack needs 3",
+                "vault-raft-replicas: Vault's HA mode does not use raft storage",
+                "control-plane-spread: 1 control-plane server(s); this stack needs at least 3",
+                "control-plane-spread: control plane in 1 location(s); this stack needs at least 2",
+            ]);
+        });
     });
 });

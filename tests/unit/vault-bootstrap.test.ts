@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { VaultBootstrap } from "../../components/vault/bootstrap";
-import { useMocks } from "../helpers/mocks";
+import { settled, useMocks } from "../helpers/mocks";
 
 const server = (name: string) => ({ name, command: ["kubectl", "exec", "-i", "-n", "vault", name, "--", "vault"] });
 
@@ -16,7 +16,7 @@ describe("vault bootstrap graph", () => {
             keyShares: 5,
             keyThreshold: 3,
         });
-        await pulumi.isSecret(vault.sealed); // settles once every unseal resource is registered
+        await settled();
         // Unknown during a preview, but secret already.
         assert.equal(await pulumi.isSecret(vault.rootToken), true);
         assert.equal(await pulumi.isSecret(vault.unsealKeys), true);

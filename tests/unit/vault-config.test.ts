@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { STORAGE_SERVICES, VaultConfiguration } from "../../components/vault/config";
 import { adminPolicy, appPolicy } from "../../components/vault/policies";
-import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
+import { dependencyRecorder, type RecordedResource, settled, useMocks } from "../helpers/mocks";
 
 const apps = [
     ...STORAGE_SERVICES,
@@ -27,7 +27,7 @@ async function configure(options: { kubernetes?: { host: string; caCert: string 
     // 7 engine, auth and audit writes, 2 per transit key, 3 per app, the admin token and the revocation.
     const want = 7 + 2 * 2 + 3 * apps.length + 2;
     const mine = () => recorded.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/vault:"));
-    for (let i = 0; i < 300 && mine().length < want; i++) await new Promise((r) => setTimeout(r, 20));
+    await settled();
     assert.equal(mine().length, want);
     const writes = new Map(
         mine()

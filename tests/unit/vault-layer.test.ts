@@ -11,7 +11,7 @@ import { VaultLayer } from "../../components/vault/layer";
 import type { VaultSecretsOperatorValues, VaultValues } from "../../components/vault/manifests";
 import { tokenFromStdin } from "../../lib/vault/operator";
 import { settingsSchema } from "../../stacks/schema";
-import { dependencyRecorder, type RecordedResource, useMocks } from "../helpers/mocks";
+import { dependencyRecorder, type RecordedResource, settled, useMocks } from "../helpers/mocks";
 import { infraArgs, foundationArgs, vaultArgs } from "../../program";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
@@ -53,7 +53,14 @@ async function buildVault(nodeCount: number) {
     // Manifests and waits (Vault's and the operator's), the initialisation, one unseal per replica, and the
     // configuration (tests/unit/vault-config.test.ts): 17 writes for two apps, the admin token, the revocation.
     const want = 7 + 1 + vault.replicas + 19;
-    for (let i = 0; i < 300 && mine().length < want; i++) await new Promise((r) => setTimeout(r, 20));
+    await settled();
+    assert.equal(
+        mine().length,
+        want,
+        mine()
+            .map((r) => r.name)
+            .join(", "),
+    );
     const byName = (name: string) => recorded.find((r) => r.name === name)!;
     return { vault, recorded: mine(), after, byName };
 }
