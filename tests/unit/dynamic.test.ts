@@ -40,7 +40,7 @@ describe("dynamic-provider loader", () => {
             `const kinds = ${JSON.stringify(texts)}.map(([name, text]) => {` +
             `  const p = load(text).handler(); return [name, typeof p.create, typeof p.diff]; });` +
             `process.stdout.write(JSON.stringify(kinds));`;
-        const kinds = JSON.parse(execFileSync("node", ["-e", probe], { cwd: repoRoot, encoding: "utf8" }));
+        const kinds = JSON.parse(execFileSync("node", ["-e", probe], { cwd: repoRoot, encoding: "utf8" })) as unknown;
         assert.deepEqual(
             kinds,
             texts.map(([name]) => [name, "function", "function"]),
