@@ -43,6 +43,8 @@ interface Route {
     bucket?: string;
     key?: string;
     query: URLSearchParams;
+    /** The path is not valid percent-encoding: it names no bucket or key. */
+    malformed?: true;
 }
 
 function route(url: string): Route {
@@ -50,8 +52,12 @@ function route(url: string): Route {
     const path = q < 0 ? url : url.slice(0, q);
     const query = new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
     const [bucket, ...rest] = path.slice(1).split("/");
-    const key = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
-    return { bucket: bucket ? decodeURIComponent(bucket) : undefined, key: key || undefined, query };
+    try {
+        const key = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
+        return { bucket: bucket ? decodeURIComponent(bucket) : undefined, key: key || undefined, query };
+    } catch {
+        return { query, malformed: true };
+    }
 }
 
 /**
@@ -286,7 +292,8 @@ export function createS3Server(options: ServiceOptions): http.Server {
             (id) => options.accessKeys[id],
             options.region,
         );
-        const { bucket, key, query } = route(url);
+        const { bucket, key, query, malformed } = route(url);
+        if (malformed) throw new S3Error("InvalidURI", "the path is not valid percent-encoding");
         const send = (status: number, headers: http.OutgoingHttpHeaders = {}, body?: string) => {
             res.writeHead(status, body ? { "Content-Type": "application/xml", ...headers } : headers);
             res.end(body);
@@ -582,16 +589,18 @@ export function createS3Server(options: ServiceOptions): http.Server {
             let bytesIn = 0;
             req.on("data", (chunk: Buffer) => (bytesIn += chunk.length));
             res.once("close", () => {
-                const { bucket, key, query } = route(req.url ?? "/");
+                const { bucket, key, query, malformed } = route(req.url ?? "/");
                 observe({
                     requestId,
-                    operation: operationOf(
-                        req.method ?? "GET",
-                        bucket !== undefined,
-                        key !== undefined,
-                        query,
-                        req.headers["x-amz-copy-source"] !== undefined,
-                    ),
+                    operation: malformed
+                        ? "Unknown"
+                        : operationOf(
+                              req.method ?? "GET",
+                              bucket !== undefined,
+                              key !== undefined,
+                              query,
+                              req.headers["x-amz-copy-source"] !== undefined,
+                          ),
                     bucket,
                     status: res.statusCode,
                     errorCode: errorCode ?? (res.writableFinished ? undefined : "ConnectionCut"),
