@@ -7,7 +7,8 @@ import type { AddressInfo } from "node:net";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { S3Error, xmlEscape, xmlUnescape } from "../src/errors";
-import { operationOf, type RequestEvent } from "../src/ops";
+import { operationFor } from "../src/operations";
+import type { RequestEvent } from "../src/ops";
 import { createS3Server } from "../src/server";
 import type { TransitClient } from "../src/vault";
 import { NodeSha256 } from "./signer";
@@ -37,7 +38,8 @@ describe("XML text", () => {
 });
 
 describe("operations", () => {
-    const bucketGet = (query: string) => operationOf("GET", true, false, new URLSearchParams(query), false);
+    const bucketGet = (query: string) =>
+        operationFor({ method: "GET", scope: "bucket", query: new URLSearchParams(query), copy: false }).name;
 
     it("tells the listings and the bucket's other GETs apart", () => {
         assert.equal(bucketGet("list-type=2&prefix=a"), "ListObjectsV2");
