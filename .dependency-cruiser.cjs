@@ -2,9 +2,6 @@
 // (stacks/ -> program.ts -> components/), the layers build on each other in one order, lib/ is under all of
 // them, and each service stands on its own. Type-only imports count: they are read from the TypeScript, so a
 // type-only cycle or a type from a higher layer is refused like any other import.
-//
-// Imports that broke a rule when it was set are listed in .dependency-cruiser-known-violations.json
-// (`npx depcruise-baseline --config .dependency-cruiser.cjs .` writes it) and let through; only those.
 
 /** The layers in components/, lowest first. */
 const LAYERS = ["infra", "foundation", "vault", "apps", "backup"];

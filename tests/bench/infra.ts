@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
-import { writeBenchReport } from "../helpers/bench";
+import { writeBenchReport } from "@peoples-cloud/testkit";
 import { projectStack, tempEngine } from "../helpers/engine";
 import { startTestHosts } from "../helpers/testhosts";
 import { infraArgs } from "../../program";

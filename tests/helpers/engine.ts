@@ -1,10 +1,10 @@
 // The real Pulumi engine for integration tests: the CLI built by scripts/tools.sh, a fresh file:// backend and
 // PULUMI_HOME in a temporary folder, the passphrase secrets provider, no network.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { toolsBinDir } from "@peoples-cloud/testkit";
 import { LocalWorkspace, PulumiCommand, type EngineEvent, type PulumiFn, type Stack } from "@pulumi/pulumi/automation";
 import * as yaml from "js-yaml";
 import { repoRoot, stackFileValues } from "./stackConfig";
@@ -16,12 +16,6 @@ export interface Engine {
     root: string;
     binDir: string;
     cleanup(): void;
-}
-
-export function toolsBinDir(...tiers: string[]): string {
-    return execFileSync("bash", [path.join(repoRoot, "scripts", "tools.sh"), "--bin-dir", ...tiers], {
-        encoding: "utf8",
-    }).trim();
 }
 
 export async function tempEngine(): Promise<Engine> {

@@ -10,8 +10,7 @@ import { VaultBootstrap } from "../../components/vault/bootstrap";
 import { STORAGE_SERVICES, VaultConfiguration } from "../../components/vault/config";
 import { tokenFromStdin } from "../../lib/vault/operator";
 import type { SshConnection } from "../../lib/ssh";
-import { toolsBinDir } from "./engine";
-import type { RaftServer } from "./servers";
+import { type RaftServer, toolsBinDir } from "@peoples-cloud/testkit";
 
 export interface VaultProgramOptions {
     /** Run the CLI over SSH on this host (a secret: it holds the key). */

@@ -1,7 +1,6 @@
 // The OpenBao and MinIO built by scripts/tools.sh run and answer their APIs, for the layers' and services' tests.
 import * as assert from "node:assert/strict";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { s3Client } from "../helpers/s3";
 import {
     baoApi,
     type MinioServer,
@@ -9,7 +8,8 @@ import {
     startMinio,
     startOpenBaoDev,
     startOpenBaoRaft,
-} from "../helpers/servers";
+    s3Client,
+} from "@peoples-cloud/testkit";
 
 describe("OpenBao", () => {
     let bao: OpenBaoServer;

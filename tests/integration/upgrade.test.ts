@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as yaml from "js-yaml";
 import type { Job, JobResult } from "../upgrade/run-version";
 import { type Engine, projectStack, tempEngine } from "../helpers/engine";
-import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { repoRoot } from "../helpers/stackConfig";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
 

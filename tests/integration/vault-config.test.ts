@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
-import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { vaultProgram } from "../helpers/vault";
 
 describe("vault configuration with the real engine and OpenBao", function () {

@@ -3,7 +3,7 @@
 // another app's and `sys/`; the admin policy runs day-2 work and is refused what only root may do.
 import * as assert from "node:assert/strict";
 import { adminPolicy, appPolicy } from "../../components/vault/policies";
-import { baoApi, type OpenBaoServer, startOpenBaoDev } from "../helpers/servers";
+import { baoApi, type OpenBaoServer, startOpenBaoDev } from "@peoples-cloud/testkit";
 
 const apps = ["storage-s3-api", "storage-kv-api"];
 

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
-import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
 import { vaultProgram } from "../helpers/vault";
 

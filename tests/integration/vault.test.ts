@@ -4,7 +4,7 @@
 import * as assert from "node:assert/strict";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
-import { type RaftServer, startOpenBaoRaft } from "../helpers/servers";
+import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { vaultProgram } from "../helpers/vault";
 
 async function health(server: RaftServer): Promise<number> {

@@ -7,7 +7,6 @@ import * as fs from "node:fs";
 import { LocalWorkspace, type EngineEvent, type PulumiFn } from "@pulumi/pulumi/automation";
 import { platform } from "../../program";
 import { vaultProgram } from "../helpers/vault";
-import type { RaftServer } from "../helpers/servers";
 
 export interface Job {
     workDir: string;
@@ -15,7 +14,7 @@ export interface Job {
     program: "platform" | "vault";
     action: "preview" | "up";
     /** For the Vault program: the OpenBao raft servers and the audit file. */
-    servers?: Pick<RaftServer, "nodeId" | "url" | "dir">[];
+    servers?: { nodeId: string; url: string; dir: string }[];
     auditFile?: string;
 }
 
@@ -31,7 +30,8 @@ async function main(): Promise<void> {
     const program: PulumiFn =
         job.program === "platform"
             ? () => Promise.resolve(platform())
-            : vaultProgram(job.servers as RaftServer[], { auditFile: job.auditFile });
+            : // Both versions' vaultProgram read only these fields of a server.
+              vaultProgram(job.servers as Parameters<typeof vaultProgram>[0], { auditFile: job.auditFile });
     const stack = await LocalWorkspace.selectStack(
         { stackName: job.stack, projectName: "peoples-cloud", program },
         { workDir: job.workDir, envVars: {} },

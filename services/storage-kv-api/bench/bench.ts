@@ -5,10 +5,8 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { writeBenchReport } from "../../../tests/helpers/bench";
-import { s3Client } from "../../../tests/helpers/s3";
-import { createTransitKey, startMinio, startOpenBaoDev } from "../../../tests/helpers/servers";
-import { spawnService } from "../../storage-s3-api/test/chain";
+import { createTransitKey, s3Client, startMinio, startOpenBaoDev, writeBenchReport } from "@peoples-cloud/testkit";
+import { spawnService } from "@peoples-cloud/storage-s3-api/test/chain";
 import { Collections } from "../src/collections";
 import { JsonObjects } from "../src/objects";
 import { createKvServer } from "../src/server";

@@ -11,9 +11,15 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { writeBenchReport } from "../../../tests/helpers/bench";
-import { s3Client } from "../../../tests/helpers/s3";
-import { createTransitKey, freePort, startMinio, startOpenBaoDev, waitUntil } from "../../../tests/helpers/servers";
+import {
+    createTransitKey,
+    freePort,
+    s3Client,
+    startMinio,
+    startOpenBaoDev,
+    waitUntil,
+    writeBenchReport,
+} from "@peoples-cloud/testkit";
 import { type ServiceProcess, spawnService } from "../test/chain";
 
 const cases = [

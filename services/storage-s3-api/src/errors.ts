@@ -15,6 +15,7 @@ const statusOf = {
     InvalidPartOrder: 400,
     InvalidRange: 416,
     InvalidRequest: 400,
+    InvalidURI: 400,
     KeyTooLongError: 400,
     MalformedXML: 400,
     MethodNotAllowed: 405,

@@ -10,6 +10,15 @@ import {
 import { S3Error } from "./errors";
 import type { NameCipher } from "./format/names";
 
+/** The query parameters of ListObjects (version 1); a GET on a bucket with any other is some other request. */
+const LIST_V1 = new Set(["prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"]);
+
+/** Which ListObjects a GET on a bucket is, if it is one. */
+export function listVersion(query: URLSearchParams): 1 | 2 | undefined {
+    if (query.get("list-type") === "2") return 2;
+    return [...query.keys()].every((k) => LIST_V1.has(k)) ? 1 : undefined;
+}
+
 export interface ListRequest {
     prefix: string;
     delimiter?: string;

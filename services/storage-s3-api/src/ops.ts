@@ -5,6 +5,7 @@ import * as http from "node:http";
 /** What a finished request tells metrics and logs: never a key, a body or a credential. */
 export interface RequestEvent {
     requestId: string;
+    /** Its name in the operation table (operations.ts). */
     operation: string;
     bucket?: string;
     status: number;
@@ -14,44 +15,6 @@ export interface RequestEvent {
     durationSeconds: number;
     bytesIn: number;
     bytesOut: number;
-}
-
-/** The query parameters of ListObjects (version 1); a GET on a bucket with any other is some other request. */
-const LIST_V1 = new Set(["prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"]);
-
-/** Which ListObjects a GET on a bucket is, if it is one. */
-export function listVersion(query: URLSearchParams): 1 | 2 | undefined {
-    if (query.get("list-type") === "2") return 2;
-    return [...query.keys()].every((k) => LIST_V1.has(k)) ? 1 : undefined;
-}
-
-/** The S3 operation a request is, from its method, path and query alone. */
-export function operationOf(
-    method: string,
-    hasBucket: boolean,
-    hasKey: boolean,
-    query: URLSearchParams,
-    copy: boolean,
-) {
-    if (!hasBucket) return "ListBuckets";
-    if (!hasKey) {
-        if (method === "GET") {
-            if (query.has("location")) return "GetBucketLocation";
-            const version = listVersion(query);
-            return version ? (["ListObjects", "ListObjectsV2"] as const)[version - 1] : "GetBucket";
-        }
-        if (method === "POST" && query.has("delete")) return "DeleteObjects";
-        return { PUT: "CreateBucket", HEAD: "HeadBucket", DELETE: "DeleteBucket" }[method] ?? "Unknown";
-    }
-    if (query.has("uploads")) return "CreateMultipartUpload";
-    if (query.has("uploadId")) {
-        if (method === "PUT") return copy ? "UploadPartCopy" : "UploadPart";
-        return (
-            { POST: "CompleteMultipartUpload", DELETE: "AbortMultipartUpload", GET: "ListParts" }[method] ?? "Unknown"
-        );
-    }
-    if (method === "PUT") return copy ? "CopyObject" : "PutObject";
-    return { GET: "GetObject", HEAD: "HeadObject", DELETE: "DeleteObject" }[method] ?? "Unknown";
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -7,15 +7,15 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { s3Client } from "../../../tests/helpers/s3";
 import {
     createTransitKey,
     freePort,
     type MinioServer,
     type OpenBaoServer,
+    s3Client,
     startMinio,
     startOpenBaoDev,
-} from "../../../tests/helpers/servers";
+} from "@peoples-cloud/testkit";
 import { createS3Server, type ServiceOptions } from "../src/server";
 import { backendClient } from "../src/settings";
 import { TransitClient } from "../src/vault";

@@ -11,16 +11,16 @@ import {
     ListObjectsV2Command,
     PutObjectCommand,
 } from "@aws-sdk/client-s3";
-import { s3Client } from "../../../tests/helpers/s3";
 import {
     baoApi,
     createTransitKey,
     type MinioServer,
     type OpenBaoServer,
     restartMinio,
+    s3Client,
     startMinio,
     startOpenBaoDev,
-} from "../../../tests/helpers/servers";
+} from "@peoples-cloud/testkit";
 import { runJob, type ServiceProcess, spawnService } from "./chain";
 
 /** The value of one series in Prometheus's text format, 0 when it is absent. */

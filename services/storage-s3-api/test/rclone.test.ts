@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { toolsBinDir } from "../../../tests/helpers/engine";
+import { toolsBinDir } from "@peoples-cloud/testkit";
 import { type Chain, type RunningService, startChain } from "./chain";
 import { familyFiles, filesIn, writeFolder } from "./folder";
 

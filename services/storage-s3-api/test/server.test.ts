@@ -22,8 +22,7 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { s3Client } from "../../../tests/helpers/s3";
-import { baoApi, type MinioServer, type OpenBaoServer } from "../../../tests/helpers/servers";
+import { baoApi, type MinioServer, type OpenBaoServer, s3Client } from "@peoples-cloud/testkit";
 import { EncryptedObjects } from "../src/objects";
 import { type Chain, filesUnder, type RunningService, startChain } from "./chain";
 import { presignedGetUrl } from "./signer";

@@ -30,15 +30,29 @@ export class NodeSha256 {
 }
 
 /** A presigned GET URL for an object, valid for `expiresIn` seconds from `signingDate`. */
-export async function presignedGetUrl(
+export function presignedGetUrl(
     endpoint: string,
     credentials: { accessKeyId: string; secretAccessKey: string },
     bucket: string,
     key: string,
     options: { expiresIn: number; signingDate?: Date },
 ): Promise<string> {
+    return presignedPathUrl(
+        endpoint,
+        credentials,
+        `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`,
+        options,
+    );
+}
+
+/** A presigned GET URL for a path sent as it is written here (already percent-encoded, or not validly). */
+export async function presignedPathUrl(
+    endpoint: string,
+    credentials: { accessKeyId: string; secretAccessKey: string },
+    path: string,
+    options: { expiresIn: number; signingDate?: Date },
+): Promise<string> {
     const url = new URL(endpoint);
-    const path = `/${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`;
     const signed = await new SignatureV4({
         credentials,
         region: "us-east-1",

@@ -1,7 +1,7 @@
 // The transit client against a real OpenBao server.
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { createTransitKey, type OpenBaoServer, startOpenBaoDev } from "../../../tests/helpers/servers";
+import { createTransitKey, type OpenBaoServer, startOpenBaoDev } from "@peoples-cloud/testkit";
 import { TransitClient, VaultError } from "../src/vault";
 
 describe("transit client (real OpenBao)", function () {

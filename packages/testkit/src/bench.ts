@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { repoRoot } from "./stackConfig";
+import { repoRoot } from "./tools";
 
 /** All CPU time so far and the part of it a hypervisor gave to other guests (steal), from /proc/stat. */
 function cpuTicks(): { total: number; steal: number } | undefined {

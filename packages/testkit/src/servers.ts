@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { toolsBinDir } from "./engine";
+import { toolsBinDir } from "./tools";
 
 export interface RunningServer {
     url: string;
