@@ -23,6 +23,8 @@ export interface TestHosts {
     bridgeAddress: string;
     /** The private key Pulumi (or a test) uses to reach the hosts; a test-only key. */
     clientKeyPath: string;
+    /** Lets this public key (an authorized_keys line) in as root on every host of the set, too. */
+    authorize(publicKey: string): void;
     /** Runs a shell script on a host over SSH, with optional stdin; resolves with stdout. */
     run(host: TestHost, script: string, stdin?: string): Promise<string>;
     /** Runs a command inside a host's network namespace, without SSH (for checks such as ping). */
@@ -84,7 +86,8 @@ export function startTestHosts(label: string, count: number): TestHosts {
             });
         const inNamespace = (host: TestHost, command: string[]) =>
             execFileSync("ip", ["netns", "exec", host.namespace, ...command], { encoding: "utf8" });
-        return { hosts, dir, bridgeAddress: bridge, clientKeyPath, run, inNamespace, stop };
+        const authorize = (publicKey: string) => fs.appendFileSync(`${clientKeyPath}.pub`, publicKey);
+        return { hosts, dir, bridgeAddress: bridge, clientKeyPath, authorize, run, inNamespace, stop };
     } catch (err) {
         stop();
         throw err;

@@ -6,20 +6,11 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { isRunning } from "../helpers/processes";
 import { repoRoot } from "../helpers/stackConfig";
 import { HOST_OWN_FOLDERS, machineFolderState, startTestHosts, type TestHosts } from "../helpers/testhosts";
 
 const script = path.join(repoRoot, "scripts", "testhosts.sh");
-
-/** Running, not gone nor a zombie waiting for the machine's init to reap it. */
-function isRunning(pid: string): boolean {
-    try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-        return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-    } catch {
-        return false;
-    }
-}
 
 describe("test hosts", function () {
     this.timeout(60_000);
