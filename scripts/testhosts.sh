@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Test hosts on one machine: each a network namespace on a bridge, running its own sshd in a private mount
-# namespace where /etc/wireguard and /run/wireguard are its own folders. Nothing leaves the machine.
+# namespace where /etc/wireguard, /run/wireguard and /etc/rancher/k3s are its own folders (under DIR, removed
+# with it), so a host's keys, config and K3s token are written neither on the machine nor on another host.
+# Nothing leaves the machine.
 #
 #   scripts/testhosts.sh up LABEL COUNT DIR   start COUNT hosts; DIR gets keys, configs and hosts.json
 #   scripts/testhosts.sh down DIR             stop them and remove every namespace, link, process and mount
@@ -51,8 +53,8 @@ claim_slot() { # owner, dir
 
 start_host() { # slot, index, dir
   local slot=$1 i=$2 dir=$3 ns="pc$1-h$2" addr="198.18.$1.$((10 + $2))" home="$3/h$2"
-  mkdir -p "$home/etc-wireguard" "$home/run-wireguard"
-  chmod 700 "$home/etc-wireguard"
+  mkdir -p "$home/etc-wireguard" "$home/run-wireguard" "$home/etc-rancher-k3s"
+  chmod 700 "$home/etc-wireguard" "$home/etc-rancher-k3s"
   ssh-keygen -q -t ed25519 -N "" -f "$home/ssh_host_ed25519_key"
   cat >"$home/sshd_config" <<CONFIG
 ListenAddress $addr
@@ -73,12 +75,13 @@ CONFIG
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
-  # sshd (and all it starts: wg-quick, wireguard-go) sees only this host's WireGuard folders.
+  # sshd (and all it starts: wg-quick, wireguard-go, the K3s scripts) sees only this host's folders.
   ip netns exec "$ns" unshare --mount --propagation private sh -c "
     mount --bind '$home/etc-wireguard' /etc/wireguard &&
     mount --bind '$home/run-wireguard' /run/wireguard &&
+    mount --bind '$home/etc-rancher-k3s' /etc/rancher/k3s &&
     exec /usr/sbin/sshd -D -e -f '$home/sshd_config'" >"$home/sshd.log" 2>&1 &
-  printf '{"name": "node-%s", "address": "%s", "namespace": "%s"}' "$i" "$addr" "$ns"
+  printf '{"name": "node-%s", "address": "%s", "namespace": "%s", "home": "%s"}' "$i" "$addr" "$ns" "$home"
 }
 
 wait_for_sshd() { # namespace, address, log
@@ -93,7 +96,8 @@ up() {
   local label=$1 count=$2 dir=$3 slot i hosts=()
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
   command -v sshd >/dev/null || die "sshd missing: scripts/tools.sh host"
-  mkdir -p "$dir" /etc/wireguard /run/wireguard /run/sshd
+  # The mount points; what the hosts write goes to their own folders, not into these.
+  mkdir -p "$dir" /etc/wireguard /run/wireguard /etc/rancher/k3s /run/sshd
   slot=$(claim_slot "$PPID" "$dir")
   echo "$slot" >"$dir/slot"
   ssh-keygen -q -t ed25519 -N "" -C "testhosts-$label" -f "$dir/client_key"

@@ -1,5 +1,7 @@
-// Real hosts for tests: network namespaces with sshd and their own /etc/wireguard (scripts/testhosts.sh).
+// Real hosts for tests: network namespaces with sshd and their own /etc/wireguard, /run/wireguard and
+// /etc/rancher/k3s (scripts/testhosts.sh).
 import { execFile, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -9,14 +11,20 @@ export interface TestHost {
     name: string;
     address: string;
     namespace: string;
+    /** The host's folder on this machine: its etc-wireguard, run-wireguard and etc-rancher-k3s are there. */
+    home: string;
 }
 
 export interface TestHosts {
     hosts: TestHost[];
+    /** The set's folder on this machine (the hosts' folders, the client key), removed by `stop`. */
+    dir: string;
     /** The machine's own address on the hosts' bridge: where a host reaches a server the test runs. */
     bridgeAddress: string;
     /** The private key Pulumi (or a test) uses to reach the hosts; a test-only key. */
     clientKeyPath: string;
+    /** Lets this public key (an authorized_keys line) in as root on every host of the set, too. */
+    authorize(publicKey: string): void;
     /** Runs a shell script on a host over SSH, with optional stdin; resolves with stdout. */
     run(host: TestHost, script: string, stdin?: string): Promise<string>;
     /** Runs a command inside a host's network namespace, without SSH (for checks such as ping). */
@@ -25,6 +33,25 @@ export interface TestHosts {
 }
 
 const script = path.join(repoRoot, "scripts", "testhosts.sh");
+
+/** The machine's folders that each test host has its own of (its folders are mounted over them). */
+export const HOST_OWN_FOLDERS = ["/etc/wireguard", "/run/wireguard", "/etc/rancher/k3s"];
+
+/**
+ * What the machine's own copies of those folders hold — each file's name, size, time and a hash of its
+ * content (never the content: it may be a key) — so a test can show that the hosts left them alone.
+ */
+export function machineFolderState(): string[] {
+    return HOST_OWN_FOLDERS.flatMap((folder) => {
+        if (!fs.existsSync(folder)) return [`${folder}: absent`];
+        return fs.readdirSync(folder, { recursive: true, withFileTypes: true }).map((e) => {
+            const file = path.join(e.parentPath, e.name);
+            const stat = fs.lstatSync(file);
+            const hash = stat.isFile() ? createHash("sha256").update(fs.readFileSync(file)).digest("hex") : "";
+            return `${file} ${stat.size} ${stat.mtimeMs} ${hash}`;
+        });
+    });
+}
 
 /** Starts `count` hosts on a subnet of their own, so concurrent test runs never meet; `label` names the set. */
 export function startTestHosts(label: string, count: number): TestHosts {
@@ -59,7 +86,8 @@ export function startTestHosts(label: string, count: number): TestHosts {
             });
         const inNamespace = (host: TestHost, command: string[]) =>
             execFileSync("ip", ["netns", "exec", host.namespace, ...command], { encoding: "utf8" });
-        return { hosts, bridgeAddress: bridge, clientKeyPath, run, inNamespace, stop };
+        const authorize = (publicKey: string) => fs.appendFileSync(`${clientKeyPath}.pub`, publicKey);
+        return { hosts, dir, bridgeAddress: bridge, clientKeyPath, authorize, run, inNamespace, stop };
     } catch (err) {
         stop();
         throw err;

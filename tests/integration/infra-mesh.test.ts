@@ -2,17 +2,19 @@
 // sshd): every host reaches every other over wg0, private keys stay on their hosts, a second up changes
 // nothing, a fourth host joins while a ping between two others loses nothing, and leaves again everywhere.
 // With K3s switched on (its binary cannot be had here), the failing step names its host and step, the
-// cluster token reached the hosts but nothing in plain text, and a re-run resumes where it stopped.
+// cluster token reached each member's own /etc/rancher/k3s (not the machine's, not a non-member's) but
+// nothing in plain text, and a re-run resumes where it stopped.
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { meshAddressOf } from "../../lib/mesh-addresses";
 import { InfraLayer } from "../../components/infra/layer";
 import { settingsSchema } from "../../stacks/schema";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
-import { startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
+import { machineFolderState, startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
 import { infraArgs } from "../../program";
 
 describe("infra mesh with the real engine on test hosts", function () {
@@ -23,8 +25,10 @@ describe("infra mesh with the real engine on test hosts", function () {
     let members = 3;
     let k3sOn = false;
     const mesh = (h: TestHost) => meshAddressOf(h.name, "10.99.0.0/16");
+    let machineBefore: string[];
 
     before(async () => {
+        machineBefore = machineFolderState();
         lab = startTestHosts("pcinf", 4);
         engine = await tempEngine();
         const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
@@ -138,12 +142,20 @@ describe("infra mesh with the real engine on test hosts", function () {
         assert.match(failed, new RegExp(`install K3s \\(server\\) on ${first.name} failed \\(exit 1\\)`));
         assert.match(failed, /\/opt\/peoples-cloud-k3s\/k3s missing \(air-gapped install\)/);
 
+        assert.deepEqual(machineFolderState(), machineBefore, "the machine's own /etc/rancher/k3s was written");
         const token = (await lab.run(first, "cat /etc/rancher/k3s/cluster-token")).trim();
         assert.match(token, /^[0-9a-f]{64}$/);
-        assert.equal((await lab.run(first, "stat -c %a /etc/rancher/k3s/cluster-token")).trim(), "600");
-        for (const host of lab.hosts.slice(1, 3)) {
+        // Each member holds the token in a file of its own (its /etc/rancher/k3s is its own folder here).
+        const tokenFiles = lab.hosts.slice(0, 3).map((h) => path.join(h.home, "etc-rancher-k3s", "cluster-token"));
+        for (const [i, file] of tokenFiles.entries()) {
+            const host = lab.hosts[i];
+            assert.equal(fs.readFileSync(file, "utf8").trim(), token, `${host.name} did not receive the token`);
             assert.equal((await lab.run(host, "cat /etc/rancher/k3s/cluster-token")).trim(), token, host.name);
+            assert.equal((await lab.run(host, "stat -c %a /etc/rancher/k3s/cluster-token")).trim(), "600");
         }
+        assert.equal(new Set(tokenFiles.map((f) => fs.statSync(f).ino)).size, 3, "the hosts share a token file");
+        const outsider = lab.hosts[3];
+        assert.equal((await lab.run(outsider, "ls -A /etc/rancher/k3s")).trim(), "", "a non-member got the token");
         const onDisk = readTree(engine.root);
         assert.match(onDisk, /dynamic\/infra:RandomToken/, "the state was not read");
         assert.ok(!onDisk.includes(token), "the K3s token is in plain text in the state");

@@ -1,24 +1,16 @@
 // The test hosts themselves: sets started side by side (as by a CI run beside a working tree's) share no
-// address and no name, and a set whose owner died is cleaned when the next one starts.
+// address and no name, each host has its own WireGuard and K3s folders, apart from the machine's and removed
+// with the set, and a set whose owner died is cleaned when the next one starts.
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { isRunning } from "../helpers/processes";
 import { repoRoot } from "../helpers/stackConfig";
-import { startTestHosts, type TestHosts } from "../helpers/testhosts";
+import { HOST_OWN_FOLDERS, machineFolderState, startTestHosts, type TestHosts } from "../helpers/testhosts";
 
 const script = path.join(repoRoot, "scripts", "testhosts.sh");
-
-/** Running, not gone nor a zombie waiting for the machine's init to reap it. */
-function isRunning(pid: string): boolean {
-    try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-        return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-    } catch {
-        return false;
-    }
-}
 
 describe("test hosts", function () {
     this.timeout(60_000);
@@ -40,6 +32,28 @@ describe("test hosts", function () {
                 assert.equal((await lab.run(host, "hostname -I")).trim(), host.address);
             }
         }
+    });
+
+    it("gives each host its own /etc/wireguard, /run/wireguard and /etc/rancher/k3s, removed with the set", async () => {
+        const machineBefore = machineFolderState();
+        const lab = startTestHosts("pctd", 2);
+        const [a, b] = lab.hosts;
+        try {
+            for (const folder of HOST_OWN_FOLDERS) {
+                await lab.run(a, `echo secret-of-${a.name} >${folder}/peoples-cloud-test`);
+                const local = path.join(a.home, folder.slice(1).replace(/\//g, "-"), "peoples-cloud-test");
+                assert.equal(
+                    fs.readFileSync(local, "utf8"),
+                    `secret-of-${a.name}\n`,
+                    `${folder} is not the host's own`,
+                );
+                assert.equal((await lab.run(b, `ls -A ${folder}`)).trim(), "", `${folder} is shared by the hosts`);
+            }
+            assert.deepEqual(machineFolderState(), machineBefore, "a host wrote into the machine's own folders");
+        } finally {
+            lab.stop();
+        }
+        assert.ok(!fs.existsSync(lab.dir), "the set's folder, with the hosts' files, is left behind");
     });
 
     it("cleans a set whose owner died when the next set starts", () => {

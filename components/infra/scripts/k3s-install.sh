@@ -3,7 +3,8 @@
 # node serves. Idempotent: a node at that version with that config is left alone; a changed config restarts
 # the service. K3S_EXTERNAL_IP is the node's public address (for LoadBalancer services). K3S_AIRGAP_DIR, when
 # set, holds what the operator supplied instead of downloads: the `k3s` binary, `install.sh` of that release
-# and the `k3s-airgap-images-*.tar*` image archive.
+# and the `k3s-airgap-images-*.tar*` image archive. K3S_CONFIG_DIR is the config folder, when not
+# /etc/rancher/k3s (tests).
 set -euo pipefail
 : "${K3S_VERSION:?K3S_VERSION is required}" "${K3S_ROLE:?K3S_ROLE is required}"
 case $K3S_ROLE in
@@ -11,8 +12,12 @@ case $K3S_ROLE in
     agent) service=k3s-agent ;;
     *) echo "k3s-install: K3S_ROLE is server or agent, not '$K3S_ROLE'" >&2; exit 1 ;;
 esac
-dir=/etc/rancher/k3s
+dir=${K3S_CONFIG_DIR:-/etc/rancher/k3s}
 config=$dir/config.yaml
+installer=""
+# No temporary file outlives the script: after a failure or a fatal signal the EXIT trap removes the new
+# config and the downloaded installer.
+trap 'rm -f "$config.new" ${installer:+"$installer"}' EXIT
 umask 077
 mkdir -p "$dir"
 [ -s "$dir/cluster-token" ] || { echo "k3s-install: $dir/cluster-token missing (k3s-token.sh writes it)" >&2; exit 1; }

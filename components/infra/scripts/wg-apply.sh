@@ -2,14 +2,18 @@
 # Writes wg0.conf from the config on stdin (everything but the private key, which is added from the node's
 # own key file) and applies it: `wg syncconf` when wg0 is up, so live tunnels to unchanged peers stay up;
 # `wg-quick up` otherwise. Enables wg-quick@wg0 at boot where systemd runs. Falls back to wireguard-go
-# where the kernel has no WireGuard.
+# where the kernel has no WireGuard. WG_DIR is the WireGuard folder, when not /etc/wireguard (tests).
 set -euo pipefail
-dir=/etc/wireguard
+dir=${WG_DIR:-/etc/wireguard}
 key=$dir/wg0.key
 conf=$dir/wg0.conf
 [ -s "$key" ] || { echo "wg-apply: $key missing; run wg-keygen.sh first" >&2; exit 1; }
 
+# The config holds the private key, so it is written nowhere but beside wg0.conf (0600 in the 0700 folder)
+# and renamed into place. The EXIT trap removes it after a failure or a fatal signal (bash runs it then too);
+# one left by SIGKILL is overwritten by the next run.
 umask 077
+trap 'rm -f "$conf.tmp"' EXIT
 awk -v keyfile="$key" '
     /^[[:space:]]*PrivateKey/ { print "wg-apply: the config must not carry a private key" > "/dev/stderr"; exit 2 }
     { print }
@@ -25,10 +29,9 @@ else
 fi
 
 if ip link show wg0 >/dev/null 2>&1; then
-    stripped=$(mktemp)
-    wg-quick strip wg0 >"$stripped"
-    wg syncconf wg0 "$stripped"
-    rm -f "$stripped"
+    # The stripped config holds the private key too: it stays in this shell and reaches wg on a pipe.
+    stripped=$(wg-quick strip wg0)
+    wg syncconf wg0 <(printf '%s\n' "$stripped")
     echo "wg-apply: wg0 peers synced"
 else
     wg-quick up wg0 >&2
