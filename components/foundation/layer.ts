@@ -3,6 +3,7 @@
 // Everything reaches the cluster as K3s auto-deploy manifests on the first server (see the README's "Cluster
 // foundation"): the cluster fetches the pinned charts itself, so a preview needs no chart repository and no
 // Kubernetes provider plugin. Objects of a CRD are written only after a step has seen that CRD established.
+import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
 import { RemoteScript } from "../../lib/remote-script";
@@ -72,11 +73,7 @@ export class FoundationLayer extends pulumi.ComponentResource {
             "peoples-cloud:foundation:FoundationLayer",
             name,
             {},
-            {
-                ...opts,
-                // Its type until the layer's folder was named for what it holds.
-                aliases: [...(opts?.aliases ?? []), { type: "peoples-cloud:crds:FoundationLayer" }],
-            },
+            formerly("peoples-cloud:crds:FoundationLayer", opts),
         );
         const server = args.cluster.firstServer;
         const onServer = { node: server.name, connection: server.connection };

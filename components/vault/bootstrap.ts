@@ -2,6 +2,7 @@
 // (its unseal keys and root token become secret outputs, held only in Pulumi's encrypted state), the others
 // join its raft cluster, and every server is unsealed. Each `pulumi up` checks the live seal status, so a
 // restarted (sealed) pod is unsealed again by the next `up`.
+import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
 import type { VaultServer } from "../../lib/vault/operator";
 import { VaultInitialization, VaultUnseal } from "../../lib/vault/seal";
@@ -27,15 +28,7 @@ export class VaultBootstrap extends pulumi.ComponentResource {
     readonly sealed: pulumi.Output<boolean[]>;
 
     constructor(name: string, args: VaultBootstrapArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(
-            "peoples-cloud:vault:VaultBootstrap",
-            name,
-            {},
-            {
-                ...opts,
-                aliases: [...(opts?.aliases ?? []), { type: "peoples-cloud:vault:Bootstrap" }],
-            },
-        );
+        super("peoples-cloud:vault:VaultBootstrap", name, {}, formerly("peoples-cloud:vault:Bootstrap", opts));
         if (args.servers.length === 0) throw new Error(`${name}: at least one Vault server is needed`);
         const [first, ...others] = args.servers;
         // Protected: destroying it would drop the only copy of the unseal keys from the stack.

@@ -3,6 +3,7 @@
 // service certificates, the Kubernetes auth method with one role per app's service account, a least-privilege
 // policy per app, a file audit device, and an admin policy and token for day 2. The root token only creates
 // the admin token and is then revoked; everything else is written with the admin token.
+import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
 import type { VaultServer } from "../../lib/vault/operator";
 import { VaultAdminToken, VaultRootRevocation, VaultWrite, type VaultWriteArgs } from "../../lib/vault/writes";
@@ -56,15 +57,7 @@ export class VaultConfiguration extends pulumi.ComponentResource {
     readonly adminToken: pulumi.Output<string>;
 
     constructor(name: string, args: VaultConfigurationArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(
-            "peoples-cloud:vault:VaultConfiguration",
-            name,
-            {},
-            {
-                ...opts,
-                aliases: [...(opts?.aliases ?? []), { type: "peoples-cloud:vault:Configuration" }],
-            },
-        );
+        super("peoples-cloud:vault:VaultConfiguration", name, {}, formerly("peoples-cloud:vault:Configuration", opts));
         const operator = args.server;
         const admin = new VaultAdminToken(
             `${name}-admin`,
