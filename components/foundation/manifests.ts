@@ -119,9 +119,10 @@ export type Certificate = KubeObject<
 >;
 
 export interface IssuerSettings {
-    stack: string;
+    /** The stack's name, in the internal CA's subject. */
+    readonly stack: string;
     /** Let's Encrypt issuers are made only with an address for its notices. */
-    acmeEmail?: string;
+    readonly acmeEmail?: string;
 }
 
 /**

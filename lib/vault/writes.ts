@@ -116,9 +116,12 @@ export const vaultWriteProvider: Provider<WriteInputs, WriteInputs> = {
     },
 };
 
-export type VaultWriteArgs = Omit<WriteInputs, "operator" | "token"> & {
-    operator: VaultServer;
-    token: pulumi.Input<string>;
+/** One Vault API path written: the fields of the write above, with the server and token as the program has them. */
+export type VaultWriteArgs = Readonly<Omit<WriteInputs, "operator" | "token">> & {
+    /** The server the Vault CLI runs against. */
+    readonly operator: VaultServer;
+    /** Secret: the token the write is made with (the admin token). */
+    readonly token: pulumi.Input<string>;
 };
 
 export class VaultWrite extends DynamicResource {
