@@ -2,20 +2,18 @@
 // (there, `k3s kubectl exec` into each pod), tokens on its stdin — with the real engine: through a test host
 // to two OpenBao raft servers on the test hosts' bridge. A refused SSH key fails naming the server and step,
 // and the next up resumes; Vault ends configured with the root token revoked; the SSH key, the unseal keys and
-// the tokens are in no file and no output in plain text; a second up changes nothing.
+// the tokens are in no file and no output in plain text — neither SSH key is in any file under the machine's
+// temporary folders, the engine's folder or the test host's, after the refused run or the good one (each key
+// is made for this test and its own files removed at once); a second up changes nothing.
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
+import { filesHoldingKey, newSshKey, TEMP_FOLDERS } from "../helpers/keys";
 import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
 import { vaultProgram } from "../helpers/vault";
-
-const sshKeyDirs = () => fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith("peoples-cloud-ssh-")).length;
 
 describe("vault bootstrap over SSH with the real engine", function () {
     this.timeout(10 * 60_000);
@@ -30,10 +28,10 @@ describe("vault bootstrap over SSH with the real engine", function () {
         lab = startTestHosts("pcvlt", 1);
         engine = await tempEngine();
         servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, lab.bridgeAddress)));
-        goodKey = fs.readFileSync(lab.clientKeyPath, "utf8");
-        const strangerKey = path.join(engine.root, "stranger");
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", strangerKey]);
-        privateKey = fs.readFileSync(strangerKey, "utf8");
+        const good = newSshKey("peoples-cloud-vault-ssh-test");
+        lab.authorize(good.publicKey);
+        goodKey = good.privateKey;
+        privateKey = newSshKey("stranger").privateKey;
         const host = lab.hosts[0];
         stack = await projectStack(
             engine,
@@ -51,9 +49,11 @@ describe("vault bootstrap over SSH with the real engine", function () {
     });
 
     it("fails naming the server and step when SSH refuses the key, then initialises, joins, unseals and configures", async () => {
-        const keyDirsBefore = sshKeyDirs();
+        const keyFiles = (key: string) => filesHoldingKey(key, [...TEMP_FOLDERS, engine.root, lab.dir]);
+        const strangerKey = privateKey;
         await assert.rejects(stack.up(), /vault status on vault-0 failed: .*Permission denied/);
         assert.equal((await fetch(`${servers[0].url}/v1/sys/health`)).status, 501, "vault-0 left uninitialised");
+        assert.deepEqual(keyFiles(strangerKey), [], "the refused run left its SSH key on disk");
 
         privateKey = goodKey;
         const up = await stack.up();
@@ -65,7 +65,7 @@ describe("vault bootstrap over SSH with the real engine", function () {
         for (const s of servers) {
             assert.ok([200, 429].includes((await fetch(`${s.url}/v1/sys/health`)).status), s.nodeId);
         }
-        assert.equal(sshKeyDirs(), keyDirsBefore, "a temporary SSH key folder was left behind");
+        assert.deepEqual(keyFiles(goodKey), [], "the run left its SSH key on disk");
 
         const [rootToken, adminToken] = [up.outputs.rootToken.value as string, up.outputs.adminToken.value as string];
         const lookup = (token: string) =>
@@ -90,5 +90,6 @@ describe("vault bootstrap over SSH with the real engine", function () {
 
         const again = await stack.up();
         assert.deepEqual(again.summary.resourceChanges, { same: 25 });
+        assert.deepEqual(keyFiles(goodKey), [], "the second run left its SSH key on disk");
     });
 });
