@@ -40,8 +40,9 @@ export function loadable<I, O>(provider: Provider<I, O>): pulumi.dynamic.Resourc
             return result;
         },
         async update(id, olds, news) {
-            const { changes } = await provider.diff(id, olds, news);
-            if (changes === false) {
+            // Asked again only when the provider text moved: a provider's diff may read live state (a seal
+            // status, a token's TTL), which every other update need not pay for twice.
+            if (providerText(olds) !== providerText(news) && (await provider.diff(id, olds, news)).changes === false) {
                 const outs = { ...(olds as Record<string, unknown>) };
                 delete outs[PROVIDER_KEY];
                 return { outs: outs as O };

@@ -15,18 +15,22 @@ interface Props {
 
 function recordingProvider() {
     const calls: string[] = [];
+    const diffs = { count: 0 };
     const provider: Provider<Props, Props> = {
         create: (inputs) => {
             calls.push("create");
             return Promise.resolve({ id: "x", outs: inputs });
         },
-        diff: (_id, olds, news) => Promise.resolve({ changes: olds.value !== news.value }),
+        diff: (_id, olds, news) => {
+            diffs.count++;
+            return Promise.resolve({ changes: olds.value !== news.value });
+        },
         update: (_id, _olds, news) => {
             calls.push("update");
             return Promise.resolve({ outs: news });
         },
     };
-    return { provider: loadable(provider), calls };
+    return { provider: loadable(provider), calls, diffs };
 }
 
 describe("dynamic-provider loader", () => {
@@ -58,7 +62,7 @@ describe("dynamic-provider loader", () => {
     });
 
     it("leaves every other diff and update to the provider", async () => {
-        const { provider, calls } = recordingProvider();
+        const { provider, calls, diffs } = recordingProvider();
         const loader = providerLoader("remote-script");
         const same = await provider.diff!("x", { value: "a", __provider: loader }, { value: "a", __provider: loader });
         assert.equal(same.changes, false);
@@ -68,7 +72,9 @@ describe("dynamic-provider loader", () => {
             { value: "b", __provider: loader },
         );
         assert.equal(changed.changes, true);
+        const diffsBefore = diffs.count;
         await provider.update!("x", { value: "a", __provider: loader }, { value: "b", __provider: loader });
         assert.deepEqual(calls, ["update"]);
+        assert.equal(diffs.count, diffsBefore, "an update under the same provider text asks for no second diff");
     });
 });
