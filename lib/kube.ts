@@ -69,3 +69,7 @@ export const clusterIssuerRef = (name: string): IssuerRef => ({
     kind: "ClusterIssuer",
     group: "cert-manager.io",
 });
+
+/** The ClusterIssuers the apps' ingress certificates may come from, by the names the stack config uses. */
+export const TLS_ISSUERS = ["letsencrypt", "letsencrypt-staging", "internal-ca"] as const;
+export type TlsIssuer = (typeof TLS_ISSUERS)[number];

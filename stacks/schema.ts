@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { cidrsOverlap, parseCidr } from "../lib/cidr";
 import { MANAGED_K3S_FLAGS } from "../lib/k3s-flags";
+import { TLS_ISSUERS } from "../lib/kube";
 import { meshCollisions } from "../lib/mesh-addresses";
 
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -20,8 +21,6 @@ const ipv4Cidr = z.string().refine((v) => parseCidr(v)?.family === 4, {
 });
 const nodeName = z.string().regex(dnsLabel, { error: "expected a DNS label: a-z, 0-9 and '-', at most 63 characters" });
 const port = z.int().min(1).max(65535);
-
-export const tlsIssuers = ["letsencrypt", "letsencrypt-staging", "internal-ca"] as const;
 
 export const hetznerLocations = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
 
@@ -206,7 +205,7 @@ export const settingsSchema = z
         domain: z.string().regex(fqdn, { error: "expected a DNS name such as cloud.example.org" }).optional(),
         acmeEmail: z.email({ error: "expected an e-mail address" }).optional(),
         // The ClusterIssuer the apps' ingress certificates use; without it, Let's Encrypt when acmeEmail is set.
-        tlsIssuer: z.enum(tlsIssuers, { error: `expected one of ${tlsIssuers.join(", ")}` }).optional(),
+        tlsIssuer: z.enum(TLS_ISSUERS, { error: `expected one of ${TLS_ISSUERS.join(", ")}` }).optional(),
         adminCidrs: z.array(cidr).default([]),
         // The public half of peoples-cloud:sshPrivateKey, for Hetzner to install on new servers.
         sshPublicKey: z

@@ -3,9 +3,10 @@
 // Everything reaches the cluster as K3s auto-deploy manifests on the first server (see the README's "Cluster
 // foundation"): the cluster fetches the pinned charts itself, so a preview needs no chart repository and no
 // Kubernetes provider plugin. Objects of a CRD are written only after a step has seen that CRD established.
-import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
+import { formerly } from "../../lib/aliases";
 import { K3sManifests } from "../../lib/k3s-manifests";
+import type { TlsIssuer } from "../../lib/kube";
 import { RemoteScript } from "../../lib/remote-script";
 import { scriptsIn } from "../../lib/scripts";
 import type { K3sCluster } from "../infra/k3s";
@@ -33,9 +34,6 @@ export interface IssuerNames {
     letsencrypt?: string;
     letsencryptStaging?: string;
 }
-
-/** The issuers the apps' ingress certificates may come from. */
-export type TlsIssuer = "letsencrypt" | "letsencrypt-staging" | "internal-ca";
 
 /** The issuer named by tlsIssuer, or Let's Encrypt when an ACME address is set, or the internal CA. */
 export function defaultIssuer(args: Pick<FoundationLayerArgs, "tlsIssuer" | "acmeEmail">): string {
