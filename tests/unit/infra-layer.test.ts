@@ -3,7 +3,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { InfraLayer } from "../../components/infra/layer";
-import { settingsSchema } from "../../stacks/schema";
+import { type Settings, settingsSchema } from "../../stacks/schema";
 import { settled, unwrap, useMocks } from "../helpers/mocks";
 import { infraArgs } from "../../program";
 
@@ -32,13 +32,8 @@ function nodesSettings(provider: Provider, n: number) {
     };
 }
 
-/** The layer for these nodes, with what Hetzner also needs (admin CIDRs, a public key) and the SSH key. */
-function layerOf(nodes: unknown): InfraLayer {
-    const settings = settingsSchema.parse({
-        nodes,
-        adminCidrs: ["198.51.100.0/24"],
-        sshPublicKey: "ssh-ed25519 AAAAtest admin",
-    });
+/** The family stack's infra layer for these settings, reached with the test's SSH key. */
+function familyLayer(settings: Settings): InfraLayer {
     return new InfraLayer(
         "infra",
         infraArgs({
@@ -47,6 +42,13 @@ function layerOf(nodes: unknown): InfraLayer {
             settings,
             secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
         }),
+    );
+}
+
+/** The layer for these nodes, with what Hetzner also needs (admin CIDRs, a public key) and the SSH key. */
+function layerOf(nodes: unknown): InfraLayer {
+    return familyLayer(
+        settingsSchema.parse({ nodes, adminCidrs: ["198.51.100.0/24"], sshPublicKey: "ssh-ed25519 AAAAtest admin" }),
     );
 }
 
@@ -198,15 +200,7 @@ describe("infra layer graph", () => {
     it("has no Kubernetes provider with K3s switched off", async () => {
         await useMocks("family", { values: {}, secretKeys: new Set<string>() });
         const settings = settingsSchema.parse({ nodes: nodesSettings("bare-metal", 1), k3s: { enabled: false } });
-        const layer = new InfraLayer(
-            "infra",
-            infraArgs({
-                project: "peoples-cloud",
-                stack: "family",
-                settings,
-                secrets: { sshPrivateKey: pulumi.secret(sshPrivateKey) },
-            }),
-        );
+        const layer = familyLayer(settings);
         assert.equal(layer.cluster, undefined);
         assert.throws(() => layer.kubernetesProvider(), /peoples-cloud:k3s\.enabled is false/);
     });
