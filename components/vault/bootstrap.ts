@@ -2,8 +2,8 @@
 // (its unseal keys and root token become secret outputs, held only in Pulumi's encrypted state), the others
 // join its raft cluster, and every server is unsealed. Each `pulumi up` checks the live seal status, so a
 // restarted (sealed) pod is unsealed again by the next `up`.
-import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
+import { formerly } from "../../lib/aliases";
 import type { VaultServer } from "../../lib/vault/operator";
 import { VaultInitialization, VaultUnseal } from "../../lib/vault/seal";
 

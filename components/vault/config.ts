@@ -3,8 +3,8 @@
 // service certificates, the Kubernetes auth method with one role per app's service account, a least-privilege
 // policy per app, a file audit device, and an admin policy and token for day 2. The root token only creates
 // the admin token and is then revoked; everything else is written with the admin token.
-import { formerly } from "../../lib/aliases";
 import * as pulumi from "@pulumi/pulumi";
+import { formerly } from "../../lib/aliases";
 import type { VaultServer } from "../../lib/vault/operator";
 import { VaultAdminToken, VaultRootRevocation, VaultWrite, type VaultWriteArgs } from "../../lib/vault/writes";
 import { adminPolicy, appPolicy, DEFAULT_MOUNTS } from "./policies";
