@@ -13,8 +13,6 @@ export interface ServiceImage {
     dir: string;
     /** Every package in node_modules/, nested ones too, as name@version. */
     packages: string[];
-    /** What node_modules/ weighs on disk, in bytes. */
-    dependencyBytes: number;
     remove(): void;
 }
 
@@ -28,11 +26,7 @@ export function assembleImage(service: string): ServiceImage {
         const tsc = require.resolve("typescript/bin/tsc");
         const config = path.join(repoRoot, "services", service, "tsconfig.build.json");
         execFileSync(process.execPath, [tsc, "-p", config, "--outDir", dir], { encoding: "utf8" });
-        const dependencyBytes = fs
-            .readdirSync(path.join(dir, "node_modules"), { recursive: true, withFileTypes: true })
-            .filter((e) => e.isFile())
-            .reduce((sum, e) => sum + fs.statSync(path.join(e.parentPath, e.name)).size, 0);
-        return { dir, packages: listed.trim().split("\n"), dependencyBytes, remove };
+        return { dir, packages: listed.trim().split("\n"), remove };
     } catch (err) {
         remove();
         throw err;
