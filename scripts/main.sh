@@ -3,6 +3,6 @@
 # provider; no cloud account. Usage: scripts/main.sh <preview|up|destroy> [--stack dev] [--policy-pack policy]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bash "$repo/scripts/setup.sh" engine
+source "$repo/scripts/setup.sh" engine
 cd "$repo"
 exec npx --no-install tsx scripts/run-stack.ts "$@"

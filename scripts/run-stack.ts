@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { platform } from "../program";
 import { secretKeys } from "../stacks/config";
 
@@ -37,12 +37,34 @@ function throwawayDevKey(): string {
     }
 }
 
+export type Action = "preview" | "up" | "destroy";
+
+/** A policy pack's folder given as its launcher, which the engine runs without a Node.js language host. */
+export const policyAnalyzer = (packDir: string) => path.join(path.resolve(packDir), "analyzer");
+
+/**
+ * Runs one action and writes the engine's display output, nothing else. Never its event stream or `--debug`:
+ * @pulumi/pulumi logs each registration's response, decrypted secrets included, as a debug diagnostic
+ * (README: "Troubleshooting").
+ */
+export async function runAction(
+    stack: Stack,
+    action: Action,
+    options: { /** Policy packs' folders. */ policyPacks?: string[]; write: (text: string) => void },
+): Promise<void> {
+    const { write: onOutput } = options;
+    const policyPacks = options.policyPacks?.map(policyAnalyzer);
+    if (action === "preview") await stack.preview({ onOutput, policyPacks });
+    if (action === "up") await stack.up({ onOutput, policyPacks });
+    if (action === "destroy") await stack.destroy({ onOutput });
+}
+
 async function main(): Promise<void> {
     const { positionals, values } = parseArgs({
         allowPositionals: true,
         options: { stack: { type: "string", default: "dev" }, "policy-pack": { type: "string" } },
     });
-    const [action] = positionals;
+    const action = positionals[0] as Action;
     if (!["preview", "up", "destroy"].includes(action)) {
         throw new Error("usage: run-stack.ts <preview|up|destroy> [--stack dev] [--policy-pack policy]");
     }
@@ -73,15 +95,14 @@ async function main(): Promise<void> {
             await stack.setConfig(secretKeys.sshPrivateKey, { value: throwawayDevKey(), secret: true });
         }
     }
-    const policyPacks = values["policy-pack"] ? [path.resolve(values["policy-pack"])] : undefined;
-    const onOutput = (text: string) => process.stdout.write(text);
-    if (action === "preview") await stack.preview({ onOutput, policyPacks });
-    if (action === "up") await stack.up({ onOutput, policyPacks });
-    if (action === "destroy") await stack.destroy({ onOutput });
+    const policyPacks = values["policy-pack"] ? [values["policy-pack"]] : undefined;
+    await runAction(stack, action, { policyPacks, write: (text) => process.stdout.write(text) });
 }
 
-main().catch((err: unknown) => {
-    // The engine's own output was already streamed; print only what failed, never a stack trace of secrets.
-    console.error(err instanceof Error ? err.message.split("\n").slice(-20).join("\n") : err);
-    process.exit(1);
-});
+if (require.main === module) {
+    main().catch((err: unknown) => {
+        // The engine's own output was already streamed; print only what failed, never a stack trace of secrets.
+        console.error(err instanceof Error ? err.message.split("\n").slice(-20).join("\n") : err);
+        process.exit(1);
+    });
+}

@@ -3,7 +3,8 @@
 # against the real engine and servers.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bash "$repo/scripts/setup.sh" all
+source "$repo/scripts/setup.sh" all
+echo "test: Node.js $(node --version), Pulumi CLI $(pulumi version)" >&2
 cd "$repo"
 npm run lint
 npm run test:unit

@@ -88,12 +88,15 @@ export class PlanRecorder {
     };
 }
 
-/** Every file under a folder, read as text (for searching state and logs for plaintext). */
+/** Every file under a folder (symbolic links not followed) as text, to search state and logs for plaintext. */
 export function readTree(dir: string): string {
     if (!fs.existsSync(dir)) return "";
+    // Not readdirSync's `recursive`: on Node.js 26 (not 20) it follows symbolic links, into node_modules.
     return fs
-        .readdirSync(dir, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => fs.readFileSync(path.join(e.parentPath, e.name), "utf8"))
+        .readdirSync(dir, { withFileTypes: true })
+        .map((e) => {
+            const file = path.join(dir, e.name);
+            return e.isDirectory() ? readTree(file) : e.isFile() ? fs.readFileSync(file, "utf8") : "";
+        })
         .join("\n");
 }

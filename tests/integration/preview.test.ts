@@ -3,6 +3,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { platform } from "../../program";
+import { policyAnalyzer } from "../../scripts/run-stack";
 import { type Engine, PlanRecorder, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { useMocks } from "../helpers/mocks";
 import { rawConfig, repoRoot, stackFileValues } from "../helpers/stackConfig";
@@ -61,7 +62,7 @@ describe("real pulumi preview", function () {
             const plan = new PlanRecorder();
             const result = await stack.preview({
                 onEvent: plan.onEvent,
-                policyPacks: [path.join(repoRoot, "policy")],
+                policyPacks: [policyAnalyzer(path.join(repoRoot, "policy"))],
                 policyPackConfigs: [path.join(repoRoot, "policy", "config", `${stackName}.json`)],
             });
             assert.match(

@@ -34,10 +34,11 @@ export function assembleImage(service: string): ServiceImage {
 }
 
 /**
- * The image's tests: it holds the service's production dependencies and no @pulumi/* package, and each entry
- * point loads with nothing but the image's files, so that only a missing setting stops it.
+ * The image's tests: it holds the service's production dependencies at the versions its package.json pins and
+ * no @pulumi/* package, and each entry point loads with nothing but the image's files, so that only a missing
+ * setting stops it.
  */
-export function describeImage(service: string, options: { dependencies: string[]; entryPoints: string[] }) {
+export function describeImage(service: string, options: { entryPoints: string[] }) {
     describe(`${service}'s image`, function () {
         this.timeout(300_000);
         let image: ServiceImage;
@@ -45,7 +46,11 @@ export function describeImage(service: string, options: { dependencies: string[]
         after(() => image?.remove());
 
         it("holds the service's production dependencies and no @pulumi/* package", () => {
-            for (const dependency of options.dependencies) {
+            const manifest = path.join(repoRoot, "services", service, "package.json");
+            const pinned = (JSON.parse(fs.readFileSync(manifest, "utf8")) as { dependencies: Record<string, string> })
+                .dependencies;
+            assert.ok(Object.keys(pinned).length > 0, `${manifest} lists no dependencies`);
+            for (const dependency of Object.entries(pinned).map(([name, version]) => `${name}@${version}`)) {
                 assert.ok(image.packages.includes(dependency), `${dependency} is missing: ${image.packages.join(" ")}`);
             }
             assert.deepEqual(

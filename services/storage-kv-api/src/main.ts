@@ -19,15 +19,16 @@ function secretFile(name: string): string {
         return fs.readFileSync(setting(name), "utf8").trim();
     } catch (err) {
         if (err instanceof Error && err.message.startsWith("storage-kv-api:")) throw err;
-        throw new Error(`storage-kv-api: ${name} must name a readable file`);
+        throw new Error(`storage-kv-api: ${name} must name a readable file`, { cause: err });
     }
 }
 
+/** A JSON secret file; a parse error would quote the file, so it is replaced by one that does not. */
 function jsonSecretFile<T>(name: string): T {
+    const text = secretFile(name);
     try {
-        return JSON.parse(secretFile(name)) as T;
-    } catch (err) {
-        if (err instanceof Error && err.message.startsWith("storage-kv-api:")) throw err;
+        return JSON.parse(text) as T;
+    } catch {
         throw new Error(`storage-kv-api: ${name} must name a file of valid JSON`);
     }
 }

@@ -251,10 +251,9 @@ export class Store {
         const candidates = mergeStreams(folded, fromLog, desc);
 
         const items: { key: string; version: string; data: unknown }[] = [];
-        let batch: Pair[] = [];
         let exhausted = false;
         while (items.length < limit && !exhausted) {
-            batch = [];
+            const batch: Pair[] = [];
             const want = Math.min(32, limit - items.length + 4);
             while (batch.length < want) {
                 const next = await candidates.next();

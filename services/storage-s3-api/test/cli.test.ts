@@ -42,6 +42,7 @@ describe("the AWS CLI against the service", function () {
             const { stderr, stdout } = err as { stderr?: string; stdout?: string };
             throw new Error(
                 `${path.basename(command)} ${args.join(" ")} failed: ${stdout?.slice(-1000)} ${stderr?.slice(-2000)}`,
+                { cause: err },
             );
         }
     }

@@ -61,7 +61,7 @@ for (const privacy of [false, true])
                 return stdout;
             } catch (err) {
                 const { stderr } = err as { stderr?: string };
-                throw new Error(`rclone ${args.join(" ")} failed: ${stderr?.slice(-2000)}`);
+                throw new Error(`rclone ${args.join(" ")} failed: ${stderr?.slice(-2000)}`, { cause: err });
             }
         }
 
