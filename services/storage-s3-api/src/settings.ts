@@ -22,6 +22,8 @@ export function jsonSecretFile<T>(name: string): T {
     }
 }
 
+const silentLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 /** A client of the storage backend, any S3-compatible endpoint. */
 export function backendClient(
     endpoint: string,
@@ -38,6 +40,9 @@ export function backendClient(
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
         requestHandler: new BackendHttpHandler(),
+        // Without a logger of its own the SDK prints a warning to the console for each failed streaming upload
+        // (a lost conditional write, a backend that went away): a line that is not the service's JSON log.
+        logger: silentLogger,
         ...overrides,
     });
     // The service logs each request itself. The SDK's logger step filters every command's input and output for

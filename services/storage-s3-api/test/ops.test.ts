@@ -155,6 +155,13 @@ describe("storage-s3-api as a process", function () {
         assert.equal((await got.Body!.transformToByteArray()).length, 100_000);
         await new Promise((r) => setTimeout(r, 2_100));
         assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 200);
+        // The cut uploads failed inside the S3 SDK: still nothing but the service's JSON lines on stdout and stderr.
+        for (const line of service
+            .output()
+            .split("\n")
+            .filter((l) => l.trim())) {
+            assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
+        }
     });
 
     it("runs the rewrap job after a transit key rotation: every data key on the newest version, content kept", async () => {
