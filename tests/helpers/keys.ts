@@ -38,6 +38,11 @@ export function filesHoldingKey(privateKey: string, folders: string[]): string[]
         .slice(2, -1)
         .filter((line) => line.length === 70);
     assert.ok(needles.length >= 3, "not an OpenSSH private key");
+    return filesHolding(needles, folders);
+}
+
+/** The files under `folders` (symbolic links not followed) that hold any of `needles`. */
+export function filesHolding(needles: string[], folders: string[]): string[] {
     const existing = [...new Set(folders)].filter((f) => fs.existsSync(f));
     // Exit 1: nothing found; 2: a file was unreadable or went away meanwhile (the matches are printed still).
     const grep = spawnSync("grep", ["-rlsaF", ...needles.flatMap((n) => ["-e", n]), "--", ...existing], {
