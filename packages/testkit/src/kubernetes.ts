@@ -47,8 +47,9 @@ export interface ServiceAccountTokenOptions {
 export interface KubernetesApi {
     /** https://127.0.0.1:<port>: Vault's `kubernetes_host`. */
     url: string;
-    /** The test CA (PEM) that signed the API's certificate: Vault's `kubernetes_ca_cert`. */
+    /** The test CA (PEM) that signed the API's certificate: Vault's `kubernetes_ca_cert`; and its file. */
     caCert: string;
+    caFile: string;
     /** The `iss` of its tokens. */
     issuer: string;
     /** The API server's own audience, which a TokenReview without audiences checks for. */
@@ -200,6 +201,7 @@ export async function startKubernetesApi(): Promise<KubernetesApi> {
     return {
         url,
         caCert: tls.caCert,
+        caFile: tls.caFile,
         issuer,
         apiAudience,
         reviewerToken,

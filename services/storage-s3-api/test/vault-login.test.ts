@@ -20,6 +20,8 @@ import {
     startOpenBaoDevTls,
     type TlsOpenBaoServer,
 } from "@peoples-cloud/testkit";
+import { vaultAgent } from "../src/vault";
+import { kubernetesLogin, VaultSession } from "../src/vault-session";
 import { type ServiceProcess, spawnService } from "./chain";
 
 const execFileAsync = promisify(execFile);
@@ -67,14 +69,14 @@ describe("storage-s3-api logs in to Vault as its service account", function () {
         });
     }
 
-    async function start(roleName: string, jwtFile: string): Promise<ServiceProcess> {
+    async function start(roleName: string, jwtFile: string, caFile = bao.caFile): Promise<ServiceProcess> {
         const service = await spawnService(
             minio,
             { url: bao.url },
             {
                 env: {
                     VAULT_TOKEN_FILE: "",
-                    VAULT_CACERT: bao.caFile,
+                    VAULT_CACERT: caFile,
                     VAULT_AUTH_ROLE: roleName,
                     VAULT_JWT_FILE: jwtFile,
                 },
@@ -200,9 +202,50 @@ describe("storage-s3-api logs in to Vault as its service account", function () {
         assert.deepEqual(failures, [], `${failures.length} of ${requests + failures.length} requests failed`);
         assert.ok(requests > 200, `only ${requests} requests`);
         assert.ok(renewals >= 2, `${renewals} renewals`);
-        assert.ok(logins >= 3, `${logins} logins`);
+        // A login at start, one each time renewals reach the max TTL (at most every 7 s), one after the revocation.
+        assert.ok(logins >= 3 && logins <= 6, `${logins} logins`);
         console.log(`      ${requests} requests in 20 s, ${logins} logins, ${renewals} renewals, 0 failed`);
         assertNoSecrets(service.output());
+    });
+
+    it("verifies Vault's certificate: with another CA file it does not start", async () => {
+        const failed = await start("storage-s3-api", projectedToken("storage-s3-api"), api.caFile).then(
+            () => assert.fail("the service started"),
+            (err: Error) => err.message,
+        );
+        assert.match(failed, /cannot log in to Vault as role \\"storage-s3-api\\" at auth\/kubernetes: .*certificate/);
+        assertNoSecrets(failed);
+    });
+
+    it("makes one login for many concurrent requests, and one more when they all find the token revoked", async () => {
+        const agent = vaultAgent(bao.url, fs.readFileSync(bao.caFile, "utf8"));
+        const jwtFile = projectedToken("storage-s3-api");
+        const login = kubernetesLogin({
+            address: bao.url,
+            agent,
+            mount: "kubernetes",
+            role: "storage-s3-api",
+            jwtFile,
+        });
+        const session = new VaultSession({ address: bao.url, agent, login });
+        const reviewsBefore = api.reviews.length;
+        const tokens = new Set(await Promise.all(Array.from({ length: 50 }, () => session.token())));
+        assert.equal(tokens.size, 1);
+        assert.equal(api.reviews.length - reviewsBefore, 1, "concurrent callers did not share one login");
+        const [token] = tokens;
+        assert.equal(await session.refused(token), false, "a valid token's 403 is the policy's: no new login");
+        await baoApiTls(bao, "PUT", "sys/leases/revoke-prefix/auth/kubernetes/login", {});
+        assert.deepEqual(
+            await Promise.all(Array.from({ length: 50 }, () => session.refused(token))),
+            Array(50).fill(true),
+        );
+        assert.equal(
+            api.reviews.length - reviewsBefore,
+            2,
+            "callers that found the token revoked did not share one login",
+        );
+        assert.notEqual(await session.token(), token);
+        agent.destroy();
     });
 
     for (const [what, roleName, account, forged] of [
