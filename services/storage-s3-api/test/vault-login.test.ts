@@ -39,15 +39,15 @@ describe("storage-s3-api logs in to Vault as its service account", function () {
     const running: ServiceProcess[] = [];
     const jwts: string[] = [];
 
-    /** A projected token of `serviceAccount`, audience "vault", in a file as the kubelet writes it. */
+    /** A projected token of `serviceAccount` (audience "vault" unless given), in a file as the kubelet writes it. */
     function projectedToken(
         serviceAccount: string,
-        options: { file?: string; forged?: boolean; ttlSeconds?: number } = {},
+        options: { file?: string; forged?: boolean; ttlSeconds?: number; audiences?: string[] } = {},
     ): string {
         const jwt = api.serviceAccountToken({
             namespace: NAMESPACE,
             serviceAccount,
-            audiences: ["vault"],
+            audiences: "audiences" in options ? options.audiences : ["vault"],
             ttlSeconds: options.ttlSeconds,
             ...(options.forged ? { signWith: generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey } : {}),
         });
@@ -248,14 +248,16 @@ describe("storage-s3-api logs in to Vault as its service account", function () {
         agent.destroy();
     });
 
-    for (const [what, roleName, account, forged] of [
-        ["a role that does not exist", "storage-s3-apii", "storage-s3-api", false],
-        ["another service's role", "storage-kv-api", "storage-s3-api", false],
-        ["the token of another service account", "storage-s3-api", "storage-kv-api", false],
-        ["a token the Kubernetes API did not sign", "storage-s3-api", "storage-s3-api", true],
+    for (const [what, roleName, account, forged, audiences] of [
+        ["a role that does not exist", "storage-s3-apii", "storage-s3-api", false, ["vault"]],
+        ["another service's role", "storage-kv-api", "storage-s3-api", false, ["vault"]],
+        ["the token of another service account", "storage-s3-api", "storage-kv-api", false, ["vault"]],
+        ["a token the Kubernetes API did not sign", "storage-s3-api", "storage-s3-api", true, ["vault"]],
+        // The token every pod gets by default is for the Kubernetes API; the role wants one projected for "vault".
+        ["a token for the Kubernetes API, not for Vault", "storage-s3-api", "storage-s3-api", false, undefined],
     ] as const) {
         it(`does not start with ${what}, and names the role`, async () => {
-            const jwtFile = projectedToken(account, { forged });
+            const jwtFile = projectedToken(account, { forged, audiences: audiences && [...audiences] });
             const failed = await start(roleName, jwtFile).then(
                 () => assert.fail("the service started"),
                 (err: Error) => err.message,
