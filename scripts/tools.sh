@@ -8,7 +8,8 @@
 #
 # Tiers: node (Node.js, when the machine's own is older; comes with every tier), engine (Pulumi CLI), servers
 # (OpenBao, MinIO), clients (rclone, a real S3 client for the storage service's tests), host (Debian's
-# WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI for the storage service's tests). Node.js, the Pulumi
+# WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI for the storage service's tests; actionlint, which
+# lint runs on .github/workflows). Node.js, the Pulumi
 # CLI and OpenBao already on PATH are used as they are when at least the pinned version (Node.js: on its line).
 set -euo pipefail
 
@@ -25,6 +26,7 @@ go_tools=(
   "bao|tools/go/openbao|github.com/openbao/openbao|github.com/openbao/openbao/sdk/v2||-X github.com/openbao/openbao/version.fullVersion=%N"
   "minio|tools/go/minio|github.com/minio/minio|github.com/minio/minio||"
   "rclone|tools/go/rclone|github.com/rclone/rclone|github.com/rclone/rclone||-X github.com/rclone/rclone/fs.Version=%V"
+  "actionlint|tools/go/actionlint|github.com/rhysd/actionlint/cmd/actionlint|github.com/rhysd/actionlint||"
 )
 # Node.js from the npm registry's node-linux-<cpu> packages (the official binary as bin/node), pinned with
 # each package's integrity. package.json's engines field names the same line.
@@ -39,6 +41,7 @@ tier_of() {
     pulumi) echo engine ;;
     bao | minio) echo servers ;;
     rclone) echo clients ;;
+    actionlint) echo host ;;
   esac
 }
 debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli)

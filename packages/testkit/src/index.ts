@@ -3,6 +3,7 @@
 // service's image assembled as its Dockerfile does.
 export * from "./bench";
 export * from "./image";
+export * from "./kubernetes";
 export * from "./s3";
 export * from "./servers";
 export * from "./tools";

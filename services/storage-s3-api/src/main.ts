@@ -16,9 +16,11 @@ function listen(server: { listen(port: number, host: string, done: () => void): 
     server.listen(Number(port), host, () => logLine("info", "listening", { on: name, host, port: Number(port) }));
 }
 
-function main(): void {
+async function main(): Promise<void> {
     const backend = backendFromSettings();
-    const transit = transitFromSettings();
+    const transit = transitFromSettings((message, fields) => logLine("info", message, fields));
+    // A refused login (a wrong role, a token of another service account) stops the service here, named.
+    await transit.login();
     const metrics = new Metrics(() => transit.calls);
     const server = createS3Server({
         region: setting("S3_REGION", "us-east-1"),
@@ -62,9 +64,7 @@ function main(): void {
     process.on("SIGTERM", stop).on("SIGINT", stop);
 }
 
-try {
-    main();
-} catch (err) {
+main().catch((err: unknown) => {
     logLine("error", err instanceof Error ? err.message : "start-up failed");
     process.exit(1);
-}
+});

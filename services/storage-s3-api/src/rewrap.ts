@@ -9,7 +9,11 @@ import { backendFromSettings, transitFromSettings } from "./settings";
 async function main(): Promise<void> {
     const backend = backendFromSettings();
     // Rewrapping reads and writes only backend metadata: no ETag or name key is needed.
-    const objects = new EncryptedObjects(backend, transitFromSettings(), Buffer.alloc(32));
+    const objects = new EncryptedObjects(
+        backend,
+        transitFromSettings((message, fields) => logLine("info", message, fields)),
+        Buffer.alloc(32),
+    );
     const buckets = process.env.REWRAP_BUCKETS
         ? process.env.REWRAP_BUCKETS.split(",").filter(Boolean)
         : ((await backend.send(new ListBucketsCommand({}))).Buckets ?? []).map((b) => b.Name ?? "");

@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { BackendHttpHandler } from "./backend-http";
-import { TransitClient } from "./vault";
+import { TransitClient, vaultAgent } from "./vault";
+import { kubernetesLogin, tokenFileLogin, VaultSession } from "./vault-session";
 
 export function setting(name: string, fallback?: string): string {
     const value = process.env[name] ?? fallback;
@@ -60,11 +61,45 @@ export function backendFromSettings(): S3Client {
     );
 }
 
-/** Vault's transit engine: VAULT_ADDR, TRANSIT_KEY and VAULT_TOKEN_FILE (read anew on each call). */
-export function transitFromSettings(): TransitClient {
+/** Where the kubelet projects the pod's service-account token. */
+export const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/**
+ * Vault's transit engine: VAULT_ADDR, VAULT_CACERT (for https), TRANSIT_KEY, and the token's source. In a pod:
+ * VAULT_AUTH_ROLE, the Kubernetes auth role to log in as with the service-account token in VAULT_JWT_FILE, at
+ * VAULT_AUTH_MOUNT. Without a role (a local run): VAULT_TOKEN_FILE.
+ */
+export function transitFromSettings(
+    onEvent?: (message: string, fields: Record<string, unknown>) => void,
+): TransitClient {
+    const address = setting("VAULT_ADDR").replace(/\/+$/, "");
+    const caFile = process.env.VAULT_CACERT;
+    let ca: string | undefined;
+    try {
+        ca = caFile ? fs.readFileSync(caFile, "utf8") : undefined;
+    } catch {
+        throw new Error(`storage-s3-api: VAULT_CACERT ${caFile} is not readable`);
+    }
+    const agent = vaultAgent(address, ca);
+    const role = process.env.VAULT_AUTH_ROLE;
+    const login = role
+        ? kubernetesLogin({
+              address,
+              agent,
+              role,
+              mount: setting("VAULT_AUTH_MOUNT", "kubernetes"),
+              jwtFile: setting("VAULT_JWT_FILE", SERVICE_ACCOUNT_TOKEN),
+          })
+        : process.env.VAULT_TOKEN_FILE
+          ? tokenFileLogin(process.env.VAULT_TOKEN_FILE)
+          : undefined;
+    if (!login) throw new Error("storage-s3-api: set VAULT_AUTH_ROLE (in a pod) or VAULT_TOKEN_FILE (a local run)");
+    const session = new VaultSession({ address, agent, login, onEvent: (m, f) => onEvent?.(m, { role, ...f }) });
     return new TransitClient({
-        address: setting("VAULT_ADDR"),
-        token: () => secretFile("VAULT_TOKEN_FILE"),
+        address,
+        agent,
+        token: () => session.token(),
+        refused: (token) => session.refused(token),
         keyName: setting("TRANSIT_KEY", "storage-s3-api"),
     });
 }

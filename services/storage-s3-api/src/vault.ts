@@ -25,16 +25,26 @@ export class VaultError extends Error {
     }
 }
 
-interface Answer {
+export interface Answer {
     status: number;
     body: string;
+}
+
+/**
+ * The kept-alive connections to Vault. Over https it verifies Vault's certificate with `ca` (VAULT_CACERT: in a
+ * cluster the internal CA), or with Node's own CAs when none is given.
+ */
+export function vaultAgent(address: string, ca?: string): http.Agent {
+    if (address.startsWith("https:")) return new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) });
+    if (ca) throw new Error("storage-s3-api: VAULT_CACERT is set, so VAULT_ADDR must be an https:// address");
+    return new http.Agent({ keepAlive: true });
 }
 
 /**
  * One request over a kept-alive connection. node:http rather than fetch: a transit call is on the path of
  * every PUT, and fetch costs about three times the CPU per call.
  */
-function request(url: URL, agent: http.Agent, method: string, headers: Record<string, string>, body?: string) {
+export function request(url: URL, agent: http.Agent, method: string, headers: Record<string, string>, body?: string) {
     const send = url.protocol === "https:" ? https.request : http.request;
     return new Promise<Answer>((resolve, reject) => {
         const req = send(url, { method, agent, headers }, (res) => {
@@ -48,7 +58,7 @@ function request(url: URL, agent: http.Agent, method: string, headers: Record<st
     });
 }
 
-function parsed<T>(answer: Answer): T | undefined {
+export function parsed<T>(answer: Answer): T | undefined {
     try {
         return JSON.parse(answer.body) as T;
     } catch {
@@ -58,8 +68,15 @@ function parsed<T>(answer: Answer): T | undefined {
 
 export interface TransitOptions {
     address: string;
-    /** Returns the current token (static in tests, from Kubernetes auth in a cluster). */
+    /** Returns the current token (static in tests, a `VaultSession`'s in the service). */
     token: () => string | Promise<string>;
+    /**
+     * Called when Vault answered 403 to `token`: true when that token no longer works and a new one is in place,
+     * so the call is made once more (a `VaultSession`'s `refused`).
+     */
+    refused?: (token: string) => Promise<boolean>;
+    /** The connections to Vault (`vaultAgent`); by default plain ones for `address`. */
+    agent?: http.Agent;
     keyName: string;
     mount?: string;
     cacheSize?: number;
@@ -76,13 +93,16 @@ export class TransitClient {
     private readonly agent: http.Agent;
 
     constructor(private readonly options: TransitOptions) {
-        this.agent = options.address.startsWith("https:")
-            ? new https.Agent({ keepAlive: true })
-            : new http.Agent({ keepAlive: true });
+        this.agent = options.agent ?? vaultAgent(options.address);
     }
 
     private url(path: string): URL {
         return new URL(`${this.options.address}/v1/${path}`);
+    }
+
+    /** Gets a token now (a login at start-up), so that a refused login stops the service before it listens. */
+    async login(): Promise<void> {
+        await this.options.token();
     }
 
     /** Throws unless Vault answers and is unsealed (a standby is fine: it forwards). */
@@ -96,17 +116,22 @@ export class TransitClient {
         const mount = this.options.mount ?? "transit";
         this.calls++;
         const payload = JSON.stringify(body);
-        const res = await request(
-            this.url(`${mount}/${path}/${this.options.keyName}`),
-            this.agent,
-            "POST",
-            {
-                "X-Vault-Token": await this.options.token(),
-                "Content-Type": "application/json",
-                "Content-Length": String(Buffer.byteLength(payload)),
-            },
-            payload,
-        );
+        const send = (token: string) =>
+            request(
+                this.url(`${mount}/${path}/${this.options.keyName}`),
+                this.agent,
+                "POST",
+                {
+                    "X-Vault-Token": token,
+                    "Content-Type": "application/json",
+                    "Content-Length": String(Buffer.byteLength(payload)),
+                },
+                payload,
+            );
+        const token = await this.options.token();
+        let res = await send(token);
+        // An expired or revoked token: once a new one is in place, the call is made again, once.
+        if (res.status === 403 && (await this.options.refused?.(token))) res = await send(await this.options.token());
         if (res.status !== 200) {
             // Vault's error bodies name the problem, never key material.
             const detail = parsed<{ errors?: string[] }>(res)?.errors?.join("; ");
