@@ -125,10 +125,14 @@ export class VaultConfiguration extends pulumi.ComponentResource {
 
         for (const app of args.apps) {
             if (app.transitKey) {
-                // Creating a key that exists changes nothing, so the create is safe to repeat.
+                // Creating a key that exists changes nothing, so the create is safe to repeat. Derived: each
+                // object's data key is wrapped under a key derived from its id (storage-s3-api checks at start).
                 const key = set(
                     `transit-${app.name}`,
-                    { path: `${transit}/keys/${app.name}`, data: { type: "aes256-gcm96", exportable: false } },
+                    {
+                        path: `${transit}/keys/${app.name}`,
+                        data: { type: "aes256-gcm96", derived: true, exportable: false },
+                    },
                     [transitMount],
                 );
                 set(

@@ -72,8 +72,8 @@ describe("vault configuration with the real engine and OpenBao", function () {
         for (const app of ["storage-s3-api", "storage-kv-api"]) {
             const key = await data(`transit/keys/${app}`);
             assert.deepEqual(
-                [key.type, key.auto_rotate_period, key.deletion_allowed, key.exportable],
-                ["aes256-gcm96", 30 * 24 * 3600, false, false],
+                [key.type, key.derived, key.auto_rotate_period, key.deletion_allowed, key.exportable],
+                ["aes256-gcm96", true, 30 * 24 * 3600, false, false],
                 app,
             );
         }

@@ -58,7 +58,11 @@ describe("vault configuration graph", () => {
             key: "default",
         });
         for (const app of ["storage-s3-api", "storage-kv-api"]) {
-            assert.deepEqual(write(writes, `transit/keys/${app}`).data, { type: "aes256-gcm96", exportable: false });
+            assert.deepEqual(write(writes, `transit/keys/${app}`).data, {
+                type: "aes256-gcm96",
+                derived: true,
+                exportable: false,
+            });
             assert.deepEqual(write(writes, `transit/keys/${app}/config`).data, {
                 auto_rotate_period: "720h",
                 deletion_allowed: false,

@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     const transit = transitFromSettings((message, fields) => logLine("info", message, fields));
     // A refused login (a wrong role, a token of another service account) stops the service here, named.
     await transit.login();
+    await transit.assertDerivedKey();
     const metrics = new Metrics(() => transit.calls);
     const server = createS3Server({
         region: setting("S3_REGION", "us-east-1"),

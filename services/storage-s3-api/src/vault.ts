@@ -105,6 +105,23 @@ export class TransitClient {
         await this.options.token();
     }
 
+    /**
+     * Throws unless the transit key derives a key per context. Vault ignores `context` for a key made without
+     * `derived: true`, silently, and a key cannot be changed to derived later: a data key wrapped for one object
+     * would unwrap for any other.
+     */
+    async assertDerivedKey(): Promise<void> {
+        const path = `${this.options.mount ?? "transit"}/keys/${this.options.keyName}`;
+        const res = await request(this.url(path), this.agent, "GET", { "X-Vault-Token": await this.options.token() });
+        if (res.status !== 200) throw new VaultError(`transit key ${path} cannot be read (${res.status})`, res.status);
+        if (parsed<{ data?: { derived?: boolean } }>(res)?.data?.derived !== true) {
+            throw new Error(
+                `storage-s3-api: transit key ${path} was not created with derived=true, so it would ignore each ` +
+                    "object's context; create a new key with derived=true and set TRANSIT_KEY to it",
+            );
+        }
+    }
+
     /** Throws unless Vault answers and is unsealed (a standby is fine: it forwards). */
     async health(): Promise<void> {
         const res = await request(this.url("sys/health?standbyok=true"), this.agent, "GET", {}).catch(() => undefined);

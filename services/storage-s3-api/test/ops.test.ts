@@ -164,6 +164,15 @@ describe("storage-s3-api as a process", function () {
         }
     });
 
+    it("does not start with a transit key made without derived=true, which would ignore each object's context", async () => {
+        await baoApi(bao, "POST", "transit/keys/not-derived", { type: "aes256-gcm96" });
+        const failed = await spawnService(minio, bao, { env: { TRANSIT_KEY: "not-derived" } }).then(
+            (started) => started.stop().then(() => assert.fail("the service started")),
+            (err: Error) => err.message,
+        );
+        assert.match(failed, /transit key transit\/keys\/not-derived was not created with derived=true/);
+    });
+
     it("runs the rewrap job after a transit key rotation: every data key on the newest version, content kept", async () => {
         const bodies = [randomBytes(1000), randomBytes(70_000)];
         for (const [i, Body] of bodies.entries()) {
