@@ -46,11 +46,13 @@ describe("the Node.js line", () => {
             const base = /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-[a-z]+-slim@sha256:[0-9a-f]{64}$/m.exec(dockerfile);
             assert.ok(base, "the base image is node:<version>-<debian>-slim@sha256:<digest>");
             assert.ok(satisfies(base[1], engines), `the image's Node.js ${base[1]} is not on ${engines}`);
-            const froms = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
-            assert.ok(
-                froms.length > 0 && froms.every((f) => f === "${NODE_IMAGE}"),
-                `every stage: ${froms.join(", ")}`,
-            );
+            // Every stage on the pinned image; build stages may run on the builder's platform, the final one not.
+            const froms = [...dockerfile.matchAll(/^FROM (.+)$/gm)].map((m) => m[1]);
+            assert.ok(froms.length > 1, "a multi-stage build");
+            for (const from of froms.slice(0, -1)) {
+                assert.match(from, /^(--platform=\$BUILDPLATFORM )?\$\{NODE_IMAGE\} AS \w+$/, from);
+            }
+            assert.equal(froms.at(-1), "${NODE_IMAGE}", "the final stage is the pinned image, on the target platform");
             const finalStage = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
             const user = /^USER (\d+):(\d+)$/m.exec(finalStage);
             assert.ok(user && user[1] !== "0" && user[2] !== "0", "the final stage runs as a numeric non-root user");
