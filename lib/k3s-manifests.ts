@@ -35,7 +35,7 @@ export class K3sManifests {
                 script: script("k3s-manifest.sh"),
                 env: { K3S_MANIFEST: `peoples-cloud-${file}` },
                 stdin: Array.isArray(objects)
-                    ? renderManifest(objects as KubeObject[])
+                    ? renderManifest(objects)
                     : pulumi.output(objects).apply((o) => renderManifest(o as KubeObject[])),
                 deleteScript: script("k3s-manifest-delete.sh"),
             },
