@@ -43,6 +43,22 @@ const deployment = (c: Record<string, unknown>): TestResource => ({
     props: { spec: { template: { spec: { containers: [c] } } } },
     name: "storage",
 });
+/** A Deployment inside a K3s manifest, as the apps layer writes its workloads. */
+const manifestDeployment = (c: Record<string, unknown>): TestResource => ({
+    type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+    name: "apps-storage-services",
+    props: {
+        env: { K3S_MANIFEST: "peoples-cloud-storage-services" },
+        stdin: `${JSON.stringify({ apiVersion: "v1", kind: "Service", metadata: { name: "app" }, spec: {} })}\n---\n${JSON.stringify(
+            {
+                apiVersion: "apps/v1",
+                kind: "Deployment",
+                metadata: { name: "app", namespace: "storage" },
+                spec: { template: { spec: { containers: [c] } } },
+            },
+        )}\n`,
+    },
+});
 const cronJob = (c: Record<string, unknown>): TestResource => ({
     type: "kubernetes:batch/v1:CronJob",
     props: { spec: { jobTemplate: { spec: { template: { spec: { containers: [c] } } } } } },
@@ -133,6 +149,10 @@ const cases: RuleCase[] = [
             [deployment(container({ image: "nginx" })), /unpinned image 'nginx'/],
             [cronJob(container({ image: "nginx:latest" })), /nginx:latest/],
             [deployment(container({ image: "registry.local:5000/app" })), /registry\.local:5000\/app/],
+            [
+                manifestDeployment(container({ image: "nginx:latest" })),
+                /Deployment\/app: container 'app' uses an unpinned/,
+            ],
         ],
     },
     {
@@ -144,13 +164,18 @@ const cases: RuleCase[] = [
                 /requests\.cpu, requests\.memory, limits\.cpu, limits\.memory/,
             ],
             [deployment(container({ resources: { requests: { cpu: "1", memory: "1Gi" } } })), /limits\.cpu/],
+            [manifestDeployment(container({ resources: undefined })), /Deployment\/app: container 'app' has no/],
         ],
     },
     {
         policy: workloadsNonRoot,
-        passes: [deployment(container())],
+        passes: [deployment(container()), manifestDeployment(container())],
         fails: [
             [deployment(container({ securityContext: { allowPrivilegeEscalation: false } })), /runAsNonRoot/],
+            [
+                manifestDeployment(container({ securityContext: {} })),
+                /Deployment\/app: container 'app' does not set runAsNonRoot/,
+            ],
             [deployment(container({ securityContext: { runAsNonRoot: true } })), /allowPrivilegeEscalation/],
         ],
     },
@@ -161,7 +186,13 @@ const cases: RuleCase[] = [
             deployment(container({ securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } })),
         ],
         config: { writableContainers: ["storage/app"] },
-        fails: [[cronJob(container({ securityContext: {} })), /writable root filesystem/]],
+        fails: [
+            [cronJob(container({ securityContext: {} })), /writable root filesystem/],
+            [
+                manifestDeployment(container({ securityContext: {} })),
+                /Deployment\/app: container 'app' has a writable root/,
+            ],
+        ],
     },
     {
         policy: noPlaintextSecrets,
@@ -184,6 +215,12 @@ const cases: RuleCase[] = [
                     props: { data: { key: "-----BEGIN OPENSSH PRIVATE KEY-----\nx" } },
                 },
                 /data\.key holds a private key/,
+            ],
+            [
+                manifestDeployment(
+                    container({ env: [{ name: "VAULT_TOKEN", value: "hvs.CAESIJ1xvqP4Fh2l9bNnR5aQ" }] }),
+                ),
+                /Deployment\/app container app env VAULT_TOKEN holds a Vault token/,
             ],
             [
                 {
