@@ -589,6 +589,34 @@ describe("stack config", () => {
             assert.equal(s.domain, undefined);
         });
 
+        it("an external backend with its secret credentials, members and images pinned by digest", () => {
+            const digest = "0123456789abcdef".repeat(4);
+            const result = validateConfig(
+                rawConfig(
+                    {
+                        ...bareMetal(),
+                        [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org" },
+                        [`${ns}:members`]: ["ana", "ben-2"],
+                        [`${ns}:apps`]: {
+                            images: {
+                                storageS3Api: `ghcr.io/family/peoples-cloud-storage-s3-api@sha256:${digest}`,
+                                storageKvApi: `registry.local:5000/peoples-cloud-storage-kv-api@sha256:${digest}`,
+                            },
+                        },
+                    },
+                    { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
+                ),
+            );
+            assert.ok(result.ok, JSON.stringify(result));
+            assert.deepEqual(result.settings.storage, {
+                backend: "external",
+                endpoint: "https://s3.example.org",
+                region: "us-east-1",
+            });
+            assert.deepEqual(result.settings.members, ["ana", "ben-2"]);
+            assert.equal(result.settings.apps.images.storageKvApi?.startsWith("registry.local:5000/"), true);
+        });
+
         it("a minimal Hetzner config, with documented defaults", () => {
             const result = validateConfig(rawConfig(hetzner(), hcloudToken));
             assert.ok(result.ok && result.settings.nodes.provider === "hetzner");
