@@ -195,7 +195,7 @@ const storage = z.discriminatedUnion(
 
 /** A container image pinned by digest: `<repository>@sha256:<64 hex>`; a tag alone may move. */
 export const DIGEST_PINNED_IMAGE =
-    /^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(\.[a-z0-9-]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$/;
+    /^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$/;
 const digestPinnedImage = z.string().regex(DIGEST_PINNED_IMAGE, {
     error: "expected an image pinned by digest: <repository>@sha256:<64 hex digits>",
 });
