@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { cidrsOverlap, parseCidr } from "../lib/cidr";
 import { MANAGED_K3S_FLAGS } from "../lib/k3s-flags";
+import { SERVICE_ACCESS_KEY_IDS } from "../lib/access-keys";
 import { TLS_ISSUERS } from "../lib/kube";
 import { meshCollisions } from "../lib/mesh-addresses";
 
@@ -207,8 +208,8 @@ const apps = z.strictObject({
         .prefault({}),
 });
 
-// Access key ids are member names; these are the services' own.
-export const RESERVED_MEMBER_NAMES = ["storage-kv-api"] as const;
+// Access key ids are member names; the services' own are reserved.
+const RESERVED_MEMBER_NAMES: readonly string[] = Object.values(SERVICE_ACCESS_KEY_IDS);
 const members = z
     .array(
         z
@@ -216,7 +217,7 @@ const members = z
             .regex(/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/, {
                 error: "expected a member name: 2-32 characters of a-z, 0-9 and '-', starting with a letter",
             })
-            .refine((m) => !(RESERVED_MEMBER_NAMES as readonly string[]).includes(m), {
+            .refine((m) => !RESERVED_MEMBER_NAMES.includes(m), {
                 error: `is reserved (${RESERVED_MEMBER_NAMES.join(", ")})`,
             }),
     )

@@ -4,6 +4,7 @@
 // there: never in a manifest, chart values, a command line or a log. The workloads reach the cluster as K3s
 // manifests on the first server, as the layers below do (see the README's "Apps").
 import * as pulumi from "@pulumi/pulumi";
+import { SERVICE_ACCESS_KEY_IDS } from "../../lib/access-keys";
 import { K3sManifests } from "../../lib/k3s-manifests";
 import { RandomToken } from "../../lib/random-token";
 import { VaultWrite } from "../../lib/vault/writes";
@@ -68,8 +69,8 @@ export interface MemberCredentials {
     kvToken: pulumi.Output<string>;
 }
 
-/** The access key id storage-kv-api uses with storage-s3-api; member names may not take it (stacks/schema.ts). */
-const KV_API_KEY_ID = "storage-kv-api";
+/** The access key id storage-kv-api uses with storage-s3-api; no member may be named so (stacks/schema.ts). */
+const KV_API_KEY_ID = SERVICE_ACCESS_KEY_IDS.storageKvApi;
 
 const hexToBase64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 
@@ -113,7 +114,8 @@ export class AppsLayer extends pulumi.ComponentResource {
                   };
 
         // Each Vault KV secret holds the files of one Kubernetes Secret, written with the admin token after
-        // Vault's configuration (its policies let each service read only its own folder).
+        // Vault's configuration (its policies let each service read only its own folder). As with transit keys,
+        // no run deletes them (no delete path): the ETag and name keys are what the stored data depends on.
         const kvWrites: VaultWrite[] = [];
         const store = (service: Service, path: string, files: Record<string, pulumi.Input<string>>) => {
             const write = new VaultWrite(
