@@ -45,23 +45,44 @@ const claim = (size: string) => ({ type: "persistentVolumeClaim", size, storageC
 /** Log to stderr (the chart's default is a hostPath folder). */
 const stderrLogs = { type: "" };
 
+/**
+ * The chart's command runs `weed` directly, past the image's entrypoint that would drop root: run it as the
+ * image's own user (seaweed, 1000) instead. K3s's local-path volumes are folders of mode 0777, so it can write.
+ */
+const podSecurityContext = {
+    enabled: true,
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    fsGroup: 1000,
+    seccompProfile: { type: "RuntimeDefault" },
+} as const;
+const containerSecurityContext = {
+    enabled: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+} as const;
+const hardened = { podSecurityContext, containerSecurityContext };
+
+type Hardened = typeof hardened;
+
 export interface SeaweedfsValues {
     global: { seaweedfs: { enableReplication: boolean; replicationPlacement: string } };
     image: PinnedImage;
-    master: {
+    master: Hardened & {
         replicas: number;
         defaultReplication: string;
         data: ReturnType<typeof claim>;
         logs: typeof stderrLogs;
         resources: Resources;
     };
-    volume: {
+    volume: Hardened & {
         replicas: number;
         dataDirs: (ReturnType<typeof claim> & { name: string; maxVolumes: number })[];
         resizeHook: { enabled: false };
         resources: Resources;
     };
-    filer: {
+    filer: Hardened & {
         replicas: number;
         defaultReplicaPlacement: string;
         data: ReturnType<typeof claim>;
@@ -69,7 +90,7 @@ export interface SeaweedfsValues {
         s3: { enabled: false };
         resources: Resources;
     };
-    s3: {
+    s3: Hardened & {
         enabled: true;
         replicas: number;
         port: number;
@@ -89,6 +110,7 @@ export function seaweedfsChart(nodeCount: number, size: string): HelmChart {
         },
         image: seaweedfs.image,
         master: {
+            ...hardened,
             replicas: layout.masters,
             defaultReplication: layout.replication,
             data: claim("1Gi"),
@@ -96,6 +118,7 @@ export function seaweedfsChart(nodeCount: number, size: string): HelmChart {
             resources: resources("50m", "64Mi", "500m", "256Mi"),
         },
         volume: {
+            ...hardened,
             replicas: layout.volumeServers,
             dataDirs: [{ name: "data1", ...claim(size), maxVolumes: 0 }],
             // Its job would patch volume claims with another image; sizes change by hand here.
@@ -103,6 +126,7 @@ export function seaweedfsChart(nodeCount: number, size: string): HelmChart {
             resources: resources("100m", "256Mi", "1", "1Gi"),
         },
         filer: {
+            ...hardened,
             replicas: layout.filers,
             defaultReplicaPlacement: layout.replication,
             data: claim("5Gi"),
@@ -111,6 +135,7 @@ export function seaweedfsChart(nodeCount: number, size: string): HelmChart {
             resources: resources("100m", "128Mi", "1", "512Mi"),
         },
         s3: {
+            ...hardened,
             enabled: true,
             replicas: layout.filers,
             port: SEAWEEDFS_S3_PORT,

@@ -159,6 +159,12 @@ describe("apps layer", () => {
                 },
             ]);
             assert.deepEqual([values.s3.enableAuth, values.s3.existingConfigSecret], [true, "seaweedfs-s3-config"]);
+            for (const part of [values.master, values.volume, values.filer, values.s3]) {
+                assert.deepEqual(
+                    [part.podSecurityContext.runAsNonRoot, part.containerSecurityContext.allowPrivilegeEscalation],
+                    [true, false],
+                );
+            }
 
             const services = byName("apps-storage-services");
             for (const d of deployments(services)) {
