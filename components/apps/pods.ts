@@ -277,3 +277,17 @@ export function kvApiPod(s: KvApiPodSettings): PodSpec {
         ],
     );
 }
+
+/**
+ * A container's environment for the same program run outside the cluster (a test): each path under a mount
+ * becomes the same path under `root/<volume>`, where the caller puts that volume's files (a Secret's keys).
+ */
+export function processEnv(pod: PodSpec, container: string, root: string): Record<string, string> {
+    const c = [...(pod.initContainers ?? []), ...pod.containers].find((x) => x.name === container);
+    if (!c) throw new Error(`no container '${container}' in the pod`);
+    const moved = (value: string) => {
+        const m = c.volumeMounts.find((v) => value === v.mountPath || value.startsWith(`${v.mountPath}/`));
+        return m ? `${root}/${m.name}${value.slice(m.mountPath.length)}` : value;
+    };
+    return Object.fromEntries(c.env.map((e) => [e.name, moved(e.value)]));
+}

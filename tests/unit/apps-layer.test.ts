@@ -6,7 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { AppsLayer } from "../../components/apps/layer";
-import type { PodSpec } from "../../components/apps/pods";
+import { type PodSpec, processEnv, s3ApiPod } from "../../components/apps/pods";
 import type { SeaweedfsValues } from "../../components/apps/seaweedfs";
 import { seaweedfs } from "../../components/apps/versions";
 import { FoundationLayer } from "../../components/foundation/layer";
@@ -448,5 +448,24 @@ describe("apps layer", () => {
             one.protectedNames.filter((n) => n.startsWith("apps-")),
             ["apps-etag-key", "apps-name-key"],
         );
+    });
+
+    it("gives a test the environment to start a service as its pod would, its files under one folder", () => {
+        const pod = s3ApiPod({
+            image: images.storageS3Api,
+            backendEndpoint: "http://127.0.0.1:9000",
+            backendRegion: "us-east-1",
+            vaultAddress: "https://127.0.0.1:8200",
+            vaultAuthMount: "kubernetes",
+            vaultAuthRole: "storage-s3-api",
+            transitKey: "storage-s3-api",
+        });
+        const env = processEnv(pod, "storage-s3-api", "/tmp/pod");
+        assert.equal(env.ACCESS_KEYS_FILE, "/tmp/pod/keys/access-keys.json");
+        assert.equal(env.BACKEND_CREDENTIALS_FILE, "/tmp/pod/backend/credentials.json");
+        assert.equal(env.VAULT_JWT_FILE, "/tmp/pod/vault/token");
+        assert.equal(env.VAULT_CACERT, "/tmp/pod/vault/ca.crt");
+        assert.equal(env.BACKEND_ENDPOINT, "http://127.0.0.1:9000");
+        assert.throws(() => processEnv(pod, "sidecar", "/tmp/pod"), /no container 'sidecar'/);
     });
 });
