@@ -4,10 +4,7 @@
 // there: never in a manifest, chart values, a command line or a log. The workloads reach the cluster as K3s
 // manifests on the first server, as the layers below do (see the README's "Apps").
 import * as pulumi from "@pulumi/pulumi";
-import { SERVICE_ACCESS_KEY_IDS } from "../../lib/access-keys";
 import { K3sManifests } from "../../lib/k3s-manifests";
-import { RandomToken } from "../../lib/random-token";
-import { VaultWrite } from "../../lib/vault/writes";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import type { VaultLayer } from "../vault/layer";
@@ -25,14 +22,11 @@ import {
     vaultCaCertificate,
     workloadObjects,
 } from "./manifests";
-import { FILES, HTTP_PORT, kvApiPod, NAMESPACE, OPS_PORT, s3ApiPod, SECRETS, type Service } from "./pods";
-import { SEAWEEDFS_S3_CONFIG_SECRET, SEAWEEDFS_S3_ENDPOINT, seaweedfsChart, seaweedfsS3Config } from "./seaweedfs";
+import { HTTP_PORT, kvApiPod, NAMESPACE, OPS_PORT, s3ApiPod, SECRETS, type Service } from "./pods";
+import { SEAWEEDFS_S3_CONFIG_SECRET, SEAWEEDFS_S3_ENDPOINT, seaweedfsChart } from "./seaweedfs";
+import { type MemberCredentials, type S3Credentials, storeAppSecrets } from "./secrets";
 
-/** S3 credentials, secret. */
-export interface S3Credentials {
-    readonly accessKeyId: pulumi.Input<string>;
-    readonly secretAccessKey: pulumi.Input<string>;
-}
+export type { MemberCredentials, S3Credentials };
 
 export type StorageBackend =
     /** SeaweedFS in the cluster; `size` is each volume server's volume. */
@@ -61,19 +55,6 @@ export interface AppsLayerArgs {
     readonly images: { readonly storageS3Api?: string; readonly storageKvApi?: string };
 }
 
-export interface MemberCredentials {
-    /** The member's S3 access key id (its name) and secret (secret). */
-    accessKeyId: string;
-    secretAccessKey: pulumi.Output<string>;
-    /** Bearer token for storage-kv-api (secret). */
-    kvToken: pulumi.Output<string>;
-}
-
-/** The access key id storage-kv-api uses with storage-s3-api; no member may be named so (stacks/schema.ts). */
-const KV_API_KEY_ID = SERVICE_ACCESS_KEY_IDS.storageKvApi;
-
-const hexToBase64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
-
 export class AppsLayer extends pulumi.ComponentResource {
     /** Path-style S3 (https://s3.<domain>/<bucket>/<key>) and the document store. */
     readonly s3Endpoint: pulumi.Output<string>;
@@ -86,80 +67,15 @@ export class AppsLayer extends pulumi.ComponentResource {
         super("peoples-cloud:apps:AppsLayer", name, {}, opts);
         const k3s = new K3sManifests(this, name, args.cluster.firstServer);
         const { kv } = DEFAULT_MOUNTS;
-        const random = (suffix: string, bytes: number, protect = false) =>
-            new RandomToken(`${name}-${suffix}`, { bytes }, { parent: this, protect });
-
-        // Generated once; a re-run never changes them. Losing the name key loses every object's name, and the
-        // ETag key every client's ETags: they are protected from a destroy.
-        const etagKey = random("etag-key", 32, true);
-        const nameKey = random("name-key", 32, true);
-        const kvApiS3Secret = random("kv-api-s3-secret", 20);
-        const kvApiSecretKey = random("kv-api-secret-key", 32);
-        this.members = Object.fromEntries(
-            args.members.map((member) => [
-                member,
-                {
-                    accessKeyId: member,
-                    secretAccessKey: pulumi.secret(random(`member-${member}-s3-secret`, 20).value),
-                    kvToken: pulumi.secret(random(`member-${member}-kv-token`, 32).value),
-                },
-            ]),
-        );
-        const backendCredentials: S3Credentials =
-            args.storage.backend === "external"
-                ? args.storage.credentials
-                : {
-                      accessKeyId: random("seaweedfs-access-key-id", 10).value.apply((v) => v.toUpperCase()),
-                      secretAccessKey: random("seaweedfs-secret-key", 20).value,
-                  };
-
-        // Each Vault KV secret holds the files of one Kubernetes Secret, written with the admin token after
-        // Vault's configuration (its policies let each service read only its own folder). As with transit keys,
-        // no run deletes them (no delete path): the ETag and name keys are what the stored data depends on.
-        const kvWrites: VaultWrite[] = [];
-        const store = (service: Service, path: string, files: Record<string, pulumi.Input<string>>) => {
-            const write = new VaultWrite(
-                `${name}-kv-${service}-${path}`,
-                {
-                    operator: args.vault.operator,
-                    token: args.vault.adminToken,
-                    path: `${kv}/data/apps/${service}/${path}`,
-                    // A secret Output: the whole data is kept encrypted in the state.
-                    data: pulumi.secret(pulumi.all(files).apply((data) => ({ data }))),
-                },
-                { parent: this, dependsOn: [args.vault.configuration] },
-            );
-            kvWrites.push(write);
-        };
-        const accessKeys = pulumi
-            .all(Object.values(this.members).map((m) => pulumi.all([m.accessKeyId, m.secretAccessKey])))
-            .apply((pairs) => Object.fromEntries(pairs));
-        store("storage-s3-api", "keys", {
-            [FILES.accessKeys]: pulumi
-                .all([accessKeys, kvApiS3Secret.value])
-                .apply(([keys, kvSecret]) => JSON.stringify({ ...keys, [KV_API_KEY_ID]: kvSecret })),
-            [FILES.etagKey]: etagKey.value.apply(hexToBase64),
-            [FILES.nameKey]: nameKey.value.apply(hexToBase64),
+        const keys = storeAppSecrets(this, name, {
+            operator: args.vault.operator,
+            token: args.vault.adminToken,
+            after: [args.vault.configuration],
+            members: args.members,
+            backend: args.storage.backend === "external" ? args.storage.credentials : "seaweedfs",
         });
-        const credentialsJson = pulumi
-            .all([backendCredentials.accessKeyId, backendCredentials.secretAccessKey])
-            .apply(([accessKeyId, secretAccessKey]) => ({ accessKeyId, secretAccessKey }));
-        store("storage-s3-api", "backend", {
-            [FILES.backendCredentials]: credentialsJson.apply((c) => JSON.stringify(c)),
-        });
-        if (args.storage.backend === "seaweedfs") {
-            store("storage-s3-api", "seaweedfs", { seaweedfs_s3_config: credentialsJson.apply(seaweedfsS3Config) });
-        }
-        const tokens = pulumi
-            .all(Object.entries(this.members).map(([member, m]) => m.kvToken.apply((t) => [t, member] as const)))
-            .apply((pairs) => JSON.stringify(Object.fromEntries(pairs)));
-        store("storage-kv-api", "keys", {
-            [FILES.s3Credentials]: kvApiS3Secret.value.apply((secretAccessKey) =>
-                JSON.stringify({ accessKeyId: KV_API_KEY_ID, secretAccessKey }),
-            ),
-            [FILES.tokens]: tokens,
-            [FILES.secretKey]: kvApiSecretKey.value.apply(hexToBase64),
-        });
+        this.members = keys.members;
+        const kvWrites = keys.writes;
 
         const images = args.images;
         this.services = [
