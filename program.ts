@@ -1,8 +1,11 @@
 // The whole platform as one function, so `index.ts` (the CLI's entry) and the Automation API (tests, per-family
 // stacks) run the very same program. Config flows one way: the stack's settings are loaded and validated once,
 // mapped here to each layer's own Args, and the layers are composed in order, each fed the previous layer's
-// typed outputs: infra -> foundation -> vault -> apps. A layer appears here once it is built.
+// typed outputs: infra -> foundation -> vault -> apps. A layer appears here once it is built. `platform(config)`
+// takes an already loaded configuration only for tests that must get past the schema (the pack's last line).
 import type * as pulumi from "@pulumi/pulumi";
+import { AppsLayer, type AppsLayerArgs } from "./components/apps/layer";
+import { publishedImages } from "./components/apps/versions";
 import { FoundationLayer, type FoundationLayerArgs, type IssuerNames } from "./components/foundation/layer";
 import type { K3sCluster } from "./components/infra/k3s";
 import { InfraLayer, type InfraLayerArgs } from "./components/infra/layer";
@@ -30,6 +33,18 @@ export interface PlatformOutputs {
     vault?: { address: string; replicas: number; sealed: pulumi.Output<boolean[]> };
     vaultAdminToken?: pulumi.Output<string>;
     vaultUnsealKeys?: pulumi.Output<string[]>;
+    /** The storage services' public endpoints; absent with K3s switched off. */
+    storage?: {
+        backend: string;
+        s3Endpoint: pulumi.Output<string>;
+        kvEndpoint: pulumi.Output<string>;
+        services: string[];
+    };
+    /** Each member's S3 access key id, its secret and document-store token (both secret). */
+    members?: Record<
+        string,
+        { accessKeyId: string; secretAccessKey: pulumi.Output<string>; kvToken: pulumi.Output<string> }
+    >;
 }
 
 /** The infra layer's Args from the stack's settings and secrets. */
@@ -68,13 +83,42 @@ export function vaultArgs(
     };
 }
 
-export function platform(): PlatformOutputs {
-    const config = loadConfig();
+/** The apps layer's Args: the backend (with the stack's secret credentials for a provider), members, images. */
+export function appsArgs(
+    { settings, secrets }: PlatformConfig,
+    infra: InfraLayer,
+    foundation: FoundationLayer,
+    vault: VaultLayer,
+): AppsLayerArgs {
+    if (!infra.cluster) throw new Error("the apps layer needs the K3s cluster");
+    const { storage } = settings;
+    if (storage.backend === "external" && !secrets.s3Credentials) {
+        throw new Error("the external storage backend needs peoples-cloud:s3AccessKeyId and s3SecretAccessKey");
+    }
+    return {
+        cluster: infra.cluster,
+        nodeCount: infra.clusterNodes.length,
+        foundation,
+        vault,
+        storage:
+            storage.backend === "external"
+                ? { ...storage, credentials: secrets.s3Credentials! }
+                : { backend: storage.backend, size: storage.size },
+        members: settings.members,
+        images: {
+            storageS3Api: settings.apps.images.storageS3Api ?? publishedImages.storageS3Api,
+            storageKvApi: settings.apps.images.storageKvApi ?? publishedImages.storageKvApi,
+        },
+    };
+}
+
+export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs {
     const { settings } = config;
     // Component names are part of every resource's URN: they never change (the foundation's is "crds").
     const infra = new InfraLayer("infra", infraArgs(config));
     const foundation = infra.cluster && new FoundationLayer("crds", foundationArgs(config, infra.cluster));
     const vault = foundation && new VaultLayer("vault", vaultArgs(config, infra, foundation));
+    const apps = vault && new AppsLayer("apps", appsArgs(config, infra, foundation, vault));
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,
@@ -104,6 +148,17 @@ export function platform(): PlatformOutputs {
                   vault: { address: vault.address, replicas: vault.replicas, sealed: vault.sealed },
                   vaultAdminToken: vault.adminToken,
                   vaultUnsealKeys: vault.unsealKeys,
+              }
+            : {}),
+        ...(apps
+            ? {
+                  storage: {
+                      backend: settings.storage.backend,
+                      s3Endpoint: apps.s3Endpoint,
+                      kvEndpoint: apps.kvEndpoint,
+                      services: apps.services,
+                  },
+                  members: apps.members,
               }
             : {}),
     };

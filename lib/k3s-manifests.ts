@@ -2,7 +2,7 @@
 // (emptied on delete, so K3s prunes what it applied), and wait until what the next step needs is there. The
 // seam where @pulumi/kubernetes's resources (with the infra layer's kubernetesProvider()) would replace it.
 import * as yaml from "js-yaml";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import type { KubeObject } from "./kube";
 import { type RemoteHost, RemoteScript } from "./remote-script";
 import { scriptsIn } from "./scripts";
@@ -25,7 +25,7 @@ export class K3sManifests {
     ) {}
 
     /** Writes `peoples-cloud-<file>.yaml` on the server once `dependsOn` is done. */
-    write(file: string, objects: KubeObject[], dependsOn: pulumi.Resource[]): RemoteScript {
+    write(file: string, objects: pulumi.Input<KubeObject[]>, dependsOn: pulumi.Resource[]): RemoteScript {
         return new RemoteScript(
             `${this.prefix}-${file}`,
             {
@@ -34,7 +34,9 @@ export class K3sManifests {
                 step: `write the ${file} manifest`,
                 script: script("k3s-manifest.sh"),
                 env: { K3S_MANIFEST: `peoples-cloud-${file}` },
-                stdin: renderManifest(objects),
+                stdin: Array.isArray(objects)
+                    ? renderManifest(objects)
+                    : pulumi.output(objects).apply((o) => renderManifest(o as KubeObject[])),
                 deleteScript: script("k3s-manifest-delete.sh"),
             },
             { parent: this.parent, dependsOn },

@@ -17,6 +17,7 @@ export interface ObjectMeta {
     name: string;
     namespace?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
 }
 
 export interface KubeObject<Kind extends string = string, Spec = unknown> {

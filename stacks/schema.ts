@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { cidrsOverlap, parseCidr } from "../lib/cidr";
 import { MANAGED_K3S_FLAGS } from "../lib/k3s-flags";
+import { SERVICE_ACCESS_KEY_IDS } from "../lib/access-keys";
 import { TLS_ISSUERS } from "../lib/kube";
 import { meshCollisions } from "../lib/mesh-addresses";
 
@@ -160,34 +161,74 @@ const vault = z
         error: "must not exceed vault.keyShares",
     });
 
-const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
-    error: "expected an S3 bucket name: 3-63 characters of a-z, 0-9, '.' and '-'",
-});
-
+// The in-cluster backend (SeaweedFS), or a third-party S3 provider whose credentials are stack secrets.
+// MinIO's community edition is no longer maintained (README, "Storage backend"): a stack still naming it is told so.
 const storage = z.discriminatedUnion(
     "backend",
     [
         z.strictObject({
-            backend: z.literal("minio"),
+            backend: z.literal("seaweedfs"),
+            // Each volume server's persistent volume (K3s's local-path storage on its node).
             size: z
                 .string()
                 .regex(/^\d+(Mi|Gi|Ti)$/, { error: "expected a size such as 50Gi" })
                 .default("50Gi"),
-            bucket: bucketName.default("peoples-cloud"),
         }),
         z.strictObject({
             backend: z.literal("external"),
-            endpoint: z.url({ protocol: /^https$/, error: "expected an https:// URL" }),
-            bucket: bucketName,
+            endpoint: z.url({
+                protocol: /^https$/,
+                error: (issue) => (issue.input === undefined ? "is required" : "expected an https:// URL"),
+            }),
             region: z
                 .string()
-                .regex(/^[a-z0-9-]+$/)
+                .regex(/^[a-z0-9-]+$/, { error: "expected a region such as eu-central-1" })
                 .default("us-east-1"),
-            forcePathStyle: z.boolean().default(true),
         }),
     ],
-    { error: "expected backend 'minio' or 'external'" },
+    {
+        error: (issue) =>
+            (issue.input as { backend?: unknown } | undefined)?.backend === "minio"
+                ? "backend 'minio' is no longer offered (MinIO's community edition is unmaintained): use 'seaweedfs'"
+                : "expected backend 'seaweedfs' or 'external'",
+    },
 );
+
+/** A container image pinned by digest: `<repository>@sha256:<64 hex>`; a tag alone may move. */
+export const DIGEST_PINNED_IMAGE =
+    /^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$/;
+const digestPinnedImage = z.string().regex(DIGEST_PINNED_IMAGE, {
+    error: "expected an image pinned by digest: <repository>@sha256:<64 hex digits>",
+});
+
+const apps = z.strictObject({
+    // The services' images; without them, the published images of this release (components/apps/versions.ts).
+    images: z
+        .strictObject({ storageS3Api: digestPinnedImage.optional(), storageKvApi: digestPinnedImage.optional() })
+        .prefault({}),
+});
+
+// Access key ids are member names; the services' own are reserved.
+const RESERVED_MEMBER_NAMES: readonly string[] = Object.values(SERVICE_ACCESS_KEY_IDS);
+const members = z
+    .array(
+        z
+            .string()
+            .regex(/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/, {
+                error: "expected a member name: 2-32 characters of a-z, 0-9 and '-', starting with a letter",
+            })
+            .refine((m) => !RESERVED_MEMBER_NAMES.includes(m), {
+                error: `is reserved (${RESERVED_MEMBER_NAMES.join(", ")})`,
+            }),
+    )
+    .superRefine((names, ctx) => {
+        const seen = new Set<string>();
+        names.forEach((n, i) => {
+            if (seen.has(n)) ctx.addIssue({ code: "custom", path: [i], message: `duplicate member '${n}'` });
+            seen.add(n);
+        });
+    })
+    .default([]);
 
 const device = z.strictObject({
     name: nodeName,
@@ -217,7 +258,10 @@ export const settingsSchema = z
         mesh: mesh.prefault({}),
         k3s: k3s.prefault({}),
         vault: vault.prefault({}),
-        storage: storage.default({ backend: "minio", size: "50Gi", bucket: "peoples-cloud" }),
+        storage: storage.default({ backend: "seaweedfs", size: "50Gi" }),
+        // The family's members: each gets an S3 access key and a token for the document store.
+        members,
+        apps: apps.prefault({}),
         devices: z
             .array(device)
             .superRefine((devices, ctx) => {
@@ -311,3 +355,4 @@ export type Settings = z.output<typeof settingsSchema>;
 export type NodesSettings = Settings["nodes"];
 export type BareMetalHost = z.output<typeof bareMetalHost>;
 export type K3sSettings = Settings["k3s"];
+export type StorageSettings = Settings["storage"];

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
 import { RemoteScript } from "../../lib/remote-script";
 import { scriptsIn } from "../../lib/scripts";
+import type { VaultServer } from "../../lib/vault/operator";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import { VaultBootstrap } from "./bootstrap";
@@ -51,6 +52,12 @@ export class VaultLayer extends pulumi.ComponentResource {
     /** Secret: the admin token for day-2 work (the root token is revoked once the configuration is in). */
     readonly adminToken: pulumi.Output<string>;
     readonly sealed: pulumi.Output<boolean[]>;
+    /** The Vault CLI in `vault-0`, which later layers write their settings through (with the admin token). */
+    readonly operator: VaultServer;
+    /** Done once Vault's engines, policies and auth roles are in place (and the root token revoked). */
+    readonly configuration: pulumi.Resource;
+    /** The manifest of the Vault Secrets Operator's chart: wait after it for the operator's CRDs. */
+    readonly secretsOperator: RemoteScript;
 
     constructor(name: string, args: VaultLayerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:vault:VaultLayer", name, {}, opts);
@@ -96,7 +103,7 @@ export class VaultLayer extends pulumi.ComponentResource {
             vaultSecretsOperatorTls(args.foundation.issuers.internalCa),
             [...args.foundation.ready],
         );
-        k3s.write(
+        this.secretsOperator = k3s.write(
             "vault-secrets-operator",
             [vaultSecretsOperatorChart(this.address)],
             [certificateReady("vault-secrets-operator-ca", `${VSO_NAMESPACE}/${VSO_CA_SECRET}`, vsoCa)],
@@ -108,6 +115,8 @@ export class VaultLayer extends pulumi.ComponentResource {
             { parent: this, dependsOn: [bootstrap] },
         );
 
+        this.operator = servers[0];
+        this.configuration = configuration;
         this.unsealKeys = bootstrap.unsealKeys;
         this.adminToken = configuration.adminToken;
         this.sealed = bootstrap.sealed;

@@ -2,7 +2,8 @@
 # Waits, on a K3s server, until what the next step needs exists and serves: the namespaces in
 # K3S_WAIT_NAMESPACES are active, the CRDs in K3S_WAIT_CRDS established, the deployments in
 # K3S_WAIT_DEPLOYMENTS (namespace/name) available, the certificates in K3S_WAIT_CERTIFICATES (namespace/name)
-# ready, the pods in K3S_WAIT_PODS (namespace/name) running. Gives up after K3S_WAIT_SECONDS (default 600),
+# ready, the pods in K3S_WAIT_PODS (namespace/name) running, the secrets in K3S_WAIT_SECRETS (namespace/name)
+# present (an operator writes them). Gives up after K3S_WAIT_SECONDS (default 600),
 # naming what it was waiting for. Changes nothing, so running it twice is harmless.
 set -euo pipefail
 deadline=$((SECONDS + ${K3S_WAIT_SECONDS:-600}))
@@ -28,5 +29,6 @@ for n in ${K3S_WAIT_NAMESPACES:-}; do wait_for namespace "" "$n" "jsonpath={.sta
 for crd in ${K3S_WAIT_CRDS:-}; do wait_for crd "" "$crd" condition=Established; done
 for d in ${K3S_WAIT_DEPLOYMENTS:-}; do wait_for deployment "${d%%/*}" "${d#*/}" condition=Available; done
 for c in ${K3S_WAIT_CERTIFICATES:-}; do wait_for certificate "${c%%/*}" "${c#*/}" condition=Ready; done
+for s in ${K3S_WAIT_SECRETS:-}; do wait_for secret "${s%%/*}" "${s#*/}" "jsonpath={.metadata.name}=${s#*/}"; done
 for p in ${K3S_WAIT_PODS:-}; do wait_for pod "${p%%/*}" "${p#*/}" "jsonpath={.status.phase}=Running"; done
 echo "k3s-wait: ready"

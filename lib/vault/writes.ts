@@ -117,7 +117,9 @@ export const vaultWriteProvider: Provider<WriteInputs, WriteInputs> = {
 };
 
 /** One Vault API path written: the fields of the write above, with the server and token as the program has them. */
-export type VaultWriteArgs = Readonly<Omit<WriteInputs, "operator" | "token">> & {
+export type VaultWriteArgs = Readonly<Omit<WriteInputs, "operator" | "token" | "data">> & {
+    /** What is written; a secret Output when it holds secrets (it then stays encrypted in the state). */
+    readonly data: pulumi.Input<Record<string, unknown>>;
     /** The server the Vault CLI runs against. */
     readonly operator: VaultServer;
     /** Secret: the token the write is made with (the admin token). */

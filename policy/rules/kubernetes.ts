@@ -1,4 +1,6 @@
-// Finds the pod template of every Kubernetes workload kind, so workload rules are written once.
+// Finds the pod template of every Kubernetes workload kind, so workload rules are written once: a workload as a
+// Kubernetes resource, or as an object of a K3s auto-deploy manifest (the layers' RemoteScripts).
+import { k3sManifestObjects } from "./k3s";
 
 export interface Container {
     name: string;
@@ -33,4 +35,18 @@ export function podSpecOf(type: string, props: Record<string, unknown>): PodSpec
         return (job?.template as { spec?: PodSpec } | undefined)?.spec;
     }
     return undefined;
+}
+
+/** The pod specs of a workload resource, or of each workload in a K3s manifest, named for messages. */
+export function podSpecsOf(type: string, props: Record<string, unknown>): { name?: string; spec: PodSpec }[] {
+    const own = podSpecOf(type, props);
+    const inManifest = k3sManifestObjects(type, props).flatMap((o) => {
+        const kind = String(o.kind);
+        const apiVersion = String(o.apiVersion);
+        const group = apiVersion.includes("/") ? apiVersion : `core/${apiVersion}`;
+        const spec = podSpecOf(`kubernetes:${group}:${kind}`, o);
+        const name = (o.metadata as { name?: string } | undefined)?.name;
+        return spec ? [{ name: `${kind}/${name ?? ""}`, spec }] : [];
+    });
+    return [...(own ? [{ spec: own }] : []), ...inManifest];
 }

@@ -2,7 +2,7 @@
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import * as yaml from "js-yaml";
 import { k3sManifestObjects } from "./k3s";
-import { podSpecOf } from "./kubernetes";
+import { podSpecsOf } from "./kubernetes";
 
 const exactVersion = /^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 
@@ -84,10 +84,12 @@ export const imagesPinned: ResourceValidationPolicy = {
     description: "Every container image is pinned to a tag that is not 'latest', or to a digest.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        const spec = podSpecOf(args.type, args.props);
-        for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
-            if (!c.image || !isPinnedImage(c.image)) {
-                reportViolation(`container '${c.name}' uses an unpinned image '${c.image ?? ""}'`);
+        for (const { name, spec } of podSpecsOf(args.type, args.props)) {
+            for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
+                if (!c.image || !isPinnedImage(c.image)) {
+                    const where = name ? `${name}: ` : "";
+                    reportViolation(`${where}container '${c.name}' uses an unpinned image '${c.image ?? ""}'`);
+                }
             }
         }
     },

@@ -1,7 +1,7 @@
 // No secret material in places the engine and the cluster keep in plain text.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
 import { remoteScriptType } from "./k3s";
-import { podSpecOf } from "./kubernetes";
+import { podSpecsOf } from "./kubernetes";
 
 /** Shapes of secret material: private keys, cloud and Vault tokens, credentials in URLs. */
 const secretShapes: { what: string; pattern: RegExp }[] = [
@@ -34,13 +34,20 @@ function plainFields(type: string, props: Record<string, unknown>): [string, unk
         // Its stdin may carry a secret: the resource marks it secret in the state.
         const env = Object.entries((props.env as Record<string, string> | undefined) ?? {});
         const scripts = ["script", "deleteScript"].map((k): [string, unknown] => [k, props[k]]);
-        return [...env.map(([k, v]): [string, unknown] => [`env.${k}`, v]), ...scripts];
+        return [...env.map(([k, v]): [string, unknown] => [`env.${k}`, v]), ...scripts, ...containerEnv(type, props)];
     }
-    const spec = podSpecOf(type, props);
-    return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].flatMap((c) => {
-        const env = (c as { env?: { name: string; value?: string }[] }).env ?? [];
-        return env.map((e): [string, unknown] => [`container ${c.name} env ${e.name}`, e.value]);
-    });
+    return containerEnv(type, props);
+}
+
+/** Every container's env values, of a workload resource or of the workloads in a K3s manifest. */
+function containerEnv(type: string, props: Record<string, unknown>): [string, unknown][] {
+    return podSpecsOf(type, props).flatMap(({ name, spec }) =>
+        [...(spec.initContainers ?? []), ...(spec.containers ?? [])].flatMap((c) => {
+            const env = (c as { env?: { name: string; value?: string }[] }).env ?? [];
+            const where = name ? `${name} ` : "";
+            return env.map((e): [string, unknown] => [`${where}container ${c.name} env ${e.name}`, e.value]);
+        }),
+    );
 }
 
 export const noPlaintextSecrets: ResourceValidationPolicy = {

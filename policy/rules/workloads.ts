@@ -1,17 +1,19 @@
 // The platform's workloads: bounded resources, no root, no privilege escalation, read-only root filesystems.
 import type { ResourceValidationPolicy } from "@pulumi/policy";
-import { type Container, podSpecOf, type SecurityContext } from "./kubernetes";
+import { type Container, podSpecsOf, type SecurityContext } from "./kubernetes";
 
 function eachContainer(
     type: string,
     props: Record<string, unknown>,
     check: (c: Container, pod: SecurityContext) => string | undefined,
 ): string[] {
-    const spec = podSpecOf(type, props);
-    const pod = spec?.securityContext ?? {};
-    return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]
-        .map((c) => check(c, pod))
-        .filter((v): v is string => v !== undefined);
+    return podSpecsOf(type, props).flatMap(({ name, spec }) => {
+        const pod = spec.securityContext ?? {};
+        return [...(spec.initContainers ?? []), ...(spec.containers ?? [])]
+            .map((c) => check(c, pod))
+            .filter((v): v is string => v !== undefined)
+            .map((v) => (name ? `${name}: ${v}` : v));
+    });
 }
 
 export const workloadsBoundedResources: ResourceValidationPolicy = {

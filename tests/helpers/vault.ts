@@ -8,7 +8,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { PulumiFn } from "@pulumi/pulumi/automation";
 import { VaultBootstrap } from "../../components/vault/bootstrap";
 import { STORAGE_SERVICES, VaultConfiguration } from "../../components/vault/config";
-import { tokenFromStdin } from "../../lib/vault/operator";
+import { tokenFromStdin, type VaultServer } from "../../lib/vault/operator";
 import type { SshConnection } from "../../lib/ssh";
 import { type RaftServer, toolsBinDir } from "@peoples-cloud/testkit";
 
@@ -17,6 +17,12 @@ export interface VaultProgramOptions {
     ssh?: () => pulumi.Input<SshConnection>;
     /** Configure Vault too, as the layer does, with the audit device writing here. */
     auditFile?: string;
+    /** More of the program once Vault is configured (as a later layer uses it): its resources and outputs. */
+    then?: (vault: {
+        operator: VaultServer;
+        adminToken: pulumi.Output<string>;
+        configuration: pulumi.Resource;
+    }) => Record<string, unknown>;
 }
 
 /**
@@ -54,7 +60,8 @@ export function vaultProgram(servers: RaftServer[], options: VaultProgramOptions
             },
             { dependsOn: [vault] },
         );
-        return Promise.resolve({ ...outputs, adminToken: config.adminToken });
+        const more = options.then?.({ operator: operators[0], adminToken: config.adminToken, configuration: config });
+        return Promise.resolve({ ...outputs, adminToken: config.adminToken, ...more });
     };
 }
 

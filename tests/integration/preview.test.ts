@@ -2,7 +2,10 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { seaweedfs } from "../../components/apps/versions";
 import { platform } from "../../program";
+import { loadConfig } from "../../stacks/config";
 import { policyAnalyzer } from "../../scripts/run-stack";
 import { type Engine, PlanRecorder, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { useMocks } from "../helpers/mocks";
@@ -13,8 +16,26 @@ const testSecrets: Record<string, Record<string, string>> = {
     prod: { "hcloud:token": "preview-test-only-hcloud-token" },
 };
 
+/**
+ * The services' images for the dev preview, so the pack sees their workloads: references to digests of a label,
+ * not of any published image (none is published yet, see components/apps/versions.ts); a preview pulls nothing.
+ */
+const testImage = (service: string) =>
+    `ghcr.io/family/peoples-cloud-${service}@sha256:${createHash("sha256").update(`preview ${service}`).digest("hex")}`;
+const testSettings: Record<string, Record<string, string>> = {
+    dev: {
+        "peoples-cloud:apps": JSON.stringify({
+            images: { storageS3Api: testImage("storage-s3-api"), storageKvApi: testImage("storage-kv-api") },
+        }),
+    },
+    prod: {},
+};
+
 async function mockedTypes(stack: string): Promise<Record<string, number>> {
-    const recorded = await useMocks(stack, rawConfig(stackFileValues(stack), testSecrets[stack]));
+    const recorded = await useMocks(
+        stack,
+        rawConfig({ ...stackFileValues(stack), ...testSettings[stack] }, testSecrets[stack]),
+    );
     platform();
     // Registrations that wait on other resources' outputs land later: wait until none arrives for a while.
     for (let seen = -1; seen !== recorded.length;) {
@@ -49,6 +70,7 @@ describe("real pulumi preview", function () {
             const expected = await mockedTypes(stackName);
             // Every layer built so far is in the plan: the cluster foundation rides on K3s, on in both stacks.
             assert.equal(expected["peoples-cloud:foundation:FoundationLayer"], 1, JSON.stringify(expected));
+            assert.equal(expected["peoples-cloud:apps:AppsLayer"], 1, JSON.stringify(expected));
             const missing = missingPlugins(Object.keys(expected));
             if (missing.length > 0) {
                 // Not faked: this machine cannot build these provider plugins (see the README's Tools).
@@ -58,6 +80,7 @@ describe("real pulumi preview", function () {
             const stack = await projectStack(engine, stackName, () => Promise.resolve(platform()), {
                 configFrom: stackName,
                 secrets: testSecrets[stackName],
+                plain: testSettings[stackName],
             });
             const plan = new PlanRecorder();
             const result = await stack.preview({
@@ -99,5 +122,42 @@ describe("real pulumi preview", function () {
             /peoples-cloud:k3s\.version: expected a pinned K3s/,
         );
         assert.deepEqual(plan.types, {});
+    });
+
+    it("refuses a dev stack whose apps layer has an unpinned chart or image, naming the rules", async () => {
+        // Past the schema, which refuses an image without a digest: the pack is the last line.
+        const pinned = seaweedfs.chart.version;
+        const stack = await projectStack(
+            engine,
+            "unpinned",
+            () => {
+                const config = loadConfig();
+                config.settings.apps.images.storageS3Api = "ghcr.io/family/peoples-cloud-storage-s3-api:latest";
+                config.settings.apps.images.storageKvApi = testImage("storage-kv-api");
+                seaweedfs.chart.version = "4.x";
+                return Promise.resolve(platform(config));
+            },
+            { configFrom: "dev", secrets: testSecrets.dev },
+        );
+        try {
+            await assert.rejects(
+                stack.preview({
+                    policyPacks: [policyAnalyzer(path.join(repoRoot, "policy"))],
+                    policyPackConfigs: [path.join(repoRoot, "policy", "config", "dev.json")],
+                }),
+                (err: Error) => {
+                    assert.match(err.message, /images-pinned/);
+                    assert.match(
+                        err.message,
+                        /Deployment\/storage-s3-api: container 'storage-s3-api' uses an unpinned image/,
+                    );
+                    assert.match(err.message, /helm-charts-pinned/);
+                    assert.match(err.message, /chart 'seaweedfs' is not pinned to an exact version \(got '4\.x'\)/);
+                    return true;
+                },
+            );
+        } finally {
+            seaweedfs.chart.version = pinned;
+        }
     });
 });

@@ -345,30 +345,85 @@ const invalid: InvalidCase[] = [
         plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "s3" } },
         secrets: sshKey,
         key: `${ns}:storage.backend`,
-        says: "expected backend 'minio' or 'external'",
+        says: "expected backend 'seaweedfs' or 'external'",
+    },
+    {
+        name: "the MinIO backend of earlier configs",
+        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "minio", size: "50Gi", bucket: "family" } },
+        secrets: sshKey,
+        key: `${ns}:storage.backend`,
+        says: "backend 'minio' is no longer offered",
+    },
+    {
+        name: "SeaweedFS volume size without a unit",
+        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "seaweedfs", size: "50" } },
+        secrets: sshKey,
+        key: `${ns}:storage.size`,
+        says: "expected a size such as 50Gi",
+    },
+    {
+        name: "a member name that is not a DNS label",
+        plain: { ...bareMetal(), [`${ns}:members`]: ["Ana Maria"] },
+        secrets: sshKey,
+        key: `${ns}:members[0]`,
+        says: "expected a member name",
+    },
+    {
+        name: "a member twice",
+        plain: { ...bareMetal(), [`${ns}:members`]: ["ana", "ana"] },
+        secrets: sshKey,
+        key: `${ns}:members[1]`,
+        says: "duplicate member 'ana'",
+    },
+    {
+        name: "a member named like a service's own access key",
+        plain: { ...bareMetal(), [`${ns}:members`]: ["storage-kv-api"] },
+        secrets: sshKey,
+        key: `${ns}:members[0]`,
+        says: "is reserved",
+    },
+    {
+        name: "a service image pinned by tag only",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:apps`]: { images: { storageS3Api: "ghcr.io/family/peoples-cloud-storage-s3-api:1.0.0" } },
+        },
+        secrets: sshKey,
+        key: `${ns}:apps.images.storageS3Api`,
+        says: "expected an image pinned by digest",
+    },
+    {
+        name: "a service image with a short digest",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:apps`]: { images: { storageKvApi: "ghcr.io/family/peoples-cloud-storage-kv-api@sha256:abc" } },
+        },
+        secrets: sshKey,
+        key: `${ns}:apps.images.storageKvApi`,
+        says: "expected an image pinned by digest",
     },
     {
         name: "external S3 over plain HTTP",
         plain: {
             ...bareMetal(),
-            [`${ns}:storage`]: { backend: "external", endpoint: "http://s3.example.org", bucket: "family" },
+            [`${ns}:storage`]: { backend: "external", endpoint: "http://s3.example.org" },
         },
         secrets: { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
         key: `${ns}:storage.endpoint`,
         says: "https://",
     },
     {
-        name: "external S3 without a bucket",
-        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org" } },
+        name: "external S3 without an endpoint",
+        plain: { ...bareMetal(), [`${ns}:storage`]: { backend: "external", region: "eu-central-1" } },
         secrets: { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
-        key: `${ns}:storage.bucket`,
+        key: `${ns}:storage.endpoint`,
         says: "is required",
     },
     {
         name: "external S3 without credentials",
         plain: {
             ...bareMetal(),
-            [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org", bucket: "family" },
+            [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org" },
         },
         secrets: sshKey,
         key: `${ns}:s3AccessKeyId`,
@@ -526,10 +581,40 @@ describe("stack config", () => {
                 extraAgentArgs: [],
             });
             assert.deepEqual(s.vault, { keyShares: 5, keyThreshold: 3 });
-            assert.deepEqual(s.storage, { backend: "minio", size: "50Gi", bucket: "peoples-cloud" });
+            assert.deepEqual(s.storage, { backend: "seaweedfs", size: "50Gi" });
+            assert.deepEqual(s.members, []);
+            assert.deepEqual(s.apps, { images: {} });
             assert.deepEqual(s.adminCidrs, []);
             assert.deepEqual(s.devices, []);
             assert.equal(s.domain, undefined);
+        });
+
+        it("an external backend with its secret credentials, members and images pinned by digest", () => {
+            const digest = "0123456789abcdef".repeat(4);
+            const result = validateConfig(
+                rawConfig(
+                    {
+                        ...bareMetal(),
+                        [`${ns}:storage`]: { backend: "external", endpoint: "https://s3.example.org" },
+                        [`${ns}:members`]: ["ana", "ben-2"],
+                        [`${ns}:apps`]: {
+                            images: {
+                                storageS3Api: `ghcr.io/family/peoples-cloud-storage-s3-api@sha256:${digest}`,
+                                storageKvApi: `registry.local:5000/peoples-cloud-storage-kv-api@sha256:${digest}`,
+                            },
+                        },
+                    },
+                    { ...sshKey, [`${ns}:s3AccessKeyId`]: "id", [`${ns}:s3SecretAccessKey`]: "secret" },
+                ),
+            );
+            assert.ok(result.ok, JSON.stringify(result));
+            assert.deepEqual(result.settings.storage, {
+                backend: "external",
+                endpoint: "https://s3.example.org",
+                region: "us-east-1",
+            });
+            assert.deepEqual(result.settings.members, ["ana", "ben-2"]);
+            assert.equal(result.settings.apps.images.storageKvApi?.startsWith("registry.local:5000/"), true);
         });
 
         it("a minimal Hetzner config, with documented defaults", () => {

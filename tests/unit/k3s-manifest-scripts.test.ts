@@ -132,4 +132,19 @@ process.exit(o.met ? 0 : 1);
         assert.equal(notReady.code, 1);
         assert.match(notReady.stderr, /certificate cert-manager\/peoples-cloud-internal-ca not Ready in time/);
     });
+
+    it("waits for a secret an operator writes to appear", function () {
+        this.timeout(30_000);
+        const env = fakeK3s({ "secret/storage-s3-api-keys": { appearAfter: 1, met: true } });
+        const result = run("k3s-wait.sh", { ...env, K3S_WAIT_SECRETS: "storage/storage-s3-api-keys" });
+        assert.equal(result.code, 0, result.stderr);
+        assert.deepEqual(fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n"), [
+            "get secret storage-s3-api-keys",
+            "get secret storage-s3-api-keys",
+            "wait secret storage-s3-api-keys",
+        ]);
+        const never = run("k3s-wait.sh", { ...env, K3S_WAIT_SECONDS: "2", K3S_WAIT_SECRETS: "storage/missing" });
+        assert.equal(never.code, 1);
+        assert.match(never.stderr, /secret storage\/missing never appeared/);
+    });
 });

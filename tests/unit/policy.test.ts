@@ -43,6 +43,22 @@ const deployment = (c: Record<string, unknown>): TestResource => ({
     props: { spec: { template: { spec: { containers: [c] } } } },
     name: "storage",
 });
+/** A Deployment inside a K3s manifest, as the apps layer writes its workloads. */
+const manifestDeployment = (c: Record<string, unknown>): TestResource => ({
+    type: "pulumi-nodejs:dynamic/infra:RemoteScript",
+    name: "apps-storage-services",
+    props: {
+        env: { K3S_MANIFEST: "peoples-cloud-storage-services" },
+        stdin: `${JSON.stringify({ apiVersion: "v1", kind: "Service", metadata: { name: "app" }, spec: {} })}\n---\n${JSON.stringify(
+            {
+                apiVersion: "apps/v1",
+                kind: "Deployment",
+                metadata: { name: "app", namespace: "storage" },
+                spec: { template: { spec: { containers: [c] } } },
+            },
+        )}\n`,
+    },
+});
 const cronJob = (c: Record<string, unknown>): TestResource => ({
     type: "kubernetes:batch/v1:CronJob",
     props: { spec: { jobTemplate: { spec: { template: { spec: { containers: [c] } } } } } },
@@ -133,6 +149,10 @@ const cases: RuleCase[] = [
             [deployment(container({ image: "nginx" })), /unpinned image 'nginx'/],
             [cronJob(container({ image: "nginx:latest" })), /nginx:latest/],
             [deployment(container({ image: "registry.local:5000/app" })), /registry\.local:5000\/app/],
+            [
+                manifestDeployment(container({ image: "nginx:latest" })),
+                /Deployment\/app: container 'app' uses an unpinned/,
+            ],
         ],
     },
     {
@@ -144,13 +164,18 @@ const cases: RuleCase[] = [
                 /requests\.cpu, requests\.memory, limits\.cpu, limits\.memory/,
             ],
             [deployment(container({ resources: { requests: { cpu: "1", memory: "1Gi" } } })), /limits\.cpu/],
+            [manifestDeployment(container({ resources: undefined })), /Deployment\/app: container 'app' has no/],
         ],
     },
     {
         policy: workloadsNonRoot,
-        passes: [deployment(container())],
+        passes: [deployment(container()), manifestDeployment(container())],
         fails: [
             [deployment(container({ securityContext: { allowPrivilegeEscalation: false } })), /runAsNonRoot/],
+            [
+                manifestDeployment(container({ securityContext: {} })),
+                /Deployment\/app: container 'app' does not set runAsNonRoot/,
+            ],
             [deployment(container({ securityContext: { runAsNonRoot: true } })), /allowPrivilegeEscalation/],
         ],
     },
@@ -161,7 +186,13 @@ const cases: RuleCase[] = [
             deployment(container({ securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } })),
         ],
         config: { writableContainers: ["storage/app"] },
-        fails: [[cronJob(container({ securityContext: {} })), /writable root filesystem/]],
+        fails: [
+            [cronJob(container({ securityContext: {} })), /writable root filesystem/],
+            [
+                manifestDeployment(container({ securityContext: {} })),
+                /Deployment\/app: container 'app' has a writable root/,
+            ],
+        ],
     },
     {
         policy: noPlaintextSecrets,
@@ -184,6 +215,12 @@ const cases: RuleCase[] = [
                     props: { data: { key: "-----BEGIN OPENSSH PRIVATE KEY-----\nx" } },
                 },
                 /data\.key holds a private key/,
+            ],
+            [
+                manifestDeployment(
+                    container({ env: [{ name: "VAULT_TOKEN", value: "hvs.CAESIJ1xvqP4Fh2l9bNnR5aQ" }] }),
+                ),
+                /Deployment\/app container app env VAULT_TOKEN holds a Vault token/,
             ],
             [
                 {
@@ -377,14 +414,16 @@ describe("policy rules", () => {
             return { recorded, found };
         }
 
-        // dev, 2 bare-metal nodes: 27 remote steps (mesh 6, K3s 6, foundation 8, Vault 7), 17 Vault writes, the
-        // K3s token, Vault's initialisation, 1 unseal, admin token and root revocation, 7 components.
-        // prod, 5 Hetzner nodes: 45 remote steps (mesh 15, K3s 15, foundation 8, Vault 7), 17 Vault writes, 5
-        // servers, 2 firewalls, 2 placement groups, network, subnet, SSH key, its private key, the hcloud
-        // provider, the K3s token, Vault's initialisation, 3 unseals, admin token, root revocation, 8 components.
+        // dev, 2 bare-metal nodes: 34 remote steps (mesh 6, K3s 6, foundation 8, Vault 7, apps 7), 21 Vault writes
+        // (the apps' 4 KV secrets), the K3s token and 10 apps secrets (2 members), Vault's initialisation, 1
+        // unseal, admin token and root revocation, 8 components.
+        // prod, 5 Hetzner nodes: 52 remote steps (mesh 15, K3s 15, foundation 8, Vault 7, apps 7), 21 Vault
+        // writes, 5 servers, 2 firewalls, 2 placement groups, network, subnet, SSH key, its private key, the hcloud
+        // provider, the K3s token and 6 apps secrets (no members), Vault's initialisation, 3 unseals, admin token,
+        // root revocation, 9 components.
         for (const [stack, count] of [
-            ["dev", 56],
-            ["prod", 91],
+            ["dev", 78],
+            ["prod", 109],
         ] as const) {
             it(`${stack}: all ${count} of its resources`, async () => {
                 const { recorded, found } = await mandatoryViolations(stack);

@@ -32,6 +32,8 @@ describe("program", () => {
             vault,
             vaultAdminToken,
             vaultUnsealKeys,
+            storage,
+            members,
             ...outputs
         } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
@@ -62,6 +64,16 @@ describe("program", () => {
         // Unknown until a real init ran, but secret already.
         assert.equal(await pulumi.isSecret(vaultAdminToken), true);
         assert.equal(await pulumi.isSecret(vaultUnsealKeys), true);
+        // No service image is published yet and Pulumi.dev.yaml names none: SeaweedFS and the keys, no service.
+        assert.ok(storage);
+        assert.deepEqual([storage.backend, storage.services], ["seaweedfs", []]);
+        assert.equal((await unwrap(storage.s3Endpoint)).value, "https://s3.192-0-2-11.sslip.io");
+        assert.equal((await unwrap(storage.kvEndpoint)).value, "https://kv.192-0-2-11.sslip.io");
+        assert.deepEqual(Object.keys(members ?? {}), ["alex", "sam"]);
+        for (const m of Object.values(members ?? {})) {
+            assert.equal(await pulumi.isSecret(m.secretAccessKey), true);
+            assert.equal(await pulumi.isSecret(m.kvToken), true);
+        }
     });
 
     it("keeps secrets as secret outputs", async () => {

@@ -1,0 +1,279 @@
+// The apps layer as Kubernetes objects, pure functions of its settings, so the unit tests read exactly what a
+// node receives: the namespace, the Vault Secrets Operator's auth and syncs, each service's Deployment,
+// Service, PodDisruptionBudget, network policies, the ServiceMonitor and the Ingresses.
+import { clusterIssuerRef, type IssuerRef, type KubeObject, labels } from "../../lib/kube";
+import { HTTP_PORT, NAMESPACE, OPS_PORT, type PodSpec, SECRETS, type Service } from "./pods";
+import { SEAWEEDFS_NAME, SEAWEEDFS_S3_PORT } from "./seaweedfs";
+
+const meta = (name: string, extra: Record<string, string> = {}) => ({
+    name,
+    namespace: NAMESPACE,
+    labels: { ...labels, ...extra },
+});
+const appLabel = (service: string) => ({ "app.kubernetes.io/name": service });
+
+/** The namespace and the services' accounts (storage-s3-api's logs in to Vault; both are VSO's identity). */
+export function namespaceObjects(): KubeObject[] {
+    const account = (name: Service): KubeObject => ({
+        apiVersion: "v1",
+        kind: "ServiceAccount",
+        metadata: meta(name),
+        spec: undefined,
+    });
+    return [
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE, labels }, spec: undefined },
+        account("storage-s3-api"),
+        account("storage-kv-api"),
+    ];
+}
+
+export type Certificate = KubeObject<
+    "Certificate",
+    { secretName: string; dnsNames: string[]; privateKey: { algorithm: "ECDSA"; size: 256 }; issuerRef: IssuerRef }
+>;
+
+/** cert-manager writes the internal CA into this certificate's `ca.crt`: the file storage-s3-api checks Vault with. */
+export function vaultCaCertificate(internalCaIssuer: string): Certificate {
+    return {
+        apiVersion: "cert-manager.io/v1",
+        kind: "Certificate",
+        metadata: meta(SECRETS.vaultCa),
+        spec: {
+            secretName: SECRETS.vaultCa,
+            dnsNames: [`${SECRETS.vaultCa}.${NAMESPACE}.svc`],
+            privateKey: { algorithm: "ECDSA", size: 256 },
+            issuerRef: clusterIssuerRef(internalCaIssuer),
+        },
+    };
+}
+
+/** A Vault KV secret (under `apps/<service>/`) the operator syncs into a Kubernetes Secret of the given name. */
+export interface SyncedSecret {
+    /** The service whose Vault role reads it (its policy allows only its own folder). */
+    readonly service: Service;
+    /** Under `apps/<service>/` in the KV mount. */
+    readonly vaultPath: string;
+    readonly secretName: string;
+    /** Restarted when the secret changes (a member added, a key rotated). */
+    readonly restart: string[];
+}
+
+/** The operator logs in as each service (its Kubernetes auth role) and syncs that service's secrets. */
+export function secretSyncObjects(kvMount: string, authMount: string, synced: readonly SyncedSecret[]): KubeObject[] {
+    const services = [...new Set(synced.map((s) => s.service))];
+    return [
+        ...services.map((service): KubeObject => ({
+            apiVersion: "secrets.hashicorp.com/v1beta1",
+            kind: "VaultAuth",
+            metadata: meta(service),
+            spec: {
+                method: "kubernetes",
+                mount: authMount,
+                kubernetes: { role: service, serviceAccount: service, audiences: ["vault"] },
+            },
+        })),
+        ...synced.map((s): KubeObject => ({
+            apiVersion: "secrets.hashicorp.com/v1beta1",
+            kind: "VaultStaticSecret",
+            metadata: meta(s.secretName),
+            spec: {
+                vaultAuthRef: s.service,
+                mount: kvMount,
+                type: "kv-v2",
+                path: `apps/${s.service}/${s.vaultPath}`,
+                refreshAfter: "60s",
+                destination: { name: s.secretName, create: true },
+                rolloutRestartTargets: s.restart.map((name) => ({ kind: "Deployment", name })),
+            },
+        })),
+    ];
+}
+
+/** Two replicas on different nodes from two nodes; one below. */
+export const serviceReplicas = (nodeCount: number): 1 | 2 => (nodeCount >= 2 ? 2 : 1);
+
+export interface ServiceWorkload {
+    readonly service: Service;
+    readonly pod: PodSpec;
+    readonly replicas: number;
+    /** Named ports the Service exposes. */
+    readonly ports: { name: string; port: number }[];
+}
+
+export function workloadObjects(w: ServiceWorkload): KubeObject[] {
+    const selector = appLabel(w.service);
+    return [
+        {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: meta(w.service, selector),
+            spec: {
+                replicas: w.replicas,
+                selector: { matchLabels: selector },
+                strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+                template: {
+                    metadata: { labels: { ...labels, ...selector } },
+                    spec: {
+                        ...w.pod,
+                        ...(w.replicas > 1
+                            ? {
+                                  topologySpreadConstraints: [
+                                      {
+                                          maxSkew: 1,
+                                          topologyKey: "kubernetes.io/hostname",
+                                          whenUnsatisfiable: "DoNotSchedule",
+                                          labelSelector: { matchLabels: selector },
+                                      },
+                                  ],
+                              }
+                            : {}),
+                    },
+                },
+            },
+        },
+        {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: meta(w.service, selector),
+            spec: { selector, ports: w.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.name })) },
+        },
+        {
+            apiVersion: "policy/v1",
+            kind: "PodDisruptionBudget",
+            metadata: meta(w.service, selector),
+            // One at a time: with two replicas one keeps serving; with one, a drain can still evict it.
+            spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+        },
+    ];
+}
+
+/** Prometheus scrapes storage-s3-api's /metrics (storage-kv-api serves none). The CRD comes with the foundation. */
+export function serviceMonitor(): KubeObject {
+    return {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "ServiceMonitor",
+        metadata: meta("storage-s3-api", appLabel("storage-s3-api")),
+        spec: {
+            selector: { matchLabels: appLabel("storage-s3-api") },
+            endpoints: [{ port: "ops", path: "/metrics", interval: "30s" }],
+        },
+    };
+}
+
+/** Where storage-s3-api's backend is: SeaweedFS's gateway pods, or addresses outside the cluster on a port. */
+export type BackendPeer = { inCluster: true } | { inCluster: false; port: number };
+
+interface Peer {
+    namespaceSelector?: { matchLabels: Record<string, string> };
+    podSelector?: { matchLabels: Record<string, string> };
+    ipBlock?: { cidr: string };
+}
+const inNamespace = (namespace: string, pods: Record<string, string>): Peer => ({
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+    podSelector: { matchLabels: pods },
+});
+const here = (pods: Record<string, string>): Peer => ({ podSelector: { matchLabels: pods } });
+const tcp = (port: number) => ({ protocol: "TCP", port });
+const traefik = inNamespace("kube-system", { "app.kubernetes.io/name": "traefik" });
+const dns = {
+    to: [inNamespace("kube-system", { "k8s-app": "kube-dns" })],
+    ports: [{ protocol: "UDP", port: 53 }, tcp(53)],
+};
+
+function networkPolicy(name: string, pods: Record<string, string>, spec: Record<string, unknown>): KubeObject {
+    return {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: meta(name),
+        spec: { podSelector: { matchLabels: pods }, ...spec },
+    };
+}
+
+/**
+ * Nothing reaches a pod of the namespace unless a policy lets it: the ingress controller reaches both services,
+ * storage-kv-api reaches only storage-s3-api, storage-s3-api reaches only its backend and Vault, and only
+ * storage-s3-api (and SeaweedFS itself) reaches the backend. K3s enforces these (its network policy controller).
+ */
+export function networkPolicies(backend: BackendPeer, vaultNamespace: string): KubeObject[] {
+    const s3 = appLabel("storage-s3-api");
+    const kv = appLabel("storage-kv-api");
+    const seaweed = appLabel(SEAWEEDFS_NAME);
+    const backendEgress = backend.inCluster
+        ? { to: [here(seaweed)], ports: [tcp(SEAWEEDFS_S3_PORT)] }
+        : { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }], ports: [tcp(backend.port)] };
+    return [
+        {
+            apiVersion: "networking.k8s.io/v1",
+            kind: "NetworkPolicy",
+            metadata: meta("deny-ingress"),
+            spec: { podSelector: {}, policyTypes: ["Ingress"] },
+        },
+        networkPolicy("storage-s3-api", s3, {
+            policyTypes: ["Ingress", "Egress"],
+            ingress: [
+                { from: [traefik, here(kv)], ports: [tcp(HTTP_PORT)] },
+                {
+                    from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+                    ports: [tcp(OPS_PORT)],
+                },
+            ],
+            egress: [
+                dns,
+                { to: [inNamespace(vaultNamespace, { "app.kubernetes.io/name": "vault" })], ports: [tcp(8200)] },
+                backendEgress,
+            ],
+        }),
+        networkPolicy("storage-kv-api", kv, {
+            policyTypes: ["Ingress", "Egress"],
+            ingress: [{ from: [traefik], ports: [tcp(HTTP_PORT)] }],
+            egress: [dns, { to: [here(s3)], ports: [tcp(HTTP_PORT)] }],
+        }),
+        ...(backend.inCluster
+            ? [
+                  networkPolicy(SEAWEEDFS_NAME, seaweed, {
+                      policyTypes: ["Ingress"],
+                      ingress: [{ from: [here(seaweed)] }, { from: [here(s3)], ports: [tcp(SEAWEEDFS_S3_PORT)] }],
+                  }),
+              ]
+            : []),
+    ];
+}
+
+/** The services' public names: path-style S3 at s3.<domain>, the document store at kv.<domain>. */
+export const hostsFor = (domain: string) => ({ s3: `s3.${domain}`, kv: `kv.${domain}` });
+
+/** HTTPS only (Traefik's websecure), certificates from the stack's issuer through cert-manager's ingress-shim. */
+export function ingresses(domain: string, ingressClass: string, issuer: string): KubeObject[] {
+    const hosts = hostsFor(domain);
+    const ingress = (service: Service, host: string): KubeObject => ({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "Ingress",
+        metadata: {
+            ...meta(service),
+            annotations: {
+                "cert-manager.io/cluster-issuer": issuer,
+                "traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+                "traefik.ingress.kubernetes.io/router.tls": "true",
+            },
+        },
+        spec: {
+            ingressClassName: ingressClass,
+            tls: [{ hosts: [host], secretName: `${service}-tls` }],
+            rules: [
+                {
+                    host,
+                    http: {
+                        paths: [
+                            {
+                                path: "/",
+                                pathType: "Prefix",
+                                backend: { service: { name: service, port: { number: HTTP_PORT } } },
+                            },
+                        ],
+                    },
+                },
+            ],
+        },
+    });
+    return [ingress("storage-s3-api", hosts.s3), ingress("storage-kv-api", hosts.kv)];
+}

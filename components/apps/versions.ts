@@ -1,0 +1,25 @@
+// Every chart and image the apps layer installs, pinned.
+import type { PinnedChart, PinnedImage } from "../../lib/kube";
+
+/**
+ * SeaweedFS 4.44 (chart 4.44.0): the first release line with the filer's write preconditions evaluated in one
+ * place (seaweedfs #9650), which S3's conditional PUTs rely on. Docker Hub's digest could not be read from
+ * here, so the image is pinned by its release tag, as the foundation's are.
+ */
+export const seaweedfs = {
+    chart: {
+        repo: "https://seaweedfs.github.io/seaweedfs/helm",
+        chart: "seaweedfs",
+        version: "4.44.0",
+        namespace: "storage",
+    } satisfies PinnedChart,
+    image: { repository: "chrislusf/seaweedfs", tag: "4.44" } satisfies PinnedImage,
+};
+
+/**
+ * The services' images as this release publishes them (ghcr.io/<owner>/peoples-cloud-storage-s3-api and
+ * -storage-kv-api, by the image workflow), each `<repository>@sha256:<digest>`. None is published yet: until
+ * the first publish fills these in, a stack names its images in `peoples-cloud:apps.images`, and without them
+ * the layer installs the backend and the secrets but not the two services (and says so).
+ */
+export const publishedImages: { readonly storageS3Api?: string; readonly storageKvApi?: string } = {};
