@@ -4,6 +4,7 @@
 // and audit device exist; an app's token uses its own key and is refused another's and `sys/`; the root token is revoked and nothing secret is in plain text; a second up changes
 // nothing; after a restart (sealed) the next up unseals it and leaves the configuration as it was.
 import * as assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
@@ -106,9 +107,13 @@ describe("vault configuration with the real engine and OpenBao", function () {
         const created = await call(adminToken, "POST", "auth/token/create", { policies: ["storage-s3-api"] });
         assert.equal(created.status, 200, "the admin token creates app tokens");
         const appToken = (created.body as { auth: { client_token: string } }).auth.client_token;
-        const plaintext = Buffer.from("hello").toString("base64");
-        assert.equal((await call(appToken, "POST", "transit/encrypt/storage-s3-api", { plaintext })).status, 200);
-        assert.equal((await call(appToken, "POST", "transit/encrypt/storage-kv-api", { plaintext })).status, 403);
+        // The keys are derived: each encryption names its context (storage-s3-api's is the object's id).
+        const request = {
+            plaintext: Buffer.from("hello").toString("base64"),
+            context: randomBytes(16).toString("base64"),
+        };
+        assert.equal((await call(appToken, "POST", "transit/encrypt/storage-s3-api", request)).status, 200);
+        assert.equal((await call(appToken, "POST", "transit/encrypt/storage-kv-api", request)).status, 403);
         assert.equal((await call(appToken, "GET", "sys/mounts")).status, 403);
         assert.equal((await call(appToken, "PUT", "sys/policies/acl/storage-s3-api", { policy: "" })).status, 403);
     });
