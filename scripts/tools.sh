@@ -7,7 +7,7 @@
 #   scripts/tools.sh --bin-dir [TIER...]  print a bin/ directory with the tools of these tiers, building nothing
 #
 # Tiers: node (Node.js, when the machine's own is older; comes with every tier), engine (Pulumi CLI), servers
-# (OpenBao, MinIO), clients (rclone, a real S3 client for the storage service's tests), host (Debian's
+# (OpenBao, MinIO, SeaweedFS), clients (rclone, a real S3 client for the storage service's tests), host (Debian's
 # WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI for the storage service's tests; actionlint, which
 # lint runs on .github/workflows). Node.js, the Pulumi
 # CLI and OpenBao already on PATH are used as they are when at least the pinned version (Node.js: on its line).
@@ -25,6 +25,7 @@ go_tools=(
   "pulumi|tools/go/pulumi|github.com/pulumi/pulumi/pkg/v3/cmd/pulumi|github.com/pulumi/pulumi/pkg/v3|osusergo,grpcnotrace|-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=%V"
   "bao|tools/go/openbao|github.com/openbao/openbao|github.com/openbao/openbao/sdk/v2||-X github.com/openbao/openbao/version.fullVersion=%N"
   "minio|tools/go/minio|github.com/minio/minio|github.com/minio/minio||"
+  "weed|tools/go/seaweedfs|github.com/seaweedfs/seaweedfs/weed|github.com/seaweedfs/seaweedfs||-X github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT=%V"
   "rclone|tools/go/rclone|github.com/rclone/rclone|github.com/rclone/rclone||-X github.com/rclone/rclone/fs.Version=%V"
   "actionlint|tools/go/actionlint|github.com/rhysd/actionlint/cmd/actionlint|github.com/rhysd/actionlint||"
 )
@@ -39,7 +40,7 @@ declare -A node_integrity=(
 tier_of() {
   case $1 in
     pulumi) echo engine ;;
-    bao | minio) echo servers ;;
+    bao | minio | weed) echo servers ;;
     rclone) echo clients ;;
     actionlint) echo host ;;
   esac
@@ -75,7 +76,7 @@ on_path_at_least() { # name, version -> real path of a tool on PATH at this vers
       found=$("$path" --version 2>/dev/null)
       [ "${found%%.*}" = "v${2%%.*}" ] || return 1
       ;;
-    *) return 1 ;; # MinIO's pseudo-version is not in its own version output; always use the pinned build
+    *) return 1 ;; # MinIO's and SeaweedFS's pseudo-versions are not in their version output; use the pinned build
   esac
   [[ $found =~ ^v?[0-9]+\.[0-9]+\.[0-9]+$ ]] && at_least "$found" "$2" && readlink -f "$path"
 }

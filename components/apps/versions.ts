@@ -2,18 +2,19 @@
 import type { PinnedChart, PinnedImage } from "../../lib/kube";
 
 /**
- * SeaweedFS 4.44 (chart 4.44.0): the first release line with the filer's write preconditions evaluated in one
- * place (seaweedfs #9650), which S3's conditional PUTs rely on. Docker Hub's digest could not be read from
- * here, so the image is pinned by its release tag, as the foundation's are.
+ * SeaweedFS 4.53 (chart 4.53.0), the release the tests build from its Go module (tools/go/seaweedfs) and run
+ * the storage services and 32-writer conditional-write races on; it has the filer's write preconditions
+ * evaluated in one place (seaweedfs #9650), which S3's conditional PUTs rely on. Docker Hub's digest could not
+ * be read from here, so the image is pinned by its release tag, as the foundation's are.
  */
 export const seaweedfs = {
     chart: {
         repo: "https://seaweedfs.github.io/seaweedfs/helm",
         chart: "seaweedfs",
-        version: "4.44.0",
+        version: "4.53.0",
         namespace: "storage",
     } satisfies PinnedChart,
-    image: { repository: "chrislusf/seaweedfs", tag: "4.44" } satisfies PinnedImage,
+    image: { repository: "chrislusf/seaweedfs", tag: "4.53" } satisfies PinnedImage,
 };
 
 /**

@@ -1,13 +1,16 @@
-// The OpenBao and MinIO built by scripts/tools.sh run and answer their APIs, for the layers' and services' tests.
+// The OpenBao, MinIO and SeaweedFS built by scripts/tools.sh run and answer their APIs, for the layers' and
+// services' tests.
 import * as assert from "node:assert/strict";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import * as fs from "node:fs";
 import {
     baoApi,
-    type MinioServer,
     type OpenBaoServer,
-    startMinio,
+    S3_BACKENDS,
+    type S3Server,
     startOpenBaoDev,
     startOpenBaoRaft,
+    startS3Backend,
     s3Client,
 } from "@peoples-cloud/testkit";
 
@@ -35,21 +38,35 @@ describe("OpenBao", () => {
     });
 });
 
-describe("MinIO", () => {
-    let minio: MinioServer;
-    after(async () => minio?.stop());
+for (const backend of S3_BACKENDS) {
+    describe(backend, () => {
+        let server: S3Server;
+        after(async () => server?.stop());
 
-    it("stores and returns an object over the S3 API", async () => {
-        minio = await startMinio();
-        const client = (secretAccessKey: string) => s3Client(minio.url, minio.accessKeyId, secretAccessKey);
-        const s3 = client(minio.secretAccessKey);
-        await s3.send(new CreateBucketCommand({ Bucket: "family" }));
-        await s3.send(new PutObjectCommand({ Bucket: "family", Key: "hello.txt", Body: "hello" }));
-        const got = await s3.send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" }));
-        assert.equal(await got.Body?.transformToString(), "hello");
-        await assert.rejects(
-            client("wrong").send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" })),
-            /signature/i,
-        );
+        it("stores and returns an object over the S3 API, refuses a wrong secret, logs no secret", async () => {
+            server = await startS3Backend(backend);
+            const client = (secretAccessKey: string) => s3Client(server.url, server.accessKeyId, secretAccessKey);
+            const s3 = client(server.secretAccessKey);
+            await s3.send(new CreateBucketCommand({ Bucket: "family" }));
+            await s3.send(new PutObjectCommand({ Bucket: "family", Key: "hello.txt", Body: "hello" }));
+            const got = await s3.send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" }));
+            assert.equal(await got.Body?.transformToString(), "hello");
+            await assert.rejects(
+                client("wrong").send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" })),
+                /signature/i,
+            );
+            assert.ok(!server.log().includes(server.secretAccessKey), "the secret key is in the server's log");
+        });
+
+        it("keeps its data across a halt and a restart, and removes its folder on stop", async () => {
+            const s3 = s3Client(server.url, server.accessKeyId, server.secretAccessKey);
+            await server.halt();
+            await assert.rejects(s3.send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" })));
+            await server.restart();
+            const got = await s3.send(new GetObjectCommand({ Bucket: "family", Key: "hello.txt" }));
+            assert.equal(await got.Body?.transformToString(), "hello");
+            await server.stop();
+            assert.equal(fs.existsSync(server.dir), false, "the server's folder is left");
+        });
     });
-});
+}

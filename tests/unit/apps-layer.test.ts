@@ -360,7 +360,7 @@ describe("apps layer", () => {
         assert.match(chart.spec.version, /^\d+\.\d+\.\d+$/);
         assert.deepEqual(seaweedValues(byName("apps-seaweedfs")).image, {
             repository: "chrislusf/seaweedfs",
-            tag: "4.44",
+            tag: "4.53",
         });
         for (const r of mine.filter(
             (m) => m.type === remoteScript && (m.inputs.env as Record<string, string>).K3S_MANIFEST,

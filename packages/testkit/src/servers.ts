@@ -1,10 +1,18 @@
-// Real OpenBao and MinIO servers on loopback for tests, built by scripts/tools.sh, each in a temporary folder.
+// Real OpenBao, MinIO and SeaweedFS servers on loopback for tests, built by scripts/tools.sh, each in a temporary folder.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import {
+    CreateBucketCommand,
+    DeleteBucketCommand,
+    DeleteObjectCommand,
+    PutObjectCommand,
+    type S3Client,
+} from "@aws-sdk/client-s3";
+import { s3Client } from "./s3";
 import { toolsBinDir } from "./tools";
 
 export interface RunningServer {
@@ -37,6 +45,8 @@ export async function waitUntil(what: string, ready: () => Promise<boolean>, chi
     throw new Error(`${what} was not ready within ${timeoutMs} ms`);
 }
 
+type ServerProcess = ReturnType<typeof startProcess>;
+
 function startProcess(name: string, binary: string, args: string[], env: Record<string, string>, existingDir?: string) {
     const dir = existingDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `peoples-cloud-${name}-`));
     let output = "";
@@ -50,10 +60,11 @@ function startProcess(name: string, binary: string, args: string[], env: Record<
     );
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    const halt = async () => {
+    /** SIGTERM lets the server stop as it chooses (SeaweedFS finishes requests in flight); SIGKILL is a crash. */
+    const halt = async (signal: "SIGTERM" | "SIGKILL" = "SIGTERM") => {
         if (child.exitCode === null) {
             const exited = new Promise((r) => child.once("exit", r));
-            child.kill("SIGTERM");
+            child.kill(signal);
             await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
             if (child.exitCode === null) child.kill("SIGKILL");
         }
@@ -82,6 +93,29 @@ export async function startOpenBaoDev(): Promise<OpenBaoServer> {
     const url = `http://127.0.0.1:${port}`;
     await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status === 200, p.child);
     return { url, dir: p.dir, log: p.log, stop: p.stop, rootToken };
+}
+
+/**
+ * One server across restarts, as a pod that restarts is: `halt` stops it and keeps its data, `restart` starts
+ * it again on the same ports and data, `stop` ends it and removes its folder; its log spans every run.
+ */
+async function restartable(run: () => Promise<ServerProcess>) {
+    let current = await run();
+    let earlierLogs = "";
+    return {
+        /** The server's current process, for benchmarks that read its CPU time. */
+        get pid() {
+            return current.child.pid;
+        },
+        log: () => earlierLogs + current.log(),
+        halt: (signal?: "SIGTERM" | "SIGKILL") => current.halt(signal),
+        restart: async () => {
+            await current.halt();
+            earlierLogs += current.log();
+            current = await run();
+        },
+        stop: () => current.stop(),
+    };
 }
 
 export interface RaftServer extends OpenBaoServer {
@@ -114,7 +148,7 @@ export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): P
             `unsafe_allow_api_audit_creation = true`,
         ].join("\n"),
     );
-    const run = async () => {
+    const server = await restartable(async () => {
         const p = startProcess(
             "openbao-raft",
             bao,
@@ -125,70 +159,175 @@ export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): P
         // Sealed and uninitialised answers 501; anything but a refused connection means it listens.
         await waitUntil("openbao", async () => (await fetch(`${url}/v1/sys/health`)).status > 0, p.child);
         return p;
-    };
-    let current = await run();
-    let earlierLogs = "";
-    return {
-        url,
-        dir,
-        nodeId,
-        log: () => earlierLogs + current.log(),
-        halt: () => current.halt(),
-        restart: async () => {
-            await current.halt();
-            earlierLogs += current.log();
-            current = await run();
-        },
-        stop: () => current.stop(),
-    };
+    });
+    return Object.assign(server, { url, dir, nodeId });
 }
 
-export interface MinioServer extends RunningServer {
-    /** The server's process, for benchmarks that read its CPU time. */
-    pid?: number;
+/** The S3 servers the tests run: MinIO (archived, the first backend) and SeaweedFS (the in-cluster backend). */
+export const S3_BACKENDS = ["seaweedfs", "minio"] as const;
+export type S3Backend = (typeof S3_BACKENDS)[number];
+
+/**
+ * The S3 backends the services' suites run on, in this order: every one, or those `PEOPLES_CLOUD_S3_BACKENDS`
+ * names (comma-separated), e.g. `PEOPLES_CLOUD_S3_BACKENDS=seaweedfs npm run test:services`.
+ */
+export function s3Backends(): S3Backend[] {
+    const asked = process.env.PEOPLES_CLOUD_S3_BACKENDS;
+    if (!asked) return [...S3_BACKENDS];
+    const names = asked.split(",").map((n) => n.trim());
+    const unknown = names.filter((n) => !(S3_BACKENDS as readonly string[]).includes(n));
+    if (unknown.length > 0) {
+        throw new Error(`PEOPLES_CLOUD_S3_BACKENDS names ${unknown.join(", ")}; known: ${S3_BACKENDS.join(", ")}`);
+    }
+    return names as S3Backend[];
+}
+
+/** A mocha suite run once on each backend of `s3Backends()`, named with the backend. */
+export function describeEachS3Backend(title: string, suite: (this: Mocha.Suite, backend: S3Backend) => void): void {
+    for (const backend of s3Backends()) {
+        describe(`${title} on ${backend}`, function () {
+            suite.call(this, backend);
+        });
+    }
+}
+
+/** An S3 server on loopback with one identity whose credentials are generated for this run. */
+export interface S3Server extends RunningServer {
+    backend: S3Backend;
+    /** The server's current process, for benchmarks that read its CPU time. */
+    readonly pid: number | undefined;
     accessKeyId: string;
     secretAccessKey: string;
-    /** Stops the server and keeps its data, for `restartMinio`. */
-    halt(): Promise<void>;
+    /** Stops the server and keeps its data: SIGTERM by default, SIGKILL for a crash. */
+    halt(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+    /** Starts it again on the same port, credentials and data after `halt()`. */
+    restart(): Promise<void>;
 }
 
-export async function startMinio(): Promise<MinioServer> {
-    return runMinio(await freePort(), `test${randomBytes(6).toString("hex")}`, randomBytes(24).toString("base64url"));
+export function startS3Backend(backend: S3Backend): Promise<S3Server> {
+    return backend === "minio" ? startMinio() : startSeaweedfs();
 }
 
-/** The same server again, on its port and data, after `halt()`. */
-export async function restartMinio(halted: MinioServer): Promise<MinioServer> {
-    const port = Number(new URL(halted.url).port);
-    return runMinio(port, halted.accessKeyId, halted.secretAccessKey, halted.dir);
-}
+const credentials = () => ({
+    accessKeyId: `test${randomBytes(6).toString("hex")}`,
+    secretAccessKey: randomBytes(24).toString("base64url"),
+});
 
-async function runMinio(port: number, accessKeyId: string, secretAccessKey: string, dir?: string) {
-    const consolePort = await freePort();
+export async function startMinio(): Promise<S3Server> {
+    const { accessKeyId, secretAccessKey } = credentials();
+    const [port, consolePort] = [await freePort(), await freePort()];
     const minio = path.join(toolsBinDir("servers"), "minio");
-    const p = startProcess(
-        "minio",
-        minio,
-        [
-            "server",
-            "--quiet",
-            "--address",
-            `127.0.0.1:${port}`,
-            "--console-address",
-            `127.0.0.1:${consolePort}`,
-            "{dir}",
-        ],
-        {
-            MINIO_ROOT_USER: accessKeyId,
-            MINIO_ROOT_PASSWORD: secretAccessKey,
-            MINIO_UPDATE: "off",
-            MINIO_BROWSER: "off",
-            HOME: os.tmpdir(),
-        },
-        dir,
-    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-minio-"));
     const url = `http://127.0.0.1:${port}`;
-    await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
-    return { url, dir: p.dir, pid: p.child.pid, log: p.log, stop: p.stop, halt: p.halt, accessKeyId, secretAccessKey };
+    const server = await restartable(async () => {
+        const p = startProcess(
+            "minio",
+            minio,
+            [
+                "server",
+                "--quiet",
+                "--address",
+                `127.0.0.1:${port}`,
+                "--console-address",
+                `127.0.0.1:${consolePort}`,
+                "{dir}",
+            ],
+            {
+                MINIO_ROOT_USER: accessKeyId,
+                MINIO_ROOT_PASSWORD: secretAccessKey,
+                MINIO_UPDATE: "off",
+                MINIO_BROWSER: "off",
+                HOME: os.tmpdir(),
+            },
+            dir,
+        );
+        await waitUntil("minio", async () => (await fetch(`${url}/minio/health/ready`)).status === 200, p.child);
+        return p;
+    });
+    return Object.assign(server, { backend: "minio" as const, url, dir, accessKeyId, secretAccessKey });
+}
+
+/**
+ * Whether SeaweedFS takes a conditional write: it holds a lock per object for those, and its lock ring forms
+ * some seconds after its S3 gateway first answers (until then such a write waits, then gets 503). Tried on a
+ * bucket of its own, removed again, so the tests' listings never see it.
+ */
+async function conditionalWriteGoesThrough(client: S3Client): Promise<boolean> {
+    const Bucket = "peoples-cloud-readiness";
+    await client.send(new CreateBucketCommand({ Bucket })).catch((err: Error) => {
+        if (err.name !== "BucketAlreadyOwnedByYou") throw err;
+    });
+    const Key = randomBytes(8).toString("hex");
+    await client.send(new PutObjectCommand({ Bucket, Key, Body: "", IfNoneMatch: "*" }));
+    await client.send(new DeleteObjectCommand({ Bucket, Key }));
+    await client.send(new DeleteBucketCommand({ Bucket }));
+    return true;
+}
+
+/**
+ * SeaweedFS as one process (`weed server`: master, volume server, filer and S3 gateway) on loopback, its data
+ * and the S3 identity file (mode 0600) in a temporary folder. Every port is chosen here, so nothing listens on
+ * SeaweedFS's fixed defaults; telemetry, the Iceberg and Lance endpoints are off.
+ */
+export async function startSeaweedfs(): Promise<S3Server> {
+    const { accessKeyId, secretAccessKey } = credentials();
+    const weed = path.join(toolsBinDir("servers"), "weed");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-seaweedfs-"));
+    fs.mkdirSync(path.join(dir, "data"));
+    const identities = {
+        identities: [
+            { name: "test", credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }], actions: ["Admin"] },
+        ],
+    };
+    fs.writeFileSync(path.join(dir, "s3.json"), JSON.stringify(identities), { mode: 0o600 });
+    // Each part's HTTP and gRPC ports (SeaweedFS would take the HTTP port + 10000 for gRPC).
+    const parts: Record<string, { http: number; grpc: number }> = {};
+    for (const name of ["master", "volume", "filer", "s3"])
+        parts[name] = { http: await freePort(), grpc: await freePort() };
+    const url = `http://127.0.0.1:${parts.s3.http}`;
+    const client = s3Client(url, accessKeyId, secretAccessKey);
+    const server = await restartable(async () => {
+        const p = startProcess(
+            "seaweedfs",
+            weed,
+            [
+                "server",
+                "-ip=127.0.0.1",
+                "-dir={dir}/data",
+                ...Object.entries(parts).flatMap(([name, part]) => [
+                    `-${name}.port=${part.http}`,
+                    `-${name}.port.grpc=${part.grpc}`,
+                ]),
+                "-s3",
+                "-s3.config={dir}/s3.json",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-s3.localSocket={dir}/s3.sock",
+                "-filer.localSocket={dir}/filer.sock",
+                "-master.peers=none",
+                "-master.telemetry=false",
+                // Small volumes, as many as the disk holds: every bucket is a collection with volumes of its own.
+                "-master.volumeSizeLimitMB=64",
+                "-volume.max=0",
+                "-volume.preStopSeconds=0",
+            ],
+            // One volume at a time for a new collection (SeaweedFS grows seven), as `weed mini` does.
+            { HOME: dir, WEED_MASTER_VOLUME_GROWTH_COPY_1: "1" },
+            dir,
+        );
+        await waitUntil("seaweedfs", () => conditionalWriteGoesThrough(client), p.child, 120_000);
+        return p;
+    });
+    const stopServer = server.stop;
+    const stop = async () => {
+        client.destroy();
+        await stopServer();
+        // SeaweedFS puts each server's gRPC socket in /tmp by a fixed name.
+        for (const [name, part] of Object.entries(parts)) {
+            fs.rmSync(`/tmp/seaweedfs-${name}-grpc-${part.grpc}.sock`, { force: true });
+        }
+    };
+    return Object.assign(server, { backend: "seaweedfs" as const, url, dir, accessKeyId, secretAccessKey, stop });
 }
 
 /** A request to an OpenBao server's HTTP API with its root token; fails on any non-2xx answer. */

@@ -1,9 +1,10 @@
-// storage-s3-api against direct MinIO, side by side in one run: PUT and GET of 4 KiB, 1 MiB and 64 MiB
-// objects in alternating rounds, with the CPU each process spent (client, service, MinIO) and so how many of
-// the machine's cores each path kept busy, then the service's peak memory while streaming 2 GiB each way.
-// A third path goes through relay.ts, which does only the service's AES work on the bytes: what a Node
-// process doing that work in the path reaches without HTTP, signatures or the SDK. BENCH_PIN=1 pins the
-// service and the relay to one core, the client and MinIO to the other. Writes the figures and the machine's
+// storage-s3-api against its S3 backends directly, SeaweedFS beside MinIO, side by side in one run: PUT and GET
+// of 4 KiB, 1 MiB and 64 MiB objects in alternating rounds, with the CPU each process spent (client, service,
+// backend) and so how many of the machine's cores each path kept busy, then the service's peak memory while
+// streaming 2 GiB each way. A third path per backend goes through relay.ts, which does only the service's AES
+// work on the bytes: what a Node process doing that work in the path reaches without HTTP, signatures or the
+// SDK. The backends are those of PEOPLES_CLOUD_S3_BACKENDS (default: all). BENCH_PIN=1 pins the services and
+// the relays to one core, the client and the backends to the other. Writes the figures and the machine's
 // conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -14,9 +15,12 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import {
     createTransitKey,
     freePort,
+    type S3Backend,
+    type S3Server,
+    s3Backends,
     s3Client,
-    startMinio,
     startOpenBaoDev,
+    startS3Backend,
     waitUntil,
     writeBenchReport,
 } from "@peoples-cloud/testkit";
@@ -28,12 +32,15 @@ const cases = [
     { name: "64 MiB", size: 64 * 1024 * 1024, count: 3 },
 ];
 
-const paths = ["direct", "relay", "encrypted"] as const;
-type Path = (typeof paths)[number];
+const ways = ["direct", "relay", "encrypted"] as const;
+type Way = (typeof ways)[number];
+/** A backend and a way to it, e.g. "seaweedfs encrypted". */
+type Path = `${S3Backend} ${Way}`;
 
 interface Result {
     case: string;
-    path: Path;
+    backend: S3Backend;
+    path: Way;
     objects: number;
     putOpsPerSecond: number;
     getOpsPerSecond: number;
@@ -41,7 +48,7 @@ interface Result {
     getMiBPerSecond: number;
     serviceCpuSecondsPerGiB?: number;
     /** CPU seconds per GiB moved, per process and phase; "service" is the relay on the relay path. */
-    cpuSecondsPerGiB: Record<"put" | "get", { client: number; service: number; minio: number }>;
+    cpuSecondsPerGiB: Record<"put" | "get", { client: number; service: number; backend: number }>;
     /** Total CPU over wall time: 2 means both cores were busy, so the path was bound by CPU. */
     coresBusy: Record<"put" | "get", number>;
 }
@@ -57,18 +64,18 @@ function cpuSeconds(pid: number | undefined): number {
     return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds so far of this process (the client), the service (or relay) and MinIO. */
-function cpuNow(servicePid: number | undefined, minioPid: number | undefined) {
+/** CPU seconds so far of this process (the client), the service (or relay) and the backend. */
+function cpuNow(servicePid: number | undefined, backendPid: number | undefined) {
     const own = process.cpuUsage();
-    return { client: (own.user + own.system) / 1e6, service: cpuSeconds(servicePid), minio: cpuSeconds(minioPid) };
+    return { client: (own.user + own.system) / 1e6, service: cpuSeconds(servicePid), backend: cpuSeconds(backendPid) };
 }
 type CpuSample = ReturnType<typeof cpuNow>;
 const cpuSince = (before: CpuSample, after: CpuSample): CpuSample => ({
     client: after.client - before.client,
     service: after.service - before.service,
-    minio: after.minio - before.minio,
+    backend: after.backend - before.backend,
 });
-const totalCpu = (c: CpuSample) => c.client + c.service + c.minio;
+const totalCpu = (c: CpuSample) => c.client + c.service + c.backend;
 
 /** The process's resident memory now and at its peak so far, in MiB, from /proc. */
 function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
@@ -92,7 +99,7 @@ function generated(size: number): Readable {
 
 /**
  * Reads a body to its end, as a client streaming it to disk would. The SDK's `transformToByteArray` costs
- * the client about 3 CPU-s more per GiB, and on cores it shares with the service and MinIO that would
+ * the client about 3 CPU-s more per GiB, and on cores it shares with the service and the backend that would
  * weigh on both paths' figures.
  */
 async function drain(body: Readable): Promise<number> {
@@ -135,16 +142,16 @@ async function measure(
     body: Buffer,
     count: number,
     servicePid: number | undefined,
-    minioPid: number | undefined,
+    backendPid: number | undefined,
 ): Promise<Phase> {
-    const putCpuBefore = cpuNow(servicePid, minioPid);
+    const putCpuBefore = cpuNow(servicePid, backendPid);
     let started = process.hrtime.bigint();
     for (let i = 0; i < count; i++) {
         await s3.send(new PutObjectCommand({ Bucket: "bench", Key: `${prefix}/${i}`, Body: body }));
     }
     const putSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const putCpu = cpuSince(putCpuBefore, cpuNow(servicePid, minioPid));
-    const getCpuBefore = cpuNow(servicePid, minioPid);
+    const putCpu = cpuSince(putCpuBefore, cpuNow(servicePid, backendPid));
+    const getCpuBefore = cpuNow(servicePid, backendPid);
     started = process.hrtime.bigint();
     for (let i = 0; i < count; i++) {
         const got = await s3.send(new GetObjectCommand({ Bucket: "bench", Key: `${prefix}/${i}` }));
@@ -152,7 +159,7 @@ async function measure(
         if (read !== body.length) throw new Error(`short read: ${read}`);
     }
     const getSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { putSeconds, getSeconds, putCpu, getCpu: cpuSince(getCpuBefore, cpuNow(servicePid, minioPid)) };
+    return { putSeconds, getSeconds, putCpu, getCpu: cpuSince(getCpuBefore, cpuNow(servicePid, backendPid)) };
 }
 
 const median = (values: number[]) => {
@@ -168,68 +175,108 @@ function mibPerSecond(c: (typeof cases)[number], p: Phase): { put: number; get: 
 }
 
 /** One path's figures for a case over all its timed rounds. */
-function summarise(c: (typeof cases)[number], path_: Path, runs: Phase[]): Result {
+function summarise(c: (typeof cases)[number], backend: S3Backend, way: Way, runs: Phase[]): Result {
     const objects = c.count * runs.length;
     const mib = (c.size * objects) / 1024 ** 2;
     const sum = (pick: (p: Phase) => number) => runs.reduce((total, p) => total + pick(p), 0);
     const cpu = (phase: "putCpu" | "getCpu"): CpuSample => ({
         client: sum((p) => p[phase].client),
         service: sum((p) => p[phase].service),
-        minio: sum((p) => p[phase].minio),
+        backend: sum((p) => p[phase].backend),
     });
     const perGiB = (sample: CpuSample) => ({
         client: (sample.client / mib) * 1024,
         service: (sample.service / mib) * 1024,
-        minio: (sample.minio / mib) * 1024,
+        backend: (sample.backend / mib) * 1024,
     });
     const [putSeconds, getSeconds] = [sum((p) => p.putSeconds), sum((p) => p.getSeconds)];
     const [putCpu, getCpu] = [cpu("putCpu"), cpu("getCpu")];
     return {
         case: c.name,
-        path: path_,
+        backend,
+        path: way,
         objects,
         putOpsPerSecond: objects / putSeconds,
         getOpsPerSecond: objects / getSeconds,
         putMiBPerSecond: mib / putSeconds,
         getMiBPerSecond: mib / getSeconds,
         serviceCpuSecondsPerGiB:
-            path_ === "encrypted" ? ((putCpu.service + getCpu.service) / (2 * mib)) * 1024 : undefined,
+            way === "encrypted" ? ((putCpu.service + getCpu.service) / (2 * mib)) * 1024 : undefined,
         cpuSecondsPerGiB: { put: perGiB(putCpu), get: perGiB(getCpu) },
         coresBusy: { put: totalCpu(putCpu) / putSeconds, get: totalCpu(getCpu) / getSeconds },
     };
 }
 
+/** A way to a backend: the client, and the processes whose CPU it spends. */
+interface Target {
+    s3: S3Client;
+    /** The service or the relay in the path; none on the direct path. */
+    pid: number | undefined;
+    backend: S3Server;
+}
+
+/** Median over the timed rounds of `reference`'s seconds over `path`'s: above 1, `path` is faster. */
+function speedup(
+    runs: Partial<Record<Path, Phase[]>>,
+    path_: Path,
+    reference: Path,
+    phase: "putSeconds" | "getSeconds",
+) {
+    const ratios = runs[path_]!.map((p, i) => runs[reference]![i][phase] / p[phase]);
+    return { median: median(ratios), rounds: ratios };
+}
+
 async function main(): Promise<void> {
-    const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
-    let service: ServiceProcess | undefined;
-    let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+    const backends = s3Backends();
+    const bao = await startOpenBaoDev();
+    const started: { stop(): unknown }[] = [bao];
     try {
         await createTransitKey(bao, "storage-s3-api");
-        // BENCH_CPU_PROF=<dir> writes a CPU profile of the service, to see where its time goes.
-        service = await spawnService(minio, bao, {
-            execArgv: process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
-        });
-        const child = service.child;
-        relay = await startRelay(new URL(minio.url).host);
-        if (process.env.BENCH_PIN) {
-            for (const pid of [process.pid, minio.pid]) pin("0", pid);
-            for (const pid of [child.pid, relay.pid]) pin("1", pid);
+        const targets: Partial<Record<Path, Target>> = {};
+        let streamThrough: ServiceProcess | undefined;
+        for (const kind of backends) {
+            const backend = await startS3Backend(kind);
+            started.push(backend);
+            // BENCH_CPU_PROF=<dir> writes a CPU profile of each service, to see where its time goes.
+            const service = await spawnService(backend, bao, {
+                execArgv: process.env.BENCH_CPU_PROF
+                    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+                    : [],
+            });
+            started.push(service);
+            streamThrough ??= service;
+            const relay = await startRelay(new URL(backend.url).host);
+            started.push(relay);
+            if (process.env.BENCH_PIN) {
+                pin("0", backend.pid);
+                for (const pid of [service.child.pid, relay.pid]) pin("1", pid);
+            }
+            const direct = client(backend.url, backend.accessKeyId, backend.secretAccessKey);
+            targets[`${kind} direct`] = { s3: direct, pid: undefined, backend };
+            targets[`${kind} relay`] = {
+                s3: client(relay.url, backend.accessKeyId, backend.secretAccessKey),
+                pid: relay.pid,
+                backend,
+            };
+            targets[`${kind} encrypted`] = {
+                s3: client(service.url, service.accessKey.id, service.accessKey.secret),
+                pid: service.child.pid,
+                backend,
+            };
+            await direct.send(new CreateBucketCommand({ Bucket: "bench" }));
         }
-        const clients: Record<Path, { s3: S3Client; pid: number | undefined }> = {
-            direct: { s3: client(minio.url, minio.accessKeyId, minio.secretAccessKey), pid: undefined },
-            relay: { s3: client(relay.url, minio.accessKeyId, minio.secretAccessKey), pid: relay.pid },
-            encrypted: { s3: client(service.url, service.accessKey.id, service.accessKey.secret), pid: child.pid },
-        };
-        await clients.direct.s3.send(new CreateBucketCommand({ Bucket: "bench" }));
+        if (process.env.BENCH_PIN) pin("0", process.pid);
+        const paths = Object.keys(targets) as Path[];
 
-        // Each case runs in rounds that alternate the paths, after one untimed warm-up round, so a change in
+        // Each case runs in rounds that alternate all paths, after one untimed warm-up round, so a change in
         // the machine's speed during the run (it is shared) shows in all paths alike; each ratio is the
         // median of the rounds' ratios.
         const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
         const results: Result[] = [];
         const ratios: {
             case: string;
-            /** Encrypted over direct. */
+            backend: S3Backend;
+            /** Encrypted over direct, on this backend. */
             putRatio: number;
             getRatio: number;
             putRatios: number[];
@@ -238,43 +285,62 @@ async function main(): Promise<void> {
             relayPutRatio: number;
             relayGetRatio: number;
             /** Each timed round's MiB/s, to tell a slow direct round from a fast encrypted one. */
-            roundsMiBPerSecond: Record<Path, { put: number; get: number }>[];
+            roundsMiBPerSecond: Record<Way, { put: number; get: number }>[];
         }[] = [];
+        /** Each backend's paths against MinIO's same path: above 1, that backend is faster. */
+        const againstMinio: { case: string; backend: S3Backend; way: Way; put: number; get: number }[] = [];
         for (const c of cases) {
             const body = randomBytes(c.size);
-            const runs: Record<Path, Phase[]> = { direct: [], relay: [], encrypted: [] };
+            const runs: Partial<Record<Path, Phase[]>> = {};
             for (let round = 0; round <= rounds; round++) {
                 for (const path_ of paths) {
-                    const { s3, pid } = clients[path_];
-                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, pid, minio.pid);
-                    if (round > 0) runs[path_].push(phase);
+                    const { s3, pid, backend } = targets[path_]!;
+                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, pid, backend.pid);
+                    if (round > 0) (runs[path_] ??= []).push(phase);
                 }
             }
-            for (const path_ of paths) results.push(summarise(c, path_, runs[path_]));
-            const over = (path_: Path, phase: "putSeconds" | "getSeconds") =>
-                runs[path_].map((p, i) => runs.direct[i][phase] / p[phase]);
-            const [putRatios, getRatios] = [over("encrypted", "putSeconds"), over("encrypted", "getSeconds")];
-            ratios.push({
-                case: c.name,
-                putRatio: median(putRatios),
-                getRatio: median(getRatios),
-                putRatios,
-                getRatios,
-                relayPutRatio: median(over("relay", "putSeconds")),
-                relayGetRatio: median(over("relay", "getSeconds")),
-                roundsMiBPerSecond: runs.direct.map((d, i) => ({
-                    direct: mibPerSecond(c, d),
-                    relay: mibPerSecond(c, runs.relay[i]),
-                    encrypted: mibPerSecond(c, runs.encrypted[i]),
-                })),
-            });
+            for (const kind of backends) {
+                for (const way of ways) results.push(summarise(c, kind, way, runs[`${kind} ${way}`]!));
+                const [put, get] = [
+                    speedup(runs, `${kind} encrypted`, `${kind} direct`, "putSeconds"),
+                    speedup(runs, `${kind} encrypted`, `${kind} direct`, "getSeconds"),
+                ];
+                ratios.push({
+                    case: c.name,
+                    backend: kind,
+                    putRatio: put.median,
+                    getRatio: get.median,
+                    putRatios: put.rounds,
+                    getRatios: get.rounds,
+                    relayPutRatio: speedup(runs, `${kind} relay`, `${kind} direct`, "putSeconds").median,
+                    relayGetRatio: speedup(runs, `${kind} relay`, `${kind} direct`, "getSeconds").median,
+                    roundsMiBPerSecond: runs[`${kind} direct`]!.map((_, i) => ({
+                        direct: mibPerSecond(c, runs[`${kind} direct`]![i]),
+                        relay: mibPerSecond(c, runs[`${kind} relay`]![i]),
+                        encrypted: mibPerSecond(c, runs[`${kind} encrypted`]![i]),
+                    })),
+                });
+                if (kind === "minio" || !backends.includes("minio")) continue;
+                for (const way of ways) {
+                    againstMinio.push({
+                        case: c.name,
+                        backend: kind,
+                        way,
+                        put: speedup(runs, `${kind} ${way}`, `minio ${way}`, "putSeconds").median,
+                        get: speedup(runs, `${kind} ${way}`, `minio ${way}`, "getSeconds").median,
+                    });
+                }
+            }
         }
 
-        // Memory while streaming: the peak after the largest case above, and after 2 GiB each way.
+        // Memory while streaming, through the first backend's service: the peak after the largest case above,
+        // and after 2 GiB each way.
+        const child = streamThrough!.child;
         const afterCases = memoryMiB(child.pid);
         const streamSize = Number(process.env.BENCH_STREAM_GIB ?? 2) * 1024 ** 3;
         const streamStarted = process.hrtime.bigint();
-        await clients.encrypted.s3.send(
+        const streamClient = targets[`${backends[0]} encrypted`]!.s3;
+        await streamClient.send(
             new PutObjectCommand({
                 Bucket: "bench",
                 Key: "stream",
@@ -282,10 +348,11 @@ async function main(): Promise<void> {
                 ContentLength: streamSize,
             }),
         );
-        const streamed = await clients.encrypted.s3.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
+        const streamed = await streamClient.send(new GetObjectCommand({ Bucket: "bench", Key: "stream" }));
         const read = await drain(streamed.Body as Readable);
         if (read !== streamSize) throw new Error(`short stream: ${read}`);
         const memory = {
+            backend: backends[0],
             streamedGiB: streamSize / 1024 ** 3,
             streamSeconds: Number(process.hrtime.bigint() - streamStarted) / 1e9,
             peakRssMiBAfterCases: afterCases.peak,
@@ -295,29 +362,32 @@ async function main(): Promise<void> {
         const out = writeBenchReport(
             "storage-s3-api",
             process.env.BENCH_PIN
-                ? "client and MinIO pinned to one core, storage-s3-api and the relay to the other; loopback only"
-                : "client, storage-s3-api, the relay, MinIO and OpenBao share this machine; loopback only",
+                ? "client and the backends pinned to one core, the services and the relays to the other; loopback only"
+                : "client, the services, the relays, the backends and OpenBao share this machine; loopback only",
             {
                 pinned: Boolean(process.env.BENCH_PIN),
                 relayAes: process.env.BENCH_RELAY_AES !== "0",
+                backends,
                 results,
                 ratios,
+                againstMinio,
                 memory,
             },
         );
         console.table(
             results.map((r) => ({
                 case: r.case,
+                backend: r.backend,
                 path: r.path,
                 "PUT ops/s": r.putOpsPerSecond.toFixed(1),
                 "GET ops/s": r.getOpsPerSecond.toFixed(1),
                 "PUT MiB/s": r.putMiBPerSecond.toFixed(1),
                 "GET MiB/s": r.getMiBPerSecond.toFixed(1),
                 "service CPU-s/GiB": r.serviceCpuSecondsPerGiB?.toFixed(2) ?? "",
-                "PUT CPU-s/GiB client+service+minio": Object.values(r.cpuSecondsPerGiB.put)
+                "PUT CPU-s/GiB client+service+backend": Object.values(r.cpuSecondsPerGiB.put)
                     .map((v) => v.toFixed(1))
                     .join("+"),
-                "GET CPU-s/GiB client+service+minio": Object.values(r.cpuSecondsPerGiB.get)
+                "GET CPU-s/GiB client+service+backend": Object.values(r.cpuSecondsPerGiB.get)
                     .map((v) => v.toFixed(1))
                     .join("+"),
                 "cores busy PUT/GET": `${r.coresBusy.put.toFixed(2)}/${r.coresBusy.get.toFixed(2)}`,
@@ -326,6 +396,7 @@ async function main(): Promise<void> {
         console.table(
             ratios.map((r) => ({
                 case: r.case,
+                backend: r.backend,
                 putRatio: r.putRatio.toFixed(2),
                 getRatio: r.getRatio.toFixed(2),
                 "relay PUT/GET": `${r.relayPutRatio.toFixed(2)}/${r.relayGetRatio.toFixed(2)}`,
@@ -333,12 +404,21 @@ async function main(): Promise<void> {
                 "GET rounds": r.getRatios.map((x) => x.toFixed(2)).join(" "),
             })),
         );
+        if (againstMinio.length > 0) {
+            console.table(
+                againstMinio.map((r) => ({
+                    case: r.case,
+                    backend: r.backend,
+                    path: r.way,
+                    "PUT speed vs MinIO": r.put.toFixed(2),
+                    "GET speed vs MinIO": r.get.toFixed(2),
+                })),
+            );
+        }
         console.table([memory]);
         console.log(`written to ${out}`);
     } finally {
-        relay?.stop();
-        await service?.stop();
-        await Promise.all([minio.stop(), bao.stop()]);
+        for (const s of started.reverse()) await s.stop();
     }
 }
 

@@ -1,4 +1,5 @@
-// The real chain the service tests run against: MinIO and OpenBao on loopback, and services in this process.
+// The real chain the service tests run against: an S3 backend (MinIO or SeaweedFS) and OpenBao on loopback, and
+// services in this process.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -10,11 +11,12 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import {
     createTransitKey,
     freePort,
-    type MinioServer,
     type OpenBaoServer,
+    type S3Backend,
+    type S3Server,
     s3Client,
-    startMinio,
     startOpenBaoDev,
+    startS3Backend,
 } from "@peoples-cloud/testkit";
 import { createS3Server, type ServiceOptions } from "../src/server";
 import { backendClient } from "../src/settings";
@@ -30,29 +32,29 @@ export interface RunningService {
 }
 
 export interface Chain {
-    minio: MinioServer;
+    backend: S3Server;
     bao: OpenBaoServer;
     transit: TransitClient;
-    /** Straight to MinIO, as the backend sees things. */
+    /** Straight to the backend, as it sees things. */
     direct: S3Client;
     startService(options?: Partial<ServiceOptions>): Promise<RunningService>;
     stop(): Promise<void>;
 }
 
-export async function startChain(): Promise<Chain> {
-    const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
+export async function startChain(kind: S3Backend): Promise<Chain> {
+    const [backend, bao] = await Promise.all([startS3Backend(kind), startOpenBaoDev()]);
     await createTransitKey(bao, "storage-s3-api");
     const transit = new TransitClient({
         address: bao.url,
         token: () => bao.rootToken ?? "",
         keyName: "storage-s3-api",
     });
-    const direct = s3Client(minio.url, minio.accessKeyId, minio.secretAccessKey);
-    // The service's own client of MinIO, as main.ts makes it; tests look at MinIO through `direct`.
-    const backend = backendClient(
-        minio.url,
+    const direct = s3Client(backend.url, backend.accessKeyId, backend.secretAccessKey);
+    // The service's own client of the backend, as main.ts makes it; tests look at the backend through `direct`.
+    const serviceBackend = backendClient(
+        backend.url,
         "us-east-1",
-        { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+        { accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey },
         { maxAttempts: 1 },
     );
     const services: RunningService[] = [];
@@ -62,7 +64,7 @@ export async function startChain(): Promise<Chain> {
         const server = createS3Server({
             region: "us-east-1",
             accessKeys: { [accessKey.id]: accessKey.secret },
-            backend,
+            backend: serviceBackend,
             transit,
             etagKey: randomBytes(32),
             ...options,
@@ -79,20 +81,21 @@ export async function startChain(): Promise<Chain> {
     }
 
     return {
-        minio,
+        backend,
         bao,
         transit,
         direct,
         startService,
         stop: async () => {
             await Promise.all(services.map((s) => s.stop()));
-            backend.destroy();
-            await Promise.all([minio.stop(), bao.stop()]);
+            serviceBackend.destroy();
+            direct.destroy();
+            await Promise.all([backend.stop(), bao.stop()]);
         },
     };
 }
 
-/** Every file MinIO keeps, with its path: what a backend operator could read. */
+/** Every file the backend keeps, with its path: what a backend operator could read. */
 export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
     return fs
         .readdirSync(dir, { recursive: true, withFileTypes: true })

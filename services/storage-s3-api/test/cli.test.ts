@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { s3Backends } from "@peoples-cloud/testkit";
 import { type Chain, type RunningService, startChain } from "./chain";
 import { familyFiles, filesIn, writeFolder } from "./folder";
 
@@ -22,7 +23,8 @@ describe("the AWS CLI against the service", function () {
     const home = () => path.join(work, "home");
 
     before(async () => {
-        chain = await startChain();
+        // The client and the service are what is tested: on one backend, the first listed.
+        chain = await startChain(s3Backends()[0]);
         service = await chain.startService({ observe: (event) => operations.add(event.operation) });
         work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-cli-"));
         writeFolder(home(), files);

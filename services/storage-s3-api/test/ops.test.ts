@@ -1,5 +1,5 @@
 // The service as it runs in its container (src/main.ts in its own process): health, readiness, metrics,
-// logs, a shutdown that drains, and what a client sees while MinIO is down.
+// logs, a shutdown that drains, and what a client sees while the S3 backend is down; on each backend.
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as net from "node:net";
@@ -14,12 +14,12 @@ import {
 import {
     baoApi,
     createTransitKey,
-    type MinioServer,
+    describeEachS3Backend,
     type OpenBaoServer,
-    restartMinio,
+    type S3Server,
     s3Client,
-    startMinio,
     startOpenBaoDev,
+    startS3Backend,
 } from "@peoples-cloud/testkit";
 import { runJob, type ServiceProcess, spawnService } from "./chain";
 
@@ -55,24 +55,24 @@ const refused = (url: string) =>
         socket.once("error", () => resolve(true));
     });
 
-describe("storage-s3-api as a process", function () {
+describeEachS3Backend("storage-s3-api as a process", function (kind) {
     this.timeout(120_000);
-    let minio: MinioServer;
+    let backend: S3Server;
     let bao: OpenBaoServer;
     let service: ServiceProcess;
 
     before(async () => {
-        [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
+        [backend, bao] = await Promise.all([startS3Backend(kind), startOpenBaoDev()]);
         await createTransitKey(bao, "storage-s3-api");
-        service = await spawnService(minio, bao);
+        service = await spawnService(backend, bao);
         await service.s3.send(new CreateBucketCommand({ Bucket: "family" }));
     });
     after(async () => {
         await service?.stop();
-        await Promise.all([minio?.stop(), bao?.stop()]);
+        await Promise.all([backend?.stop(), bao?.stop()]);
     });
 
-    it("is live and ready when MinIO and OpenBao answer", async () => {
+    it("is live and ready when the backend and OpenBao answer", async () => {
         assert.equal((await fetch(`${service.opsUrl}/livez`)).status, 200);
         assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 200);
         assert.equal((await fetch(`${service.opsUrl}/nothing`)).status, 404);
@@ -119,20 +119,21 @@ describe("storage-s3-api as a process", function () {
             plaintext,
             service.accessKey.secret,
             bao.rootToken!,
-            minio.secretAccessKey,
+            backend.secretAccessKey,
         ]) {
             assert.ok(!output.includes(secret), "the log holds something it must not");
         }
     });
 
-    it("answers 503 while MinIO is down, is not ready, and leaves nothing partial behind", async () => {
-        // Settled at once: the upload fails while MinIO is still being stopped.
+    it("answers 503 while the backend is down, is not ready, and leaves nothing partial behind", async () => {
+        // Settled at once: the upload fails while the backend is still being stopped.
         const upload = slowUpload(service.s3, "cut/upload.bin", randomBytes(8 * 1024 * 1024), 100).then(
             () => undefined,
             (err: Error & { $metadata?: { httpStatusCode?: number } }) => err,
         );
         await new Promise((r) => setTimeout(r, 500));
-        await minio.halt();
+        // A crash: a graceful stop lets SeaweedFS finish the upload first.
+        await backend.halt("SIGKILL");
         const failed = await upload;
         assert.equal(failed?.$metadata?.httpStatusCode, 503, "the cut upload did not answer 503");
         assert.equal(failed?.name, "ServiceUnavailable");
@@ -144,7 +145,7 @@ describe("storage-s3-api as a process", function () {
         await new Promise((r) => setTimeout(r, 2_100)); // readiness is cached for two seconds
         assert.equal((await fetch(`${service.opsUrl}/readyz`)).status, 503);
 
-        minio = await restartMinio(minio);
+        await backend.restart();
         const listed = await service.s3.send(new ListObjectsV2Command({ Bucket: "family", Prefix: "cut/" }));
         assert.equal(listed.KeyCount, 0, "a partial object is visible");
         await assert.rejects(
@@ -166,7 +167,7 @@ describe("storage-s3-api as a process", function () {
 
     it("does not start with a transit key made without derived=true, which would ignore each object's context", async () => {
         await baoApi(bao, "POST", "transit/keys/not-derived", { type: "aes256-gcm96" });
-        const failed = await spawnService(minio, bao, { env: { TRANSIT_KEY: "not-derived" } }).then(
+        const failed = await spawnService(backend, bao, { env: { TRANSIT_KEY: "not-derived" } }).then(
             (started) => started.stop().then(() => assert.fail("the service started")),
             (err: Error) => err.message,
         );
@@ -179,15 +180,15 @@ describe("storage-s3-api as a process", function () {
             await service.s3.send(new PutObjectCommand({ Bucket: "family", Key: `rotate/${i}`, Body }));
         }
         await baoApi(bao, "POST", "transit/keys/storage-s3-api/rotate");
-        const job = await runJob("rewrap.ts", minio, bao, { REWRAP_BUCKETS: "family" });
+        const job = await runJob("rewrap.ts", backend, bao, { REWRAP_BUCKETS: "family" });
         assert.equal(job.code, 0);
         const done = job.logs.find((l) => l.message === "rewrapped");
         assert.equal(done?.bucket, "family");
         assert.ok((done?.rewrapped as number) >= bodies.length, JSON.stringify(done));
-        const direct = s3Client(minio.url, minio.accessKeyId, minio.secretAccessKey);
+        const direct = s3Client(backend.url, backend.accessKeyId, backend.secretAccessKey);
         for (const [i, body] of bodies.entries()) {
-            const backend = await direct.send(new HeadObjectCommand({ Bucket: "family", Key: `rotate/${i}` }));
-            assert.match(backend.Metadata?.["pce-k"] ?? "", /^vault:v2:/);
+            const atBackend = await direct.send(new HeadObjectCommand({ Bucket: "family", Key: `rotate/${i}` }));
+            assert.match(atBackend.Metadata?.["pce-k"] ?? "", /^vault:v2:/);
             const got = await service.s3.send(new GetObjectCommand({ Bucket: "family", Key: `rotate/${i}` }));
             assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
         }
@@ -205,7 +206,7 @@ describe("storage-s3-api as a process", function () {
         assert.match(put.ETag ?? "", /^"/);
         assert.equal(await service.stop(), 0);
 
-        const again = await spawnService(minio, bao);
+        const again = await spawnService(backend, bao);
         try {
             const got = await again.s3.send(new GetObjectCommand({ Bucket: "family", Key: "drain/in-flight.bin" }));
             assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import { toolsBinDir } from "@peoples-cloud/testkit";
+import { s3Backends, toolsBinDir } from "@peoples-cloud/testkit";
 import { type Chain, type RunningService, startChain } from "./chain";
 import { familyFiles, filesIn, writeFolder } from "./folder";
 
@@ -29,7 +29,8 @@ for (const privacy of [false, true])
 
         before(async () => {
             rclone = path.join(toolsBinDir("clients"), "rclone");
-            chain = await startChain();
+            // The client and the service are what is tested: on one backend, the first listed.
+            chain = await startChain(s3Backends()[0]);
             service = await chain.startService({
                 observe: (event) => operations.add(event.operation),
                 ...(privacy ? { nameKey: randomBytes(32) } : {}),

@@ -14,7 +14,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sd
 import {
     baoApiTls,
     type KubernetesApi,
-    type MinioServer,
+    type S3Server,
     startKubernetesApi,
     startMinio,
     startOpenBaoDevTls,
@@ -32,7 +32,7 @@ const TOKEN_SHAPES = [/\b(hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}/, /eyJ[A-Za-z0-9_-]
 
 describe("storage-s3-api logs in to Vault as its service account", function () {
     this.timeout(180_000);
-    let minio: MinioServer;
+    let minio: S3Server;
     let bao: TlsOpenBaoServer;
     let api: KubernetesApi;
     let work: string;
