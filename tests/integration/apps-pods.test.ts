@@ -28,7 +28,6 @@ import {
     waitUntil,
 } from "@peoples-cloud/testkit";
 import {
-    FILES,
     KV_BUCKET,
     kvApiPod,
     NAMESPACE,
@@ -38,9 +37,9 @@ import {
     SECRETS,
     type Service,
 } from "../../components/apps/pods";
+import { appSecretFiles } from "../../components/apps/secrets";
 import { kubernetesAuthRole, STORAGE_SERVICES, TRANSIT_KEY } from "../../components/vault/config";
 import { appPolicy, DEFAULT_MOUNTS } from "../../components/vault/policies";
-import { SERVICE_ACCESS_KEY_IDS } from "../../lib/access-keys";
 
 const execFileAsync = promisify(execFile);
 /** What a Vault token or a JWT looks like, wherever it would be printed. */
@@ -68,11 +67,9 @@ describe("the storage services started as their pods start, from their images' f
     /** Every secret the processes hold, none of which may appear in what they print. */
     const secrets: string[] = [];
 
-    // What the apps layer writes to Vault KV (components/apps/secrets.ts, storeAppSecrets), in its shapes: the
-    // values are made here, since storeAppSecrets makes them with RandomToken under the engine (hex strings;
-    // the ETag, name and secret keys written as base64). tests/integration/apps-secrets.test.ts runs it.
+    // The keys' values, made here as RandomToken makes them under the engine (hex), and the files of each KV
+    // secret in the apps layer's own shapes (components/apps/secrets.ts; apps-secrets.test.ts runs the layer).
     const hex = (bytes: number) => randomBytes(bytes).toString("hex");
-    const base64 = (hexKey: string) => Buffer.from(hexKey, "hex").toString("base64");
     const member = { accessKeyId: "ana", secretAccessKey: hex(20), kvToken: hex(32) };
     const kvApiS3Secret = hex(20);
     const [etagKey, nameKey, kvApiSecretKey] = [hex(32), hex(32), hex(32)];
@@ -82,38 +79,30 @@ describe("the storage services started as their pods start, from their images' f
             secretName: SECRETS.s3Keys,
             service: "storage-s3-api",
             vaultPath: "keys",
-            files: () => ({
-                [FILES.accessKeys]: JSON.stringify({
-                    [member.accessKeyId]: member.secretAccessKey,
-                    [SERVICE_ACCESS_KEY_IDS.storageKvApi]: kvApiS3Secret,
-                }),
-                [FILES.etagKey]: base64(etagKey),
-                [FILES.nameKey]: base64(nameKey),
-            }),
+            files: () =>
+                appSecretFiles.s3ApiKeys(
+                    { [member.accessKeyId]: member.secretAccessKey },
+                    kvApiS3Secret,
+                    etagKey,
+                    nameKey,
+                ),
         },
         {
             secretName: SECRETS.s3Backend,
             service: "storage-s3-api",
             vaultPath: "backend",
-            files: () => ({
-                [FILES.backendCredentials]: JSON.stringify({
+            files: () =>
+                appSecretFiles.s3ApiBackend({
                     accessKeyId: minio.accessKeyId,
                     secretAccessKey: minio.secretAccessKey,
                 }),
-            }),
         },
         {
             secretName: SECRETS.kvKeys,
             service: "storage-kv-api",
             vaultPath: "keys",
-            files: () => ({
-                [FILES.s3Credentials]: JSON.stringify({
-                    accessKeyId: SERVICE_ACCESS_KEY_IDS.storageKvApi,
-                    secretAccessKey: kvApiS3Secret,
-                }),
-                [FILES.tokens]: JSON.stringify({ [member.kvToken]: member.accessKeyId }),
-                [FILES.secretKey]: base64(kvApiSecretKey),
-            }),
+            files: () =>
+                appSecretFiles.kvApiKeys({ [member.accessKeyId]: member.kvToken }, kvApiS3Secret, kvApiSecretKey),
         },
     ];
     /** The Kubernetes Secrets in the namespace, as the operator and cert-manager left them. */
@@ -237,7 +226,7 @@ describe("the storage services started as their pods start, from their images' f
             member.kvToken,
             kvApiS3Secret,
             minio.secretAccessKey,
-            ...[etagKey, nameKey, kvApiSecretKey].flatMap((k) => [k, base64(k)]),
+            ...[etagKey, nameKey, kvApiSecretKey].flatMap((k) => [k, Buffer.from(k, "hex").toString("base64")]),
         );
 
         // Vault as the Vault layer configures it (components/vault/config.ts), for the storage services: a
