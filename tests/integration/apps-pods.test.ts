@@ -4,9 +4,9 @@
 // run as its entry point, and each mounted Secret holds what the apps layer writes to Vault KV, read from a real
 // OpenBao as the Vault Secrets Operator reads it (logged in as the service). storage-s3-api logs in to OpenBao
 // with its projected token (Kubernetes auth, the Vault layer's role and policy, reviewed by testkit's stand-in
-// TokenReview API), encrypts with its derived transit key on MinIO, and serves the AWS CLI with a member's key;
-// storage-kv-api's init container makes its bucket through it, and a document goes in and comes back. Neither
-// process prints a secret. (Tokens expiring under load: services/storage-s3-api/test/vault-login.test.ts.)
+// TokenReview API), encrypts with its derived transit key on SeaweedFS (the layer's default backend), and serves
+// the AWS CLI with a member's key; storage-kv-api's init container makes its bucket through it, and a document
+// goes in and comes back; the backend sees no object's name. Neither process prints a secret. (Tokens expiring under load: services/storage-s3-api/test/vault-login.test.ts.)
 import * as assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -14,15 +14,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import {
     assembleImage,
     baoApiTls,
     freePort,
     type KubernetesApi,
-    type MinioServer,
+    s3Client,
+    type S3Server,
     type ServiceImage,
     startKubernetesApi,
-    startMinio,
+    startSeaweedfs,
     startOpenBaoDevTls,
     type TlsOpenBaoServer,
     waitUntil,
@@ -58,7 +60,8 @@ interface Running {
 describe("the storage services started as their pods start, from their images' files", function () {
     this.timeout(10 * 60_000);
     let work: string;
-    let minio: MinioServer;
+    /** The backend the apps layer defaults to: SeaweedFS. */
+    let backend: S3Server;
     let bao: TlsOpenBaoServer;
     let api: KubernetesApi;
     const images: Partial<Record<Service, ServiceImage>> = {};
@@ -93,8 +96,8 @@ describe("the storage services started as their pods start, from their images' f
             vaultPath: "backend",
             files: () =>
                 appSecretFiles.s3ApiBackend({
-                    accessKeyId: minio.accessKeyId,
-                    secretAccessKey: minio.secretAccessKey,
+                    accessKeyId: backend.accessKeyId,
+                    secretAccessKey: backend.secretAccessKey,
                 }),
         },
         {
@@ -204,6 +207,14 @@ describe("the storage services started as their pods start, from their images' f
         });
     }
 
+    /** The object keys in a bucket, as the backend lists them. */
+    async function backendKeys(bucket: string): Promise<string[]> {
+        const client = s3Client(backend.url, backend.accessKeyId, backend.secretAccessKey);
+        const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+        client.destroy();
+        return (listed.Contents ?? []).map((o) => o.Key ?? "");
+    }
+
     function assertNoSecrets(what: string, output: string) {
         for (const shape of TOKEN_SHAPES) assert.doesNotMatch(output, shape, `${what}'s output holds a token or JWT`);
         for (const secret of secrets) assert.ok(!output.includes(secret), `${what}'s output holds a secret`);
@@ -217,7 +228,7 @@ describe("the storage services started as their pods start, from their images' f
 
     before(async () => {
         work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-apps-pods-"));
-        [minio, bao, api] = await Promise.all([startMinio(), startOpenBaoDevTls(), startKubernetesApi()]);
+        [backend, bao, api] = await Promise.all([startSeaweedfs(), startOpenBaoDevTls(), startKubernetesApi()]);
         images["storage-s3-api"] = assembleImage("storage-s3-api");
         images["storage-kv-api"] = assembleImage("storage-kv-api");
         secrets.push(
@@ -225,7 +236,7 @@ describe("the storage services started as their pods start, from their images' f
             member.secretAccessKey,
             member.kvToken,
             kvApiS3Secret,
-            minio.secretAccessKey,
+            backend.secretAccessKey,
             ...[etagKey, nameKey, kvApiSecretKey].flatMap((k) => [k, Buffer.from(k, "hex").toString("base64")]),
         );
 
@@ -258,14 +269,14 @@ describe("the storage services started as their pods start, from their images' f
         for (const run of running) if (run.child.exitCode === null) run.child.kill("SIGKILL");
         await Promise.all(running.map((r) => r.exited));
         for (const image of Object.values(images)) image.remove();
-        await Promise.all([minio?.stop(), bao?.stop(), api?.stop()]);
+        await Promise.all([backend?.stop(), bao?.stop(), api?.stop()]);
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
     it("storage-s3-api logs in as its service account and serves the AWS CLI with a member's key", async () => {
         s3Pod = s3ApiPod({
             image: "storage-s3-api",
-            backendEndpoint: minio.url,
+            backendEndpoint: backend.url,
             backendRegion: "us-east-1",
             vaultAddress: bao.url,
             vaultAuthMount: "kubernetes",
@@ -307,9 +318,10 @@ describe("the storage services started as their pods start, from their images' f
         console.log(`      AWS CLI mb, put, get, list in ${Date.now() - t} ms`);
         assert.ok(fs.readFileSync(`${upload}.back`).equals(fs.readFileSync(upload)));
         assert.match(listing, /300000 photo\.bin/);
-        // The backend holds neither the content nor the name.
-        const stored = fs.readdirSync(minio.dir, { recursive: true }).map(String);
-        assert.ok(!stored.some((f) => f.includes("holidays") || f.includes("photo")), "an object's name is on disk");
+        // The backend does not see the object's name (NAME_KEY_FILE).
+        const stored = await backendKeys("family");
+        assert.equal(stored.length, 1);
+        assert.ok(!stored.some((k) => k.includes("holidays") || k.includes("photo")), "the backend sees a name");
     });
 
     it("storage-kv-api makes its bucket, starts, and stores and reads a document through storage-s3-api", async () => {
@@ -349,13 +361,10 @@ describe("the storage services started as their pods start, from their images' f
         assert.equal(got.status, 200);
         assert.deepEqual(got.body, doc);
 
-        // Its bucket is on the backend; the collection's and the document's names are not.
-        const stored = fs.readdirSync(minio.dir, { recursive: true }).map(String);
-        assert.ok(
-            stored.some((f) => f.startsWith(KV_BUCKET)),
-            "no bucket of storage-kv-api's on the backend",
-        );
-        assert.ok(!stored.some((f) => f.includes("recipes") || f.includes("soup")), "a document's name is on disk");
+        // Its bucket is on the backend, which does not see the collection's and the document's names.
+        const stored = await backendKeys(KV_BUCKET);
+        assert.ok(stored.length > 0, "storage-kv-api's bucket is empty on the backend");
+        assert.ok(!stored.some((k) => k.includes("recipes") || k.includes("soup")), "the backend sees a name");
     });
 
     it("prints no secret: no access key, JWT, Vault token, ETag, name or secret key", () => {
