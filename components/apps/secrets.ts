@@ -47,6 +47,31 @@ const KV_API_KEY_ID = SERVICE_ACCESS_KEY_IDS.storageKvApi;
 
 const hexToBase64 = (hex: string) => Buffer.from(hex, "hex").toString("base64");
 
+/**
+ * The files of each Vault KV secret (one Kubernetes Secret each, the files its service reads), from the keys'
+ * values: random ones as hex, as RandomToken makes them. A test writes the same files for the services it starts.
+ */
+export const appSecretFiles = {
+    /** storage-s3-api's `keys`: each access key id (members' and storage-kv-api's) with its secret, ETag and name keys. */
+    s3ApiKeys: (memberKeys: Record<string, string>, kvApiS3Secret: string, etagKey: string, nameKey: string) => ({
+        [FILES.accessKeys]: JSON.stringify({ ...memberKeys, [KV_API_KEY_ID]: kvApiS3Secret }),
+        [FILES.etagKey]: hexToBase64(etagKey),
+        [FILES.nameKey]: hexToBase64(nameKey),
+    }),
+    /** storage-s3-api's `backend`: the backend's credentials. */
+    s3ApiBackend: (credentials: { accessKeyId: string; secretAccessKey: string }) => ({
+        [FILES.backendCredentials]: JSON.stringify(credentials),
+    }),
+    /** storage-kv-api's `keys`: its S3 credentials, each member's token, its secret key. */
+    kvApiKeys: (memberTokens: Record<string, string>, kvApiS3Secret: string, secretKey: string) => ({
+        [FILES.s3Credentials]: JSON.stringify({ accessKeyId: KV_API_KEY_ID, secretAccessKey: kvApiS3Secret }),
+        [FILES.tokens]: JSON.stringify(
+            Object.fromEntries(Object.entries(memberTokens).map(([member, token]) => [token, member])),
+        ),
+        [FILES.secretKey]: hexToBase64(secretKey),
+    }),
+};
+
 export function storeAppSecrets(parent: pulumi.Resource, name: string, args: AppSecretsArgs): AppSecrets {
     const { kv } = DEFAULT_MOUNTS;
     const random = (suffix: string, bytes: number, protect = false) =>
@@ -80,7 +105,7 @@ export function storeAppSecrets(parent: pulumi.Resource, name: string, args: App
     // Vault's configuration (its policies let each service read only its own folder). As with transit keys,
     // no run deletes them (no delete path): the ETag and name keys are what the stored data depends on.
     const kvWrites: VaultWrite[] = [];
-    const store = (service: Service, path: string, files: Record<string, pulumi.Input<string>>) => {
+    const store = (service: Service, path: string, files: pulumi.Input<Record<string, string>>) => {
         const write = new VaultWrite(
             `${name}-kv-${service}-${path}`,
             {
@@ -88,7 +113,7 @@ export function storeAppSecrets(parent: pulumi.Resource, name: string, args: App
                 token: args.token,
                 path: `${kv}/data/apps/${service}/${path}`,
                 // A secret Output: the whole data is kept encrypted in the state.
-                data: pulumi.secret(pulumi.all(files).apply((data) => ({ data }))),
+                data: pulumi.secret(pulumi.output(files).apply((data) => ({ data }))),
             },
             { parent, dependsOn: args.after },
         );
@@ -97,31 +122,35 @@ export function storeAppSecrets(parent: pulumi.Resource, name: string, args: App
     const accessKeys = pulumi
         .all(Object.values(members).map((m) => pulumi.all([m.accessKeyId, m.secretAccessKey])))
         .apply((pairs) => Object.fromEntries(pairs));
-    store("storage-s3-api", "keys", {
-        [FILES.accessKeys]: pulumi
-            .all([accessKeys, kvApiS3Secret.value])
-            .apply(([keys, kvSecret]) => JSON.stringify({ ...keys, [KV_API_KEY_ID]: kvSecret })),
-        [FILES.etagKey]: etagKey.value.apply(hexToBase64),
-        [FILES.nameKey]: nameKey.value.apply(hexToBase64),
-    });
+    store(
+        "storage-s3-api",
+        "keys",
+        pulumi
+            .all([accessKeys, kvApiS3Secret.value, etagKey.value, nameKey.value])
+            .apply(([keys, kvSecret, etag, name]) => appSecretFiles.s3ApiKeys(keys, kvSecret, etag, name)),
+    );
     const credentialsJson = pulumi
         .all([backendCredentials.accessKeyId, backendCredentials.secretAccessKey])
         .apply(([accessKeyId, secretAccessKey]) => ({ accessKeyId, secretAccessKey }));
-    store("storage-s3-api", "backend", {
-        [FILES.backendCredentials]: credentialsJson.apply((c) => JSON.stringify(c)),
-    });
+    store("storage-s3-api", "backend", credentialsJson.apply(appSecretFiles.s3ApiBackend));
     if (args.backend === "seaweedfs") {
-        store("storage-s3-api", "seaweedfs", { seaweedfs_s3_config: credentialsJson.apply(seaweedfsS3Config) });
+        store(
+            "storage-s3-api",
+            "seaweedfs",
+            credentialsJson.apply((c) => ({ seaweedfs_s3_config: seaweedfsS3Config(c) })),
+        );
     }
     const tokens = pulumi
-        .all(Object.entries(members).map(([member, m]) => m.kvToken.apply((t) => [t, member] as const)))
-        .apply((pairs) => JSON.stringify(Object.fromEntries(pairs)));
-    store("storage-kv-api", "keys", {
-        [FILES.s3Credentials]: kvApiS3Secret.value.apply((secretAccessKey) =>
-            JSON.stringify({ accessKeyId: KV_API_KEY_ID, secretAccessKey }),
-        ),
-        [FILES.tokens]: tokens,
-        [FILES.secretKey]: kvApiSecretKey.value.apply(hexToBase64),
-    });
+        .all(Object.entries(members).map(([member, m]) => m.kvToken.apply((t) => [member, t] as const)))
+        .apply((pairs) => Object.fromEntries(pairs));
+    store(
+        "storage-kv-api",
+        "keys",
+        pulumi
+            .all([tokens, kvApiS3Secret.value, kvApiSecretKey.value])
+            .apply(([memberTokens, kvSecret, secretKey]) =>
+                appSecretFiles.kvApiKeys(memberTokens, kvSecret, secretKey),
+            ),
+    );
     return { members, writes: kvWrites };
 }

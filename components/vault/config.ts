@@ -47,6 +47,23 @@ export interface VaultConfigurationArgs {
     readonly kubernetes?: { readonly host: string; readonly caCert: string };
 }
 
+/**
+ * An app's transit key. Derived: each object's data key is wrapped under a key derived from its id
+ * (storage-s3-api checks at start).
+ */
+export const TRANSIT_KEY = { type: "aes256-gcm96", derived: true, exportable: false } as const;
+
+/** An app's Kubernetes auth role: its service account in its namespace, tokens projected for audience `vault`. */
+export function kubernetesAuthRole(app: AppIdentity) {
+    return {
+        bound_service_account_names: [app.serviceAccount],
+        bound_service_account_namespaces: [app.namespace],
+        token_policies: [app.name],
+        token_ttl: "1h",
+        audience: "vault",
+    };
+}
+
 const YEARS_5 = `${5 * 365 * 24}h`;
 /** The admin token's period: renewed by each `pulumi up` (or any `vault token renew`) once half is gone. */
 const ADMIN_PERIOD_HOURS = 32 * 24;
@@ -125,13 +142,12 @@ export class VaultConfiguration extends pulumi.ComponentResource {
 
         for (const app of args.apps) {
             if (app.transitKey) {
-                // Creating a key that exists changes nothing, so the create is safe to repeat. Derived: each
-                // object's data key is wrapped under a key derived from its id (storage-s3-api checks at start).
+                // Creating a key that exists changes nothing, so the create is safe to repeat.
                 const key = set(
                     `transit-${app.name}`,
                     {
                         path: `${transit}/keys/${app.name}`,
-                        data: { type: "aes256-gcm96", derived: true, exportable: false },
+                        data: TRANSIT_KEY,
                     },
                     [transitMount],
                 );
@@ -155,18 +171,10 @@ export class VaultConfiguration extends pulumi.ComponentResource {
                 { policy: appPolicy(app.name) },
                 [],
             );
-            owned(
-                `role-${app.name}`,
-                `auth/kubernetes/role/${app.name}`,
-                {
-                    bound_service_account_names: [app.serviceAccount],
-                    bound_service_account_namespaces: [app.namespace],
-                    token_policies: [app.name],
-                    token_ttl: "1h",
-                    audience: "vault",
-                },
-                [kubernetesConfig, policy],
-            );
+            owned(`role-${app.name}`, `auth/kubernetes/role/${app.name}`, kubernetesAuthRole(app), [
+                kubernetesConfig,
+                policy,
+            ]);
             owned(
                 `pki-role-${app.name}`,
                 `${pki}/roles/${app.name}`,
