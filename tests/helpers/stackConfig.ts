@@ -33,3 +33,16 @@ export function rawConfig(plain: Record<string, unknown>, secrets: Record<string
     Object.assign(values, secrets);
     return { values, secretKeys: new Set(Object.keys(secrets)) };
 }
+
+/** A bare-metal `nodes` setting of `count` hosts (node-1, …, on 192.0.2.11, …): three servers from three hosts, else one. */
+export function bareMetalNodes(count: number) {
+    const servers = count >= 3 ? 3 : 1;
+    return {
+        provider: "bare-metal",
+        hosts: Array.from({ length: count }, (_, i) => ({
+            name: `node-${i + 1}`,
+            address: `192.0.2.${i + 11}`,
+            role: i < servers ? "server" : "agent",
+        })),
+    };
+}

@@ -79,3 +79,20 @@ function selfSignedCert(dir: string): string {
     );
     return readFileSync(cert, "utf8");
 }
+
+/** One call of Vault's HTTP API at `url` with `token`: the status and the answer's JSON (Vault may answer none). */
+export async function vaultCall<Body = Record<string, unknown>>(
+    url: string,
+    token: string,
+    method: string,
+    apiPath: string,
+    body?: unknown,
+): Promise<{ status: number; body: Body }> {
+    const res = await fetch(`${url}/v1/${apiPath}`, {
+        method,
+        headers: { "X-Vault-Token": token },
+        body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Body };
+}

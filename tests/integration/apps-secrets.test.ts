@@ -9,7 +9,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
 import { storeAppSecrets } from "../../components/apps/secrets";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
-import { vaultProgram } from "../helpers/vault";
+import { vaultCall, vaultProgram } from "../helpers/vault";
 
 describe("the apps' keys in Vault, with the real engine and OpenBao", function () {
     this.timeout(10 * 60_000);
@@ -19,15 +19,8 @@ describe("the apps' keys in Vault, with the real engine and OpenBao", function (
     let members = ["ana"];
     let adminToken: string;
 
-    async function call(token: string, method: string, apiPath: string, body?: unknown) {
-        const res = await fetch(`${server.url}/v1/${apiPath}`, {
-            method,
-            headers: { "X-Vault-Token": token },
-            body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await res.text();
-        return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-    }
+    const call = (token: string, method: string, apiPath: string, body?: unknown) =>
+        vaultCall(server.url, token, method, apiPath, body);
     /** A token with only this service's policy, as Vault's Kubernetes auth role gives the service. */
     async function serviceToken(service: string): Promise<string> {
         const res = await call(adminToken, "POST", "auth/token/create", { policies: [service], ttl: "10m" });

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { type RaftServer, startOpenBaoRaft } from "@peoples-cloud/testkit";
-import { vaultProgram } from "../helpers/vault";
+import { vaultCall, vaultProgram } from "../helpers/vault";
 
 describe("vault configuration with the real engine and OpenBao", function () {
     this.timeout(10 * 60_000);
@@ -20,15 +20,8 @@ describe("vault configuration with the real engine and OpenBao", function () {
     let first: UpResult;
     let adminToken: string;
 
-    async function call(token: string, method: string, apiPath: string, body?: unknown) {
-        const res = await fetch(`${server.url}/v1/${apiPath}`, {
-            method,
-            headers: { "X-Vault-Token": token },
-            body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        const text = await res.text();
-        return { status: res.status, body: (text ? JSON.parse(text) : {}) as { data?: Record<string, unknown> } };
-    }
+    const call = (token: string, method: string, apiPath: string, body?: unknown) =>
+        vaultCall<{ data?: Record<string, unknown> }>(server.url, token, method, apiPath, body);
     const data = async (apiPath: string) => {
         const res = await call(adminToken, "GET", apiPath);
         assert.equal(res.status, 200, `GET ${apiPath}`);

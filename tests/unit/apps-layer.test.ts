@@ -19,6 +19,7 @@ import type { PlatformConfig } from "../../stacks/config";
 import { settingsSchema } from "../../stacks/schema";
 import { policyConfig, resourceViolations, ruleSettings } from "../helpers/policy";
 import { dependencyRecorder, type RecordedResource, settled, unwrap, useMocks } from "../helpers/mocks";
+import { bareMetalNodes } from "../helpers/stackConfig";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 const randomToken = "pulumi-nodejs:dynamic/infra:RandomToken";
@@ -51,16 +52,8 @@ async function buildApps(nodeCount: number, options: Options = {}) {
         }
         return { stdout: "" };
     });
-    const servers = nodeCount >= 3 ? 3 : 1;
     const settings = settingsSchema.parse({
-        nodes: {
-            provider: "bare-metal",
-            hosts: Array.from({ length: nodeCount }, (_, i) => ({
-                name: `node-${i + 1}`,
-                address: `192.0.2.${i + 11}`,
-                role: i < servers ? "server" : "agent",
-            })),
-        },
+        nodes: bareMetalNodes(nodeCount),
         storage:
             options.backend === "external"
                 ? { backend: "external", endpoint: "https://s3.provider.example:8443", region: "eu-central-1" }

@@ -12,6 +12,7 @@ import type { VaultSecretsOperatorValues, VaultValues } from "../../components/v
 import { tokenFromStdin } from "../../lib/vault/operator";
 import { settingsSchema } from "../../stacks/schema";
 import { dependencyRecorder, type RecordedResource, settled, useMocks } from "../helpers/mocks";
+import { bareMetalNodes } from "../helpers/stackConfig";
 import { infraArgs, foundationArgs, vaultArgs } from "../../program";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
@@ -19,14 +20,7 @@ const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
 async function buildVault(nodeCount: number) {
     const recorded = await useMocks("family", { values: {}, secretKeys: new Set<string>() }, () => ({ stdout: "" }));
     const settings = settingsSchema.parse({
-        nodes: {
-            provider: "bare-metal",
-            hosts: Array.from({ length: nodeCount }, (_, i) => ({
-                name: `node-${i + 1}`,
-                address: `192.0.2.${i + 11}`,
-                role: i < (nodeCount >= 3 ? 3 : 1) ? "server" : "agent",
-            })),
-        },
+        nodes: bareMetalNodes(nodeCount),
         vault: { keyShares: 3, keyThreshold: 2 },
     });
     const infra = new InfraLayer(
