@@ -59,6 +59,15 @@ module.exports = {
             to: { dependencyTypes: ["local"], pathNot: "^services/$1/" },
         },
         {
+            name: "cli-on-top",
+            severity: "error",
+            comment:
+                "cli/ is the family tool on top of the program: the program, its layers and its config know " +
+                "nothing of it.",
+            from: { path: "^(components/|lib/|stacks/|policy/|services/|program\\.ts$|index\\.ts$)" },
+            to: { path: "^cli/" },
+        },
+        {
             name: "policy-imports-no-component",
             severity: "error",
             comment: "The policy pack judges what the program registers; it does not know the components' code.",

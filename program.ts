@@ -12,6 +12,7 @@ import { InfraLayer, type InfraLayerArgs } from "./components/infra/layer";
 import type { NodeRole } from "./components/infra/nodes";
 import { STORAGE_SERVICES } from "./components/vault/config";
 import { VaultLayer, type VaultLayerArgs } from "./components/vault/layer";
+import { meshAddressOf } from "./lib/mesh-addresses";
 import { loadConfig, type PlatformConfig } from "./stacks/config";
 
 export interface PlatformOutputs {
@@ -19,6 +20,10 @@ export interface PlatformOutputs {
     nodeProvider: string;
     nodes: { name: string; role: NodeRole; meshAddress: string; publicAddress: pulumi.Input<string> }[];
     meshCidr: string;
+    /** WireGuard's UDP port on every node. */
+    meshPort: number;
+    /** The family's devices in the mesh: each made its own key; only the public half is here. */
+    devices: { name: string; owner: string; publicKey: string; meshAddress: string }[];
     /** Node name -> WireGuard public key, for the operators' devices to add as peers. */
     meshPublicKeys: pulumi.Output<Record<string, string>>;
     k3sVersion: string;
@@ -129,6 +134,8 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
             publicAddress,
         })),
         meshCidr: settings.mesh.cidr,
+        meshPort: settings.mesh.port,
+        devices: settings.devices.map((d) => ({ ...d, meshAddress: meshAddressOf(d.name, settings.mesh.cidr) })),
         meshPublicKeys: infra.meshPublicKeys,
         k3sVersion: settings.k3s.version,
         ...(infra.cluster ? { kubernetesApi: infra.cluster.apiEndpoint, kubeconfig: infra.cluster.kubeconfig } : {}),

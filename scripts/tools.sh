@@ -53,8 +53,15 @@ module_version() { # wrapper dir, module path -> version pinned in the wrapper's
   awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$repo/$1/go.mod"
 }
 
+# The Go toolchain's version, read from its GOROOT once: running `go` on every call (the launchers call
+# --bin-dir each time) would cost a second and write Go's telemetry counters into the user's config folder.
+go_version=
+if command -v go >/dev/null; then
+  go_version=$(head -n 1 "$(dirname "$(readlink -f "$(command -v go)")")/../VERSION" 2>/dev/null || go env GOVERSION)
+fi
+
 tool_key() { # spec -> cache key: wrapper go.mod + go.sum + build recipe + Go version
-  { cat "$repo/$(field "$1" 1)/go.mod" "$repo/$(field "$1" 1)/go.sum"; echo "$1"; go env GOVERSION 2>/dev/null; } |
+  { cat "$repo/$(field "$1" 1)/go.mod" "$repo/$(field "$1" 1)/go.sum"; echo "$1"; echo "$go_version"; } |
     sha256sum | cut -c1-12
 }
 

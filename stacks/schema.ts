@@ -340,6 +340,19 @@ export const settingsSchema = z
                 );
             }
         }
+        const keys = new Map<string, string>();
+        s.devices.forEach((d, i) => {
+            if (!s.members.includes(d.owner)) {
+                issue(
+                    ["devices", i, "owner"],
+                    `'${d.owner}' is not one of the members (${s.members.join(", ") || "none yet"})`,
+                );
+            }
+            const other = keys.get(d.publicKey);
+            if (other)
+                issue(["devices", i, "publicKey"], `is the public key of '${other}' too; each device makes its own`);
+            keys.set(d.publicKey, d.name);
+        });
         const meshSize = 2 ** (32 - (parseCidr(s.mesh.cidr)?.prefix ?? 32)) - 2;
         const nodeCount =
             s.nodes.provider === "hetzner" ? s.nodes.servers.count + s.nodes.agents.count : s.nodes.hosts.length;

@@ -5,7 +5,8 @@
 import * as assert from "node:assert/strict";
 import { RandomToken } from "@peoples-cloud/lib/random-token";
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { runAction } from "../../scripts/run-stack";
+import { Progress } from "../../cli/progress";
+import { runAction } from "../../cli/workspace";
 import { type Engine, projectStack, tempEngine } from "../helpers/engine";
 import { filesHolding, TEMP_FOLDERS } from "../helpers/keys";
 
@@ -15,6 +16,7 @@ describe("a generated secret and the engine's debug output", function () {
     let stack: Stack;
     let token: string;
     const events: EngineEvent[] = [];
+    const upEvents: EngineEvent[] = [];
     let printed = "";
 
     before(async () => {
@@ -23,7 +25,7 @@ describe("a generated secret and the engine's debug output", function () {
             const generated = new RandomToken("debug-secret");
             return Promise.resolve({ token: generated.value });
         });
-        await runAction(stack, "up", { write: (text) => (printed += text) });
+        await runAction(stack, "up", { onOutput: (text) => (printed += text), onEvent: (e) => upEvents.push(e) });
         token = (await stack.outputs()).token.value as string;
         assert.match(token, /^[0-9a-f]{64}$/);
         await stack.preview({ onEvent: (event) => events.push(event) });
@@ -31,9 +33,19 @@ describe("a generated secret and the engine's debug output", function () {
     after(() => engine?.cleanup());
 
     it("is in nothing the main command prints, on an up and on a preview of the stack holding it", async () => {
-        await runAction(stack, "preview", { write: (text) => (printed += text) });
+        await runAction(stack, "preview", { onOutput: (text) => (printed += text) });
         assert.match(printed, /RandomToken/, "the main command printed the engine's display");
         assert.ok(!printed.includes(token), "the main command printed the secret");
+    });
+
+    it("is in nothing the family tool's progress display shows of the up that made it", () => {
+        assert.ok(JSON.stringify(upEvents).includes(token), "the up's events do not hold the secret");
+        let shown = "";
+        const progress = new Progress(false, (line) => (shown += `${line}\n`));
+        for (const event of upEvents) progress.onEvent(event);
+        progress.stop();
+        assert.match(shown, /debug-secret/, "the progress display showed no resource");
+        assert.ok(!shown.includes(token), "the progress display showed the secret");
     });
 
     it("is in no file the runs left: state, PULUMI_HOME, temporary files", () => {

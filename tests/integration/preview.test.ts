@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { seaweedfs } from "../../components/apps/versions";
 import { platform } from "../../program";
 import { loadConfig } from "../../stacks/config";
-import { policyAnalyzer } from "../../scripts/run-stack";
+import { policyAnalyzer } from "../../cli/workspace";
 import { type Engine, PlanRecorder, projectStack, readTree, tempEngine } from "../helpers/engine";
 import { useMocks } from "../helpers/mocks";
 import { rawConfig, repoRoot, stackFileValues } from "../helpers/stackConfig";

@@ -450,6 +450,33 @@ const invalid: InvalidCase[] = [
         says: "duplicate device name",
     },
     {
+        name: "device of someone who is not a member",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:members`]: ["ana"],
+            [`${ns}:devices`]: [
+                { name: "phone", owner: "zoe", publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" },
+            ],
+        },
+        secrets: sshKey,
+        key: `${ns}:devices[0].owner`,
+        says: "'zoe' is not one of the members (ana)",
+    },
+    {
+        name: "two devices with one public key",
+        plain: {
+            ...bareMetal(),
+            [`${ns}:members`]: ["ana"],
+            [`${ns}:devices`]: [
+                { name: "phone", owner: "ana", publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" },
+                { name: "laptop", owner: "ana", publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" },
+            ],
+        },
+        secrets: sshKey,
+        key: `${ns}:devices[1].publicKey`,
+        says: "is the public key of 'phone' too",
+    },
+    {
         name: "misspelt top-level setting",
         plain: { ...bareMetal(), [`${ns}:domian`]: "cloud.example.org" },
         secrets: sshKey,

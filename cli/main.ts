@@ -1,0 +1,286 @@
+// peoples-cloud: the family tool. Makes a family's stack, brings it up, shows it, adds its devices. Every
+// command checks all its input before it writes anything; `--json` prints one JSON document on stdout for
+// scripts (progress still goes to stderr as text).
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import * as QRCode from "qrcode";
+import { addDevice, deviceConfig, joinDevice, phoneSteps, removeDevice } from "./devices";
+import { checkFamilyName, newFamily, type NewOptions } from "./new";
+import { Progress } from "./progress";
+import { askHidden, confirm } from "./prompt";
+import { describeStatus, familyStatus } from "./status";
+import { runAction, selectFamily, UsageError, type Action, type WorkspaceOptions } from "./workspace";
+
+const USAGE = `peoples-cloud — a family's own cloud
+
+  peoples-cloud new <family> (--hetzner [--location fsn1] [--servers 1] [--agents 0]
+                              | --host <name>=<address>[,role=agent][,user=root][,port=22] ...)
+                             [--domain <name>] [--acme-email <address>] [--admin-cidr <cidr> ...]
+                             [--member <name> ...] [--ssh-key <file>] [--without-k3s]
+  peoples-cloud preview <family> [--policy-pack <dir>]
+  peoples-cloud up <family> [--policy-pack <dir>]
+  peoples-cloud destroy <family> [--yes]
+  peoples-cloud status <family>
+  peoples-cloud device add <name> --family <family> --owner <member> --public-key <key>
+  peoples-cloud device remove <name> --family <family>
+  peoples-cloud device config <name> --family <family> [--key-file <path>] [--qr]
+  peoples-cloud device join <name> --family <family> [--config-dir /etc/wireguard] [--interface <name>]
+                                   [--key-file <path>] [--wait <seconds>]
+
+Every command: --json (one JSON document on stdout), --dir <project folder> (the clone by default),
+--backend <Pulumi backend URL> (default: PULUMI_BACKEND_URL, else ~/.local/state/peoples-cloud/backend).
+The Hetzner token is read from HCLOUD_TOKEN or asked for without echo; secrets are encrypted with
+PULUMI_CONFIG_PASSPHRASE(_FILE), else ~/.config/peoples-cloud/passphrase (made on first use).`;
+
+const common = {
+    json: { type: "boolean" },
+    dir: { type: "string" },
+    backend: { type: "string" },
+    help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O, positionals: number) {
+    let parsed;
+    try {
+        parsed = parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+    } catch (err) {
+        throw new UsageError(`${(err as Error).message.split("\n")[0]} (see peoples-cloud --help)`);
+    }
+    if (parsed.positionals.length > positionals) {
+        throw new UsageError(`unexpected argument '${parsed.positionals[positionals]}' (see peoples-cloud --help)`);
+    }
+    const values = parsed.values as Record<string, unknown>;
+    const workspace: WorkspaceOptions = {
+        projectDir: values.dir as string | undefined,
+        backendUrl: values.backend as string | undefined,
+    };
+    return { values, positionals: parsed.positionals, workspace, json: Boolean(values.json) };
+}
+
+interface Output {
+    json: boolean;
+    /** The command's result: as JSON, or as the text a person reads. */
+    result(data: unknown, text: string): void;
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+async function engineAction(action: Action, args: string[]): Promise<[unknown, string, boolean]> {
+    const { values, positionals, workspace, json } = parse(
+        args,
+        { "policy-pack": { type: "string" }, yes: { type: "boolean" } },
+        1,
+    );
+    const family = checkFamilyName(positionals[0]);
+    if (action !== "destroy" && values.yes) throw new UsageError("--yes is for destroy");
+    if (
+        action === "destroy" &&
+        !values.yes &&
+        !(await confirm(`Destroy every server and all data of '${family}'? Type ${family} to confirm: `, family))
+    ) {
+        throw new UsageError("not destroyed: confirm by typing the family's name, or give --yes");
+    }
+    const stack = await selectFamily(workspace, family);
+    const progress = new Progress(action === "preview", say);
+    say(`${action} of the family '${family}':`);
+    const started = Date.now();
+    try {
+        const { changes } = await runAction(stack, action, {
+            policyPacks: values["policy-pack"] ? [values["policy-pack"] as string] : undefined,
+            onEvent: progress.onEvent,
+        });
+        const seconds = Math.round((Date.now() - started) / 1000);
+        const summary = Object.entries(changes)
+            .map(([op, n]) => `${n} ${op}`)
+            .join(", ");
+        return [
+            { family, action, changes, seconds },
+            `${action} done in ${seconds} s: ${summary || "nothing to do"}`,
+            json,
+        ];
+    } catch (err) {
+        const detail = progress.errors.length
+            ? progress.errors.join("\n")
+            : (err as Error).message.split("\n").slice(-8).join("\n");
+        const resume =
+            action === "preview"
+                ? ""
+                : `\nRun peoples-cloud ${action} ${family} again to resume: finished steps are kept.`;
+        throw new Error(`${action} of '${family}' failed:\n${detail}${resume}`, { cause: err });
+    } finally {
+        progress.stop();
+    }
+}
+
+async function device(args: string[]): Promise<[unknown, string, boolean]> {
+    const [sub, ...rest] = args;
+    const options = {
+        family: { type: "string", short: "f" },
+        owner: { type: "string" },
+        "public-key": { type: "string" },
+        "key-file": { type: "string" },
+        "config-dir": { type: "string" },
+        interface: { type: "string" },
+        wait: { type: "string" },
+        qr: { type: "boolean" },
+    } as const;
+    const { values, positionals, workspace, json } = parse(rest, options, 1);
+    const name = positionals[0];
+    if (!name) throw new UsageError(`name the device: peoples-cloud device ${sub ?? "add"} <name> --family <family>`);
+    const family = checkFamilyName(values.family as string | undefined);
+    const allowed: Record<string, string[]> = {
+        add: ["owner", "public-key"],
+        remove: [],
+        config: ["key-file", "qr"],
+        join: ["key-file", "config-dir", "interface", "wait"],
+    };
+    if (!sub || !(sub in allowed))
+        throw new UsageError(`unknown device command '${sub ?? ""}' (add, remove, config, join)`);
+    for (const flag of Object.keys(options)) {
+        if (flag !== "family" && values[flag] !== undefined && !allowed[sub].includes(flag)) {
+            throw new UsageError(`--${flag} is not an option of device ${sub}`);
+        }
+    }
+    const interfaceName = (values.interface as string | undefined) ?? `pc-${family}`.slice(0, 15);
+    const configDir = (values["config-dir"] as string | undefined) ?? "/etc/wireguard";
+    const keyFile = (values["key-file"] as string | undefined) ?? `${configDir}/${interfaceName}.key`;
+    switch (sub) {
+        case "add": {
+            if (!values.owner) throw new UsageError("device add needs --owner <member>");
+            if (!values["public-key"])
+                throw new UsageError("device add needs --public-key <the device's WireGuard public key>");
+            const device = { name, owner: values.owner as string, publicKey: values["public-key"] as string };
+            const { meshAddress } = addDevice(family, device, workspace);
+            return [
+                { family, device: { ...device, meshAddress }, next: `peoples-cloud up ${family}` },
+                `Added ${name} (${device.owner}) at ${meshAddress}. Bring it into the mesh: peoples-cloud up ${family}`,
+                json,
+            ];
+        }
+        case "remove":
+            removeDevice(family, name, workspace);
+            return [
+                { family, removed: name, next: `peoples-cloud up ${family}` },
+                `Removed ${name}. Take it out of the mesh: peoples-cloud up ${family}`,
+                json,
+            ];
+        case "config": {
+            const config = await deviceConfig(family, name, keyFile, workspace);
+            let text = `# wg-quick file for ${name}; its private key is read from ${keyFile} on the device.\n${config.wgQuick}\n${phoneSteps(family, config)}`;
+            if (values.qr) {
+                for (const p of config.peers) {
+                    text += `\n\n${p.node}'s public key:\n${await QRCode.toString(p.publicKey, { type: "terminal", small: true })}`;
+                }
+            }
+            return [config, text, json];
+        }
+        case "join": {
+            if (values.wait !== undefined && !/^\d+$/.test(values.wait as string)) {
+                throw new UsageError(`--wait '${values.wait as string}' is not a number of seconds`);
+            }
+            if (!/^[a-zA-Z0-9_=+.-]{1,15}$/.test(interfaceName))
+                throw new UsageError(`--interface '${interfaceName}' is not an interface name`);
+            const result = await joinDevice(
+                family,
+                name,
+                { ...workspace, configDir, interfaceName, keyFile, waitSeconds: Number(values.wait ?? 1800) },
+                say,
+            );
+            return [
+                result,
+                result.state === "up"
+                    ? `${name} is in the mesh at ${result.meshAddress}.`
+                    : `Not listed yet; run device join again once it is added.`,
+                json,
+            ];
+        }
+    }
+    throw new UsageError(`unknown device command '${sub}'`);
+}
+
+async function run(argv: string[]): Promise<[unknown, string, boolean]> {
+    const [command, ...args] = argv;
+    if (!command || command === "--help" || command === "-h" || command === "help")
+        return [{ usage: USAGE }, USAGE, false];
+    if (args.includes("--help") || args.includes("-h")) return [{ usage: USAGE }, USAGE, args.includes("--json")];
+    switch (command) {
+        case "new": {
+            const { values, positionals, workspace, json } = parse(
+                args,
+                {
+                    hetzner: { type: "boolean" },
+                    location: { type: "string" },
+                    servers: { type: "string" },
+                    agents: { type: "string" },
+                    host: { type: "string", multiple: true },
+                    domain: { type: "string" },
+                    "acme-email": { type: "string" },
+                    "admin-cidr": { type: "string", multiple: true },
+                    member: { type: "string", multiple: true },
+                    "ssh-key": { type: "string" },
+                    "without-k3s": { type: "boolean" },
+                },
+                1,
+            );
+            const options: NewOptions = {
+                ...workspace,
+                hetzner: values.hetzner as boolean | undefined,
+                location: values.location as string | undefined,
+                servers: values.servers as string | undefined,
+                agents: values.agents as string | undefined,
+                host: values.host as string[] | undefined,
+                domain: values.domain as string | undefined,
+                acmeEmail: values["acme-email"] as string | undefined,
+                adminCidr: values["admin-cidr"] as string[] | undefined,
+                member: values.member as string[] | undefined,
+                sshKey: values["ssh-key"] as string | undefined,
+                withoutK3s: values["without-k3s"] as boolean | undefined,
+            };
+            const result = await newFamily(
+                positionals[0],
+                options,
+                async () =>
+                    process.env.HCLOUD_TOKEN ??
+                    (await askHidden("Hetzner Cloud API token (read & write; not shown): ")),
+            );
+            return [
+                result,
+                `Made the family '${result.family}': settings in ${result.stackFile}, secrets encrypted, state in ${result.backend}.\n` +
+                    `Next: ${result.next}`,
+                json,
+            ];
+        }
+        case "preview":
+        case "up":
+        case "destroy":
+            return engineAction(command, args);
+        case "status": {
+            const { positionals, workspace, json } = parse(args, {}, 1);
+            const status = await familyStatus(checkFamilyName(positionals[0]), workspace);
+            return [status, describeStatus(status), json];
+        }
+        case "device":
+            return device(args);
+    }
+    throw new UsageError(`unknown command '${command}' (see peoples-cloud --help)`);
+}
+
+async function main(): Promise<void> {
+    const argv = process.argv.slice(2);
+    const json = argv.includes("--json");
+    const out: Output = {
+        json,
+        result: (data, text) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : text}\n`),
+    };
+    try {
+        const [data, text] = await run(argv);
+        out.result(data, text);
+    } catch (err) {
+        const usage = err instanceof UsageError;
+        const message = err instanceof Error ? err.message : String(err);
+        if (json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
+        process.stderr.write(`peoples-cloud: ${message}\n`);
+        process.exitCode = usage ? 2 : 1;
+    }
+}
+
+void main();

@@ -1,0 +1,146 @@
+// Where a family's stacks live and how the engine is run on them: one project folder (Pulumi.yaml and the
+// families' Pulumi.<family>.yaml), a backend (a local folder by default, any Pulumi backend URL otherwise), the
+// passphrase secrets provider, and the engine scripts/tools.sh builds. The family tool and scripts/main.sh both
+// run the engine through here.
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { LocalWorkspace, PulumiCommand, Stack, type EngineEvent, type StackSummary } from "@pulumi/pulumi/automation";
+import { platform } from "../program";
+
+export const PROJECT = "peoples-cloud";
+export const repoRoot = path.resolve(__dirname, "..");
+
+export interface WorkspaceOptions {
+    /** The folder with Pulumi.yaml and the families' stack files; the clone itself by default. */
+    readonly projectDir?: string;
+    /** A Pulumi backend URL; without it PULUMI_BACKEND_URL, else a folder under XDG_STATE_HOME. */
+    readonly backendUrl?: string;
+}
+
+const stateHome = () => process.env.XDG_STATE_HOME ?? path.join(os.homedir(), ".local", "state");
+const configHome = () => process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), ".config");
+
+/** The backend URL these options name, without touching it. */
+export function backendUrl(options: WorkspaceOptions): string {
+    return (
+        options.backendUrl ??
+        process.env.PULUMI_BACKEND_URL ??
+        `file://${path.join(stateHome(), "peoples-cloud", "backend")}`
+    );
+}
+
+export const passphraseFile = () => path.join(configHome(), "peoples-cloud", "passphrase");
+
+/**
+ * The passphrase secrets provider's key: PULUMI_CONFIG_PASSPHRASE(_FILE) from the environment, else the local
+ * passphrase file, made (0600) on first use. Called only once a command is known to be valid: a refused
+ * command writes nothing.
+ */
+function passphraseEnv(): Record<string, string> {
+    if (process.env.PULUMI_CONFIG_PASSPHRASE || process.env.PULUMI_CONFIG_PASSPHRASE_FILE) return {};
+    const file = passphraseFile();
+    if (!fs.existsSync(file)) {
+        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(file, execFileSync("openssl", ["rand", "-base64", "32"]), { mode: 0o600 });
+        console.error(`Created the passphrase that encrypts your families' secrets: ${file}. Keep a copy offline.`);
+    }
+    return { PULUMI_CONFIG_PASSPHRASE_FILE: file };
+}
+
+/** The engine's environment: backend, PULUMI_HOME, passphrase, the tools' bin dir first on PATH. */
+function engineEnv(options: WorkspaceOptions & { secrets?: boolean }, binDir: string): Record<string, string> {
+    const url = backendUrl(options);
+    if (url.startsWith("file://")) fs.mkdirSync(url.slice("file://".length), { recursive: true });
+    return {
+        PULUMI_BACKEND_URL: url,
+        PULUMI_HOME: process.env.PULUMI_HOME ?? path.join(stateHome(), "peoples-cloud", "pulumi-home"),
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        PATH: `${binDir}:${process.env.PATH ?? ""}`,
+        ...(options.secrets === false ? {} : passphraseEnv()),
+    };
+}
+
+export function projectDir(options: WorkspaceOptions): string {
+    const dir = path.resolve(options.projectDir ?? repoRoot);
+    if (!fs.existsSync(path.join(dir, "Pulumi.yaml"))) {
+        throw new UsageError(`${dir} has no Pulumi.yaml: run the tool in a clone of peoples-cloud, or give --dir`);
+    }
+    return dir;
+}
+
+/** A refused command: its message is all the person needs, and nothing was written. */
+export class UsageError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "UsageError";
+    }
+}
+
+/**
+ * The project's workspace on the backend, with the real program inline. `secrets: false` for a look at the
+ * backend that decrypts nothing, so no passphrase is made for it.
+ */
+export async function openWorkspace(options: WorkspaceOptions & { secrets?: boolean }): Promise<LocalWorkspace> {
+    const workDir = projectDir(options);
+    const binDir = execFileSync("bash", [path.join(repoRoot, "scripts", "tools.sh"), "--bin-dir", "engine"], {
+        encoding: "utf8",
+    }).trim();
+    return LocalWorkspace.create({
+        workDir,
+        program: () => Promise.resolve(platform()),
+        pulumiCommand: await PulumiCommand.get({ root: path.dirname(binDir) }),
+        envVars: engineEnv(options, binDir),
+    });
+}
+
+export async function familyStacks(workspace: LocalWorkspace): Promise<StackSummary[]> {
+    return workspace.listStacks();
+}
+
+/** A family's stack, which must exist: looked for without the passphrase, so a refusal makes none. */
+export async function selectFamily(options: WorkspaceOptions, family: string): Promise<Stack> {
+    const lookout = await openWorkspace({ ...options, secrets: false });
+    if (!(await familyStacks(lookout)).some((s) => s.name === family || s.name.endsWith(`/${family}`))) {
+        throw new UsageError(
+            `there is no family '${family}' in ${lookout.envVars.PULUMI_BACKEND_URL}; ` +
+                `make it with: peoples-cloud new ${family} ...`,
+        );
+    }
+    return Stack.select(family, await openWorkspace(options));
+}
+
+export type Action = "preview" | "up" | "destroy";
+
+/** A policy pack's folder given as its launcher, which the engine runs without a Node.js language host. */
+export const policyAnalyzer = (packDir: string) => path.join(path.resolve(packDir), "analyzer");
+
+/**
+ * Runs one action; `onEvent` sees the engine's events, `onOutput` its display text. Never `--debug`:
+ * @pulumi/pulumi logs each registration's response, decrypted secrets included, as a debug diagnostic
+ * (README: "Troubleshooting"); whoever shows events must leave debug diagnostics out (see progress.ts).
+ */
+export async function runAction(
+    stack: Stack,
+    action: Action,
+    options: {
+        /** Policy packs' folders. */
+        policyPacks?: string[];
+        onOutput?: (text: string) => void;
+        onEvent?: (event: EngineEvent) => void;
+    },
+): Promise<{ changes: Record<string, number> }> {
+    const { onOutput, onEvent } = options;
+    const policyPacks = options.policyPacks?.map(policyAnalyzer);
+    if (action === "preview") {
+        const result = await stack.preview({ onOutput, onEvent, policyPacks });
+        return { changes: result.changeSummary };
+    }
+    const result =
+        action === "up"
+            ? await stack.up({ onOutput, onEvent, policyPacks })
+            : await stack.destroy({ onOutput, onEvent });
+    return { changes: result.summary.resourceChanges ?? {} };
+}

@@ -1,0 +1,278 @@
+// The family tool as a person types it, with the real engine on test hosts (K3s off: it cannot run here):
+// every bad input refused with one message and nothing written; `new` and `up` of a family on three hosts,
+// `status`, a second `up` that changes nothing; a second family on hosts of its own in the same backend; a
+// fourth network namespace playing a laptop that joins with a key it made itself, reaches every node, and is
+// removed again. The laptop's key, the SSH key and the passphrase are looked for in every file and output.
+import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { meshAddressOf } from "../../lib/mesh-addresses";
+import { readTree } from "../helpers/engine";
+import { filesHolding, filesHoldingKey } from "../helpers/keys";
+import { repoRoot } from "../helpers/stackConfig";
+import { startTestHosts, type TestHost, type TestHosts } from "../helpers/testhosts";
+
+const tool = path.join(repoRoot, "cli", "peoples-cloud");
+const VALID_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+interface Run {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+describe("the family tool with the real engine on test hosts", function () {
+    this.timeout(15 * 60_000);
+    let root: string;
+    let project: string;
+    let env: Record<string, string>;
+    let lab: TestHosts;
+    let other: TestHosts;
+    /** Everything the tool printed, to search for secrets at the end. */
+    let printed = "";
+
+    const args = (...a: string[]) => [...a, "--dir", project];
+    const cli = (...a: string[]): Promise<Run> =>
+        new Promise((resolve) => {
+            const child = spawn(tool, a, { env, stdio: ["ignore", "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            child.on("close", (code) => {
+                printed += stdout + stderr;
+                resolve({ code, stdout, stderr });
+            });
+        });
+    const ok = async (...a: string[]) => {
+        const run = await cli(...a);
+        assert.equal(run.code, 0, `peoples-cloud ${a.join(" ")} failed:\n${run.stderr}`);
+        return run;
+    };
+    const json = async <T>(...a: string[]) => JSON.parse((await ok(...a, "--json")).stdout) as T;
+    /** On a host, over SSH: the tool as the person on that machine runs it (its own /etc/wireguard). */
+    const onHost = async (host: TestHost, ...a: string[]) => {
+        const vars = Object.entries(env)
+            .filter(([k]) => k.startsWith("XDG_") || k === "PATH")
+            .map(([k, v]) => `${k}='${v}'`)
+            .join(" ");
+        const out = await lab.run(host, `${vars} ${tool} ${a.map((x) => `'${x}'`).join(" ")}`);
+        printed += out;
+        return out;
+    };
+
+    /** Each file's path and a hash of its content: a byte-for-byte picture of the folders. */
+    const picture = () =>
+        [project, path.join(root, "state", "peoples-cloud", "backend"), path.join(root, "config")].flatMap((dir) =>
+            fs.existsSync(dir)
+                ? fs
+                      .readdirSync(dir, { recursive: true, withFileTypes: true })
+                      .filter((e) => e.isFile())
+                      .map((e) => {
+                          const file = path.join(e.parentPath, e.name);
+                          return `${file} ${createHash("sha256").update(fs.readFileSync(file)).digest("hex")}`;
+                      })
+                      .sort()
+                : [`${dir} absent`],
+        );
+
+    const mesh = (h: TestHost) => meshAddressOf(h.name, "10.99.0.0/16");
+    const peers = async (h: TestHost) => (await lab.run(h, "wg show wg0 peers")).trim().split("\n").filter(Boolean);
+    const ping = (from: TestHost, to: string) => lab.inNamespace(from, ["ping", "-c", "1", "-W", "3", to]);
+
+    before(() => {
+        root = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-cli-"));
+        project = path.join(root, "project");
+        fs.mkdirSync(project);
+        fs.copyFileSync(path.join(repoRoot, "Pulumi.yaml"), path.join(project, "Pulumi.yaml"));
+        // The dynamic provider plugin resolves @pulumi/pulumi from the project folder.
+        fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(project, "node_modules"));
+        env = Object.fromEntries(
+            Object.entries({
+                ...process.env,
+                XDG_STATE_HOME: path.join(root, "state"),
+                XDG_CONFIG_HOME: path.join(root, "config"),
+            }).filter(([k, v]) => v !== undefined && !k.startsWith("PULUMI_")),
+        );
+        lab = startTestHosts("pccli", 4);
+        other = startTestHosts("pccl2", 1);
+    });
+    after(() => {
+        lab?.stop();
+        other?.stop();
+        if (root) fs.rmSync(root, { recursive: true, force: true });
+    });
+
+    const hostFlags = (hosts: TestHost[]) => hosts.flatMap((h) => ["--host", `${h.name}=${h.address}`]);
+
+    it("makes a family with `new`, storing the SSH key encrypted, and prints the next command", async () => {
+        const run = await ok(
+            ...args("new", "smith", ...hostFlags(lab.hosts.slice(0, 3)), "--without-k3s"),
+            ...["--member", "ana", "--member", "ben", "--ssh-key", lab.clientKeyPath],
+        );
+        assert.match(run.stdout, /Next: peoples-cloud up smith/);
+        const file = fs.readFileSync(path.join(project, "Pulumi.smith.yaml"), "utf8");
+        assert.match(file, /peoples-cloud:sshPrivateKey:\n\s+secure: v1:/);
+        assert.deepEqual(filesHoldingKey(fs.readFileSync(lab.clientKeyPath, "utf8"), [project, root]), []);
+    });
+
+    it("refuses every bad input with one clear message and writes nothing", async () => {
+        const key = path.join(root, "not-a-key");
+        fs.writeFileSync(key, "hello\n");
+        const host = `--host=n1=${other.hosts[0].address}`;
+        const cases: [string[], RegExp][] = [
+            [args("new", "Smith!", host), /'Smith!' is not a family name/],
+            [args("new", "smith", host, "--ssh-key", lab.clientKeyPath), /Pulumi\.smith\.yaml already exists/],
+            [args("new", "jones", host, "--colour", "blue"), /Unknown option '--colour'/],
+            [args("new", "jones", "--host", "n1"), /--host 'n1' has no address/],
+            [args("new", "jones", "--host", "n1=192.0.2.1,colour=red"), /'colour=red' is not one of role=…/],
+            [args("new", "jones"), /give either --hetzner or one --host/],
+            [args("new", "jones", "--hetzner", host), /give either --hetzner or one --host/],
+            [args("new", "jones", "--hetzner", "--servers", "two"), /--servers 'two' is not a number/],
+            [
+                args("new", "jones", "--hetzner", "--servers", "2", "--admin-cidr", "10.0.0.0/8"),
+                /odd number of servers/,
+            ],
+            [args("new", "jones", "--hetzner", "--location", "mars"), /locations\[0\]/],
+            [args("new", "jones", host, "--admin-cidr", "10.0.0/8"), /adminCidrs\[0\]: expected a CIDR/],
+            [args("new", "jones", host, "--domain", "not a domain"), /domain: expected a DNS name/],
+            [args("new", "jones", host, "--host", "n1=192.0.2.9"), /duplicate name 'n1'/],
+            [
+                args("new", "jones", host, "--ssh-key", path.join(root, "missing")),
+                /--ssh-key: .*missing does not exist/,
+            ],
+            [args("new", "jones", host, "--ssh-key", key), /is not an SSH private key/],
+            [args("new", "jones", host, "--member", "storage-kv-api"), /members\[0\]: is reserved/],
+            [args("up", "jones"), /there is no family 'jones'/],
+            [args("destroy", "smith"), /stdin is not a terminal/],
+            [args("frobnicate", "smith"), /unknown command 'frobnicate'/],
+            [
+                args("device", "add", "phone", "--family", "smith", "--owner", "ana", "--public-key", "abc"),
+                /expected a WireGuard public key/,
+            ],
+            [
+                args("device", "add", "phone", "--family", "smith", "--owner", "zoe", "--public-key", VALID_KEY),
+                /'zoe' is not one of the members/,
+            ],
+            [args("device", "add", "phone", "--family", "smith", "--public-key", VALID_KEY), /needs --owner/],
+            [args("device", "add", "phone", "--owner", "ana", "--public-key", VALID_KEY), /name the family/],
+            [args("device", "remove", "tablet", "--family", "smith"), /has no device 'tablet' \(its devices: none\)/],
+            [args("device", "join", "laptop", "--family", "smith", "--wait", "soon"), /--wait 'soon' is not a number/],
+            [
+                args("device", "config", "laptop", "--family", "smith", "--owner", "ana"),
+                /--owner is not an option of device config/,
+            ],
+            [args("status", "smith", "extra"), /unexpected argument 'extra'/],
+        ];
+        assert.ok(cases.length >= 15);
+        const before = picture();
+        for (const [argv, message] of cases) {
+            const run = await cli(...argv);
+            assert.equal(run.code, 2, `${argv.join(" ")}: exit ${run.code}\n${run.stderr}`);
+            assert.match(run.stderr, message, argv.join(" "));
+            assert.equal(run.stderr.trim().split("\n")[0].startsWith("peoples-cloud: "), true, run.stderr);
+            assert.deepEqual(picture(), before, `${argv.join(" ")} wrote something`);
+        }
+        // A duplicate device: the first is added (a write), the second refused (none).
+        await ok(...args("device", "add", "phone", "--family", "smith", "--owner", "ana", "--public-key", VALID_KEY));
+        const withPhone = picture();
+        const duplicate = await cli(
+            ...args("device", "add", "phone", "--family", "smith", "--owner", "ben", "--public-key", VALID_KEY),
+        );
+        assert.equal(duplicate.code, 2);
+        assert.match(duplicate.stderr, /has a device 'phone' already/);
+        assert.deepEqual(picture(), withPhone);
+        await ok(...args("device", "remove", "phone", "--family", "smith"));
+    });
+
+    it("brings the family up with progress resource by resource; status shows the nodes; a second up changes nothing", async () => {
+        const up = await ok(...args("up", "smith"));
+        assert.match(up.stderr, /creating infra-mesh-node-1-key …/);
+        assert.match(up.stderr, /✓ created .* in \d+\.\d s/);
+        assert.match(up.stdout, /up done in \d+ s: \d+ create/);
+        const [a, b, c] = lab.hosts;
+        ping(a, mesh(b));
+        ping(b, mesh(c));
+        ping(c, mesh(a));
+
+        const status = await json<{ nodes: { name: string; meshAddress: string }[]; kubernetesApi?: string }>(
+            ...args("status", "smith"),
+        );
+        assert.deepEqual(
+            status.nodes.map((n) => [n.name, n.meshAddress]),
+            lab.hosts.slice(0, 3).map((h) => [h.name, mesh(h)]),
+        );
+        assert.equal(status.kubernetesApi, undefined, "K3s is off");
+        const again = await json<{ changes: Record<string, number> }>(...args("up", "smith"));
+        assert.deepEqual(Object.keys(again.changes), ["same"]);
+    });
+
+    it("keeps a second family in the same backend apart: own state, own secrets, no shared peers", async () => {
+        await ok(...args("new", "jones", ...hostFlags(other.hosts), "--without-k3s", "--ssh-key", other.clientKeyPath));
+        await ok(...args("up", "jones"));
+        const stacks = path.join(root, "state", "peoples-cloud", "backend", ".pulumi", "stacks", "peoples-cloud");
+        const smith = fs.readFileSync(path.join(stacks, "smith.json"), "utf8");
+        const jones = fs.readFileSync(path.join(stacks, "jones.json"), "utf8");
+        assert.ok(!smith.includes(other.hosts[0].address) && !jones.includes(lab.hosts[0].address));
+        const jonesKey = (await other.run(other.hosts[0], "wg show wg0 public-key")).trim();
+        for (const h of lab.hosts.slice(0, 3)) assert.ok(!(await peers(h)).includes(jonesKey), h.name);
+        assert.deepEqual(await other.run(other.hosts[0], "wg show wg0 peers"), "");
+        assert.deepEqual(filesHoldingKey(fs.readFileSync(other.clientKeyPath, "utf8"), [root]), []);
+    });
+
+    it("joins a laptop with a key made on it: it reaches every node, its key is nowhere else; removed, it is gone", async () => {
+        const laptop = lab.hosts[3];
+        const join = ["device", "join", "laptop", "--family", "smith", "--dir", project, "--json"];
+        const first = JSON.parse(await onHost(laptop, ...join, "--wait", "0")) as { state: string; publicKey: string };
+        assert.equal(first.state, "waiting");
+        const keyFile = path.join(laptop.home, "etc-wireguard", "pc-smith.key");
+        assert.equal((fs.statSync(keyFile).mode & 0o777).toString(8), "600");
+        const privateKey = fs.readFileSync(keyFile, "utf8").trim();
+
+        await ok(
+            ...args("device", "add", "laptop", "--family", "smith", "--owner", "ben", "--public-key", first.publicKey),
+        );
+        const added = await json<{ changes: Record<string, number> }>(...args("up", "smith"));
+        assert.equal(added.changes.update, 3, "wg0 re-applied on the three nodes");
+        const config = await ok(...args("device", "config", "laptop", "--family", "smith", "--qr"));
+        assert.match(config.stdout, /PostUp = wg set %i private-key \/etc\/wireguard\/pc-smith\.key/);
+        assert.match(config.stdout, /Add peer \(/);
+
+        const second = JSON.parse(await onHost(laptop, ...join, "--wait", "60")) as {
+            state: string;
+            meshAddress: string;
+        };
+        assert.equal(second.state, "up");
+        assert.equal(fs.readFileSync(keyFile, "utf8").trim(), privateKey, "the key was replaced");
+        for (const node of lab.hosts.slice(0, 3)) ping(laptop, mesh(node));
+        const status = await json<{ devices: { name: string; inMesh: boolean }[] }>(...args("status", "smith"));
+        assert.deepEqual(status.devices, [
+            { name: "laptop", owner: "ben", meshAddress: second.meshAddress, inMesh: true },
+        ]);
+
+        // The private key: on the laptop only.
+        const nodeHomes = lab.hosts.slice(0, 3).map((h) => h.home);
+        assert.deepEqual(filesHolding([privateKey], [root, project, ...nodeHomes]), []);
+        assert.ok(!printed.includes(privateKey), "the tool printed the laptop's private key");
+        assert.ok(!readTree(path.join(root, "state")).includes(privateKey));
+
+        await ok(...args("device", "remove", "laptop", "--family", "smith"));
+        await ok(...args("up", "smith"));
+        for (const node of lab.hosts.slice(0, 3)) {
+            assert.ok(!(await peers(node)).includes(first.publicKey), `${node.name} still has the laptop`);
+            assert.throws(() => ping(laptop, mesh(node)), `the laptop still reaches ${node.name}`);
+        }
+    });
+
+    it("printed no secret: SSH keys, the passphrase", () => {
+        const passphrase = fs.readFileSync(path.join(root, "config", "peoples-cloud", "passphrase"), "utf8").trim();
+        assert.ok(!printed.includes(passphrase));
+        for (const key of [lab.clientKeyPath, other.clientKeyPath]) {
+            const lines = fs.readFileSync(key, "utf8").trim().split("\n").slice(2, -1);
+            for (const line of lines) assert.ok(!printed.includes(line), "an SSH key line was printed");
+        }
+    });
+});

@@ -1,0 +1,176 @@
+// The family tool's own logic without the engine: flags to settings, a device's key and config, the progress
+// display. The engine, test hosts and a joining laptop are in tests/integration/family-cli.test.ts.
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { deviceConfigFrom, ensureDeviceKey, phoneSteps, publicKeyOf } from "../../cli/devices";
+import { parseHost, settingsFromFlags } from "../../cli/new";
+import { Progress } from "../../cli/progress";
+import { validate, withSettings } from "../../cli/stack-file";
+
+describe("the family tool", () => {
+    describe("new's flags", () => {
+        it("reads a --host with its options, leaving the values for the schema to judge", () => {
+            assert.deepEqual(parseHost("node-1=192.0.2.1"), { name: "node-1", address: "192.0.2.1" });
+            assert.deepEqual(parseHost("pi=pi.home.arpa,role=agent,user=pi,port=2222"), {
+                name: "pi",
+                address: "pi.home.arpa",
+                role: "agent",
+                user: "pi",
+                port: 2222,
+            });
+            assert.throws(() => parseHost("pi"), /has no address/);
+            assert.throws(() => parseHost("pi=192.0.2.1,size=big"), /'size=big' is not one of role=…, user=…, port=…/);
+        });
+
+        it("makes settings the one schema accepts, or reports its problems by key", () => {
+            const hetzner = settingsFromFlags({
+                hetzner: true,
+                location: "hel1",
+                servers: "3",
+                adminCidr: ["192.0.2.0/24"],
+            });
+            assert.deepEqual(hetzner.nodes, { provider: "hetzner", locations: ["hel1"], servers: { count: 3 } });
+            assert.equal(validate(withSettings({}, hetzner), ["hcloud:token"]).ok, true);
+            const noCidr = validate(withSettings({}, settingsFromFlags({ hetzner: true })), ["hcloud:token"]);
+            assert.deepEqual(noCidr.ok ? [] : noCidr.problems.map((p) => p.split(":").slice(0, 2).join(":")), [
+                "peoples-cloud:adminCidrs",
+            ]);
+            assert.throws(() => settingsFromFlags({}), /either --hetzner or one --host/);
+            assert.throws(() => settingsFromFlags({ host: ["a=192.0.2.1"], location: "fsn1" }), /are for --hetzner/);
+        });
+    });
+
+    describe("a device's key", () => {
+        let dir: string;
+        beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-device-"))));
+        afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+        it("is made 0600 on the device, gives the public key wg would, and is never overwritten", () => {
+            const file = path.join(dir, "wg", "pc-smith.key");
+            const made = ensureDeviceKey(file);
+            assert.equal(made.made, true);
+            assert.equal((fs.statSync(file).mode & 0o777).toString(8), "600");
+            const privateKey = fs.readFileSync(file, "utf8").trim();
+            const wg = execFileSync("wg", ["pubkey"], { input: privateKey, encoding: "utf8" }).trim();
+            assert.equal(made.publicKey, wg);
+            assert.equal(publicKeyOf(privateKey), wg);
+            assert.deepEqual(ensureDeviceKey(file), { publicKey: wg, made: false });
+            assert.equal(fs.readFileSync(file, "utf8").trim(), privateKey);
+            fs.writeFileSync(file, "something else\n");
+            assert.throws(() => ensureDeviceKey(file), /is not a WireGuard private key; move it away first/);
+        });
+
+        it("is in no config: the wg-quick file reads it from the device's key file", () => {
+            const outputs = {
+                nodes: [
+                    { name: "node-1", meshAddress: "10.99.0.5", publicAddress: "203.0.113.5" },
+                    { name: "node-2", meshAddress: "10.99.0.9", publicAddress: "203.0.113.9" },
+                ],
+                meshCidr: "10.99.0.0/16",
+                meshPort: 51820,
+                meshPublicKeys: {
+                    "node-1": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                    "node-2": "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+                },
+                devices: [
+                    {
+                        name: "laptop",
+                        owner: "ana",
+                        publicKey: "k1Xn1u9n4X8yQ9r5dQqU7l6oM3c2b1a0ZzYyXxWwVvE=",
+                        meshAddress: "10.99.3.3",
+                    },
+                ],
+            };
+            assert.equal(deviceConfigFrom(outputs, "phone", "/k"), undefined);
+            const config = deviceConfigFrom(outputs, "laptop", "/etc/wireguard/pc-smith.key")!;
+            assert.equal(
+                config.wgQuick,
+                [
+                    "[Interface]",
+                    "Address = 10.99.3.3/16",
+                    "PostUp = wg set %i private-key /etc/wireguard/pc-smith.key",
+                    "",
+                    "# node-1",
+                    "[Peer]",
+                    "PublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                    "Endpoint = 203.0.113.5:51820",
+                    "AllowedIPs = 10.99.0.5/32",
+                    "PersistentKeepalive = 25",
+                    "",
+                    "# node-2",
+                    "[Peer]",
+                    "PublicKey = HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+                    "Endpoint = 203.0.113.9:51820",
+                    "AllowedIPs = 10.99.0.9/32",
+                    "PersistentKeepalive = 25",
+                    "",
+                ].join("\n"),
+            );
+            assert.doesNotMatch(config.wgQuick, /PrivateKey/);
+            const steps = phoneSteps("smith", config);
+            assert.match(steps, /Addresses: 10\.99\.3\.3\/16/);
+            assert.match(
+                steps,
+                /Add peer \(node-2\): public key HIgo9xNz.*\n\s+endpoint 203\.0\.113\.9:51820, allowed IPs 10\.99\.0\.9\/32/,
+            );
+        });
+    });
+
+    describe("progress", () => {
+        const urn = (name: string) => `urn:pulumi:smith::peoples-cloud::peoples-cloud:infra:RemoteScript::${name}`;
+        const event = (e: Partial<EngineEvent>) => ({ sequence: 0, timestamp: 0, ...e }) as EngineEvent;
+
+        it("shows each step as it starts and ends, errors and warnings, and never a debug diagnostic", () => {
+            const lines: string[] = [];
+            const progress = new Progress(false, (l) => lines.push(l));
+            const metadata = {
+                op: "create",
+                urn: urn("infra-mesh-node-1-key"),
+                type: "peoples-cloud:infra:RemoteScript",
+            };
+            progress.onEvent(event({ resourcePreEvent: { metadata } as never }));
+            progress.onEvent(
+                event({
+                    diagnosticEvent: {
+                        severity: "debug",
+                        message: "RegisterResource RPC finished: secret-value",
+                    } as never,
+                }),
+            );
+            progress.onEvent(event({ resOutputsEvent: { metadata } as never }));
+            progress.onEvent(
+                event({
+                    diagnosticEvent: {
+                        urn: urn("infra-mesh-node-2-wg0"),
+                        severity: "error",
+                        message: "apply wg0 on node-2 failed (exit 1)\n",
+                    } as never,
+                }),
+            );
+            progress.stop();
+            assert.equal(lines.length, 3, lines.join("\n"));
+            assert.match(lines[0], /^ {2}creating infra-mesh-node-1-key …$/);
+            assert.match(lines[1], /^ {2}✓ created infra-mesh-node-1-key in \d+\.\d s$/);
+            assert.equal(lines[2], "  error: infra-mesh-node-2-wg0: apply wg0 on node-2 failed (exit 1)");
+            assert.deepEqual(progress.errors, ["infra-mesh-node-2-wg0: apply wg0 on node-2 failed (exit 1)"]);
+        });
+
+        it("names what is still running when the engine has been quiet", async () => {
+            const lines: string[] = [];
+            const progress = new Progress(false, (l) => lines.push(l), 50);
+            const metadata = {
+                op: "create",
+                urn: urn("infra-k3s-node-1-install"),
+                type: "peoples-cloud:infra:RemoteScript",
+            };
+            progress.onEvent(event({ resourcePreEvent: { metadata } as never }));
+            await new Promise((r) => setTimeout(r, 200));
+            progress.stop();
+            assert.match(lines.at(-1)!, /^ {2}… still working on infra-k3s-node-1-install \(\d+ s\)$/);
+        });
+    });
+});
