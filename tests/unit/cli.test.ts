@@ -122,7 +122,7 @@ describe("the family tool", () => {
 
     describe("progress", () => {
         const urn = (name: string) => `urn:pulumi:smith::peoples-cloud::peoples-cloud:infra:RemoteScript::${name}`;
-        const event = (e: Partial<EngineEvent>) => ({ sequence: 0, timestamp: 0, ...e }) as EngineEvent;
+        const event = (e: Partial<EngineEvent>) => ({ sequence: 0, timestamp: 0, ...e });
 
         it("shows each step as it starts and ends, errors and warnings, and never a debug diagnostic", () => {
             const lines: string[] = [];
