@@ -30,7 +30,7 @@ function requiredSecrets(input: Record<string, unknown>): Set<SecretName> {
 }
 
 const secretHints: Record<SecretName, string> = {
-    hcloudToken: "pulumi config set --secret hcloud:token <API token>",
+    hcloudToken: "pulumi config set --secret hcloud:token <API token> (a pipeline: HCLOUD_TOKEN)",
     sshPrivateKey: `pulumi config set --secret ${NAMESPACE}:sshPrivateKey < ~/.ssh/id_ed25519`,
     s3AccessKeyId: `pulumi config set --secret ${NAMESPACE}:s3AccessKeyId <access key id>`,
     s3SecretAccessKey: `pulumi config set --secret ${NAMESPACE}:s3SecretAccessKey <secret access key>`,
@@ -154,12 +154,19 @@ export function validateConfig(raw: RawConfig): Validation {
 // Config.get uses it to warn about secrets read as plain values.
 const sdkRuntime = pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean };
 
-/** The raw configuration of the running stack, as the engine passed it. */
-export function readRawConfig(): RawConfig {
+/**
+ * The raw configuration of the running stack, as the engine passed it, with the Hetzner token taken from
+ * HCLOUD_TOKEN when the stack holds none (as the hcloud provider does): how a pipeline gives it from its secrets.
+ */
+export function readRawConfig(env: NodeJS.ProcessEnv = process.env): RawConfig {
     const isSecret = sdkRuntime.isConfigSecret;
     if (!isSecret) throw new Error("@pulumi/pulumi no longer exports runtime.isConfigSecret; update stacks/config.ts");
-    const values = pulumi.runtime.allConfig();
+    const values = { ...pulumi.runtime.allConfig() };
     const secret = new Set(Object.keys(values).filter((k) => isSecret(k)));
+    if (!(secretKeys.hcloudToken in values) && env.HCLOUD_TOKEN) {
+        values[secretKeys.hcloudToken] = env.HCLOUD_TOKEN;
+        secret.add(secretKeys.hcloudToken);
+    }
     return { values, secretKeys: secret };
 }
 
@@ -172,6 +179,8 @@ export function loadConfig(raw: RawConfig = readRawConfig()): PlatformConfig {
         const [namespace, name] = fullKey.split(":");
         return new pulumi.Config(namespace).getSecret(name);
     };
+    const fromEnvironment = (fullKey: string) =>
+        raw.secretKeys.has(fullKey) && raw.values[fullKey] ? pulumi.secret(raw.values[fullKey]) : undefined;
     const accessKeyId = secret(secretKeys.s3AccessKeyId);
     const secretAccessKey = secret(secretKeys.s3SecretAccessKey);
     return {
@@ -179,7 +188,7 @@ export function loadConfig(raw: RawConfig = readRawConfig()): PlatformConfig {
         stack: pulumi.getStack(),
         settings: result.settings,
         secrets: {
-            hcloudToken: secret(secretKeys.hcloudToken),
+            hcloudToken: secret(secretKeys.hcloudToken) ?? fromEnvironment(secretKeys.hcloudToken),
             sshPrivateKey: secret(secretKeys.sshPrivateKey),
             s3Credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
         },

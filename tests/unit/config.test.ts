@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
-import { validateConfig, type Validation } from "../../stacks/config";
+import * as pulumi from "@pulumi/pulumi";
+import { loadConfig, readRawConfig, validateConfig, type Validation } from "../../stacks/config";
 import { isEncrypted, rawConfig, readStackFile, stackFileValues } from "../helpers/stackConfig";
 
 const ns = "peoples-cloud";
@@ -530,6 +531,18 @@ describe("stack config", () => {
         it("covers at least 25 distinct invalid configs", () => {
             assert.ok(new Set(invalid.map((c) => c.key)).size >= 25);
         });
+    });
+
+    it("takes the Hetzner token from HCLOUD_TOKEN when the stack holds none, as a secret (a pipeline's way)", async () => {
+        pulumi.runtime.setAllConfig(rawConfig(hetzner()).values, []);
+        assert.deepEqual(problemsOf(validateConfig(readRawConfig({}))), [
+            "hcloud:token: is required for this setup; set it with: pulumi config set --secret hcloud:token <API token> (a pipeline: HCLOUD_TOKEN)",
+        ]);
+        const raw = readRawConfig({ HCLOUD_TOKEN: "token-from-the-environment" });
+        assert.equal(validateConfig(raw).ok, true);
+        const token = loadConfig(raw).secrets.hcloudToken!;
+        assert.equal(await pulumi.isSecret(token), true);
+        pulumi.runtime.setAllConfig({}, []);
     });
 
     it("reports every problem at once", () => {
