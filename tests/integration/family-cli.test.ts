@@ -5,7 +5,7 @@
 // removed again. The laptop's key, the SSH key and the passphrase are looked for in every file and output.
 import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -265,6 +265,55 @@ describe("the family tool with the real engine on test hosts", function () {
             assert.ok(!(await peers(node)).includes(first.publicKey), `${node.name} still has the laptop`);
             assert.throws(() => ping(laptop, mesh(node)), `the laptop still reaches ${node.name}`);
         }
+    });
+
+    it("fails a step naming its host and step, and says that a re-run resumes", async () => {
+        // Nothing listens on port 2 of a test host: the first step's connection is refused.
+        const [host] = other.hosts;
+        await ok(
+            ...args(
+                "new",
+                "brown",
+                "--host",
+                `gate=${host.address},port=2`,
+                "--without-k3s",
+                "--ssh-key",
+                other.clientKeyPath,
+            ),
+        );
+        const failed = await cli(...args("up", "brown"));
+        assert.equal(failed.code, 1);
+        assert.match(failed.stderr, /up of 'brown' failed:\n.*install wireguard-tools on gate/);
+        assert.match(failed.stderr, /Run peoples-cloud up brown again to resume: finished steps are kept\./);
+        await ok(...args("destroy", "brown", "--yes"));
+    });
+
+    it("asks for the Hetzner token without echo and keeps it only encrypted", async () => {
+        const token = randomBytes(32).toString("hex").slice(0, 64);
+        // `script` gives the tool a terminal, as a person's; what it shows is what the person would see.
+        const command = [tool, ...args("new", "garcia", "--hetzner", "--admin-cidr", "192.0.2.0/24")]
+            .map((a) => `'${a}'`)
+            .join(" ");
+        const shown = await new Promise<string>((resolve) => {
+            const child = spawn("script", ["-qefc", command, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"] });
+            let out = "";
+            const collect = (d: Buffer) => {
+                out += d.toString();
+                if (out.includes("not shown): ") && child.stdin.writable) child.stdin.end(`${token}\n`);
+            };
+            child.stdout.on("data", collect);
+            child.stderr.on("data", collect);
+            child.on("close", () => resolve(out));
+        });
+        printed += shown;
+        assert.match(shown, /Hetzner Cloud API token \(read & write; not shown\): /);
+        assert.match(shown, /Made the family 'garcia'/);
+        assert.ok(!shown.includes(token), "the token was echoed or printed");
+        assert.match(
+            fs.readFileSync(path.join(project, "Pulumi.garcia.yaml"), "utf8"),
+            /hcloud:token:\n\s+secure: v1:/,
+        );
+        assert.deepEqual(filesHolding([token], [root, project, os.tmpdir()]), []);
     });
 
     it("printed no secret: SSH keys, the passphrase", () => {
