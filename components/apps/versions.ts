@@ -18,9 +18,10 @@ export const seaweedfs = {
 };
 
 /**
- * The services' images as this release publishes them (ghcr.io/<owner>/peoples-cloud-storage-s3-api and
- * -storage-kv-api, by the image workflow), each `<repository>@sha256:<digest>`. None is published yet: until
- * the first publish fills these in, a stack names its images in `peoples-cloud:apps.images`, and without them
- * the layer installs the backend and the secrets but not the two services (and says so).
+ * The services' images as this release publishes them (ghcr.io/<owner>/storage-s3-api and storage-kv-api, by
+ * the image workflow), each `<repository>@sha256:<digest>`. On a release tag the workflow's `pin` job writes
+ * them here (scripts/pin-images.ts) and proposes the change as a pull request. None is published yet: until
+ * then a stack names its images in `peoples-cloud:apps.images`, and without them the layer installs the
+ * backend and the secrets but not the two services (and says so).
  */
 export const publishedImages: { readonly storageS3Api?: string; readonly storageKvApi?: string } = {};
