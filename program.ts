@@ -5,6 +5,7 @@
 // takes an already loaded configuration only for tests that must get past the schema (the pack's last line).
 import type * as pulumi from "@pulumi/pulumi";
 import { AppsLayer, type AppsLayerArgs } from "./components/apps/layer";
+import { BackupLayer, type BackupLayerArgs } from "./components/backup/layer";
 import { publishedImages } from "./components/apps/versions";
 import { FoundationLayer, type FoundationLayerArgs, type IssuerNames } from "./components/foundation/layer";
 import type { K3sCluster } from "./components/infra/k3s";
@@ -46,6 +47,8 @@ export interface PlatformOutputs {
         services: string[];
     };
     /** Each member's S3 access key id, its secret and document-store token (both secret). */
+    /** Where the backups go; absent with K3s switched off. */
+    backup?: { etcdSnapshots: string };
     members?: Record<
         string,
         { accessKeyId: string; secretAccessKey: pulumi.Output<string>; kvToken: pulumi.Output<string> }
@@ -117,6 +120,20 @@ export function appsArgs(
     };
 }
 
+/** The backup layer's Args: the K3s servers, the stack's target with its secret credentials, the schedules. */
+export function backupArgs({ settings, secrets, stack }: PlatformConfig, infra: InfraLayer): BackupLayerArgs {
+    const { target, etcd } = settings.backup;
+    if (target && !secrets.backupCredentials) {
+        throw new Error("backup.target needs peoples-cloud:backupAccessKeyId and backupSecretAccessKey");
+    }
+    return {
+        stack,
+        servers: infra.clusterNodes.filter((n) => n.role === "server" && !n.leaving),
+        etcd,
+        ...(target ? { target: { ...target, ...secrets.backupCredentials! } } : {}),
+    };
+}
+
 export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs {
     const { settings } = config;
     // Component names are part of every resource's URN: they never change (the foundation's is "crds").
@@ -124,6 +141,7 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
     const foundation = infra.cluster && new FoundationLayer("crds", foundationArgs(config, infra.cluster));
     const vault = foundation && new VaultLayer("vault", vaultArgs(config, infra, foundation));
     const apps = vault && new AppsLayer("apps", appsArgs(config, infra, foundation, vault));
+    const backup = apps && new BackupLayer("backup", backupArgs(config, infra));
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,
@@ -168,5 +186,6 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
                   members: apps.members,
               }
             : {}),
+        ...(backup ? { backup: { etcdSnapshots: backup.etcdSnapshots } } : {}),
     };
 }

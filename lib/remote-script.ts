@@ -113,7 +113,7 @@ export interface RemoteScriptArgs {
     readonly triggers?: pulumi.Input<unknown>[];
     /** Keep what the script prints (a public key, for instance) as the `stdout` output. */
     readonly keepStdout?: boolean;
-    /** Run when the resource is deleted, on the same connection. */
+    /** Run when the resource is deleted, on the same connection, env and stdin; its `$0` is "<step> (delete)". */
     readonly deleteScript?: string;
     /** Marks stdin and stdout secret in the state (a token given, a kubeconfig read). */
     readonly secretIo?: boolean;

@@ -12,6 +12,8 @@ export const secretKeys = {
     sshPrivateKey: `${NAMESPACE}:sshPrivateKey`,
     s3AccessKeyId: `${NAMESPACE}:s3AccessKeyId`,
     s3SecretAccessKey: `${NAMESPACE}:s3SecretAccessKey`,
+    backupAccessKeyId: `${NAMESPACE}:backupAccessKeyId`,
+    backupSecretAccessKey: `${NAMESPACE}:backupSecretAccessKey`,
 } as const;
 
 type SecretName = keyof typeof secretKeys;
@@ -26,6 +28,10 @@ function requiredSecrets(input: Record<string, unknown>): Set<SecretName> {
         required.add("s3AccessKeyId");
         required.add("s3SecretAccessKey");
     }
+    if (field("backup", "target") !== undefined) {
+        required.add("backupAccessKeyId");
+        required.add("backupSecretAccessKey");
+    }
     return required;
 }
 
@@ -34,6 +40,8 @@ const secretHints: Record<SecretName, string> = {
     sshPrivateKey: `pulumi config set --secret ${NAMESPACE}:sshPrivateKey < ~/.ssh/id_ed25519`,
     s3AccessKeyId: `pulumi config set --secret ${NAMESPACE}:s3AccessKeyId <access key id>`,
     s3SecretAccessKey: `pulumi config set --secret ${NAMESPACE}:s3SecretAccessKey <secret access key>`,
+    backupAccessKeyId: `pulumi config set --secret ${NAMESPACE}:backupAccessKeyId <access key id>`,
+    backupSecretAccessKey: `pulumi config set --secret ${NAMESPACE}:backupSecretAccessKey <secret access key>`,
 };
 
 /** The stack's configuration as the engine hands it to the program: full keys to raw string values. */
@@ -46,6 +54,8 @@ export interface PlatformSecrets {
     hcloudToken?: pulumi.Output<string>;
     sshPrivateKey?: pulumi.Output<string>;
     s3Credentials?: { accessKeyId: pulumi.Output<string>; secretAccessKey: pulumi.Output<string> };
+    /** The backup target's credentials, with `backup.target`. */
+    backupCredentials?: { accessKeyId: pulumi.Output<string>; secretAccessKey: pulumi.Output<string> };
 }
 
 export interface PlatformConfig {
@@ -183,6 +193,8 @@ export function loadConfig(raw: RawConfig = readRawConfig()): PlatformConfig {
         raw.secretKeys.has(fullKey) && raw.values[fullKey] ? pulumi.secret(raw.values[fullKey]) : undefined;
     const accessKeyId = secret(secretKeys.s3AccessKeyId);
     const secretAccessKey = secret(secretKeys.s3SecretAccessKey);
+    const backupKeyId = secret(secretKeys.backupAccessKeyId);
+    const backupSecret = secret(secretKeys.backupSecretAccessKey);
     return {
         project: pulumi.getProject(),
         stack: pulumi.getStack(),
@@ -191,6 +203,8 @@ export function loadConfig(raw: RawConfig = readRawConfig()): PlatformConfig {
             hcloudToken: secret(secretKeys.hcloudToken) ?? fromEnvironment(secretKeys.hcloudToken),
             sshPrivateKey: secret(secretKeys.sshPrivateKey),
             s3Credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+            backupCredentials:
+                backupKeyId && backupSecret ? { accessKeyId: backupKeyId, secretAccessKey: backupSecret } : undefined,
         },
     };
 }

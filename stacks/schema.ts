@@ -194,6 +194,30 @@ const storage = z.discriminatedUnion(
     },
 );
 
+/** Five cron fields (minute hour day month weekday), as K3s and Kubernetes CronJobs read them. */
+const cron = z.string().regex(/^(\S+\s+){4}\S+$/, { error: "expected a cron schedule such as '0 */6 * * *'" });
+
+// Where backups go: an S3 bucket outside the cluster, whose credentials are stack secrets. Without a target,
+// K3s keeps its etcd snapshots on the servers' own disks: that protects against mistakes, not a lost cluster.
+const backup = z.strictObject({
+    target: z
+        .strictObject({
+            endpoint: z.url({
+                protocol: /^https$/,
+                error: (issue) => (issue.input === undefined ? "is required" : "expected an https:// URL"),
+            }),
+            bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: "expected an S3 bucket name" }),
+            region: z
+                .string()
+                .regex(/^[a-z0-9-]+$/, { error: "expected a region such as eu-central-1" })
+                .default("us-east-1"),
+        })
+        .optional(),
+    etcd: z
+        .strictObject({ schedule: cron.default("0 */6 * * *"), retention: z.int().min(1).max(500).default(28) })
+        .prefault({}),
+});
+
 /** A container image pinned by digest: `<repository>@sha256:<64 hex>`; a tag alone may move. */
 export const DIGEST_PINNED_IMAGE =
     /^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$/;
@@ -262,6 +286,7 @@ export const settingsSchema = z
         // The family's members: each gets an S3 access key and a token for the document store.
         members,
         apps: apps.prefault({}),
+        backup: backup.prefault({}),
         devices: z
             .array(device)
             .superRefine((devices, ctx) => {
@@ -369,3 +394,4 @@ export type NodesSettings = Settings["nodes"];
 export type BareMetalHost = z.output<typeof bareMetalHost>;
 export type K3sSettings = Settings["k3s"];
 export type StorageSettings = Settings["storage"];
+export type BackupSettings = Settings["backup"];

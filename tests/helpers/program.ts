@@ -9,12 +9,19 @@ const stackSecrets: Record<string, Record<string, string>> = {
     prod: { "hcloud:token": "test-only" },
 };
 
-/** Runs `platform()` for a stack file's settings, some replaced, and returns every resource it registered. */
+/**
+ * Runs `platform()` for a stack file's settings, some replaced, with its secrets and `secrets`, and returns every
+ * resource it registered.
+ */
 export async function programResources(
     stack: string,
     settings: Record<string, unknown> = {},
+    secrets: Record<string, string> = {},
 ): Promise<RecordedResource[]> {
-    const recorded = await useMocks(stack, rawConfig({ ...stackFileValues(stack), ...settings }, stackSecrets[stack]));
+    const recorded = await useMocks(
+        stack,
+        rawConfig({ ...stackFileValues(stack), ...settings }, { ...stackSecrets[stack], ...secrets }),
+    );
     platform();
     await settled();
     return recorded;

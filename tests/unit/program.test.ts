@@ -52,6 +52,8 @@ describe("program", () => {
             meshCidr: "10.99.0.0/16",
             meshPort: 51820,
             devices: [],
+            // Pulumi.dev.yaml names no backup target: K3s keeps its snapshots on the servers.
+            backup: { etcdSnapshots: "/var/lib/rancher/k3s/server/db/snapshots on each server" },
             k3sVersion: "v1.33.5+k3s1",
             kubernetesApi: `https://${first}:6443`,
             // Pulumi.dev.yaml sets no acmeEmail: the internal CA signs the dev stack's certificates.
