@@ -126,8 +126,10 @@ export function backupArgs({ settings, secrets, stack }: PlatformConfig, infra: 
     if (target && !secrets.backupCredentials) {
         throw new Error("backup.target needs peoples-cloud:backupAccessKeyId and backupSecretAccessKey");
     }
+    if (!infra.cluster) throw new Error("the backup layer needs the K3s cluster");
     return {
         stack,
+        cluster: infra.cluster,
         servers: infra.clusterNodes.filter((n) => n.role === "server" && !n.leaving),
         etcd,
         ...(target ? { target: { ...target, ...secrets.backupCredentials! } } : {}),

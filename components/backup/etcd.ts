@@ -28,10 +28,12 @@ export interface EtcdSnapshotsArgs {
     readonly folder: string;
     /** Without one, the snapshots stay on each server's own disk. */
     readonly target?: BackupTarget;
+    /** What must be done first: K3s installed on the servers (each step restarts it). */
+    readonly after: readonly pulumi.Resource[];
 }
 
 /** The drop-in's YAML; secret when it holds the target's credentials. */
-export function etcdSnapshotSettings(args: Omit<EtcdSnapshotsArgs, "servers">): pulumi.Output<string> {
+export function etcdSnapshotSettings(args: Omit<EtcdSnapshotsArgs, "servers" | "after">): pulumi.Output<string> {
     const lines = [
         `etcd-snapshot-schedule-cron: ${JSON.stringify(args.schedule)}`,
         `etcd-snapshot-retention: ${args.retention}`,
@@ -78,7 +80,7 @@ export class EtcdSnapshots extends pulumi.ComponentResource {
                     secretIo: true,
                     deleteScript: script("etcd-snapshots.sh"),
                 },
-                { parent: this, dependsOn: previous ? [previous] : [] },
+                { parent: this, dependsOn: previous ? [previous] : [...args.after] },
             );
         }
         this.registerOutputs({});

@@ -2,12 +2,15 @@
 // the stack's S3 target when it has one. What a restore needs besides the snapshots — the K3s token, Vault's
 // unseal keys, the apps' keys — is in Pulumi's encrypted state.
 import * as pulumi from "@pulumi/pulumi";
+import type { K3sCluster } from "../infra/k3s";
 import type { ClusterNode } from "../infra/nodes";
 import { EtcdSnapshots, type BackupTarget } from "./etcd";
 
 export interface BackupLayerArgs {
     /** The stack's name: its snapshots' folder in the target. */
     readonly stack: string;
+    /** The cluster, installed first: its servers' K3s restarts with the snapshot settings. */
+    readonly cluster: K3sCluster;
     /** The K3s servers that stay. */
     readonly servers: readonly ClusterNode[];
     /** An S3 bucket outside the cluster; without one, snapshots stay on the servers' own disks. */
@@ -31,7 +34,7 @@ export class BackupLayer extends pulumi.ComponentResource {
         }
         new EtcdSnapshots(
             `${name}-etcd`,
-            { servers: args.servers, ...args.etcd, folder, target: args.target },
+            { servers: args.servers, ...args.etcd, folder, target: args.target, after: [args.cluster] },
             { parent: this },
         );
         this.etcdSnapshots = args.target

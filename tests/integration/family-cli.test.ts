@@ -267,25 +267,32 @@ describe("the family tool with the real engine on test hosts", function () {
         }
     });
 
-    it("fails a step naming its host and step, and says that a re-run resumes", async () => {
-        // Nothing listens on port 2 of a test host: the first step's connection is refused.
-        const [host] = other.hosts;
-        await ok(
-            ...args(
-                "new",
-                "brown",
-                "--host",
-                `gate=${host.address},port=2`,
-                "--without-k3s",
-                "--ssh-key",
-                other.clientKeyPath,
+    it("fails a step naming its host and step, says a re-run resumes, and keeps the K3s token it made secret", async () => {
+        // K3s on, from a folder on the host that has no K3s in it (it cannot run here): the token is made and
+        // written to the host, then the install fails.
+        const file = path.join(project, "Pulumi.jones.yaml");
+        const text = fs.readFileSync(file, "utf8");
+        fs.writeFileSync(
+            file,
+            text.replace(
+                /peoples-cloud:k3s:\n(\s+)enabled: false\n/,
+                "peoples-cloud:k3s:\n$1airgapDir: /opt/peoples-cloud-k3s\n",
             ),
         );
-        const failed = await cli(...args("up", "brown"));
+        const [host] = other.hosts;
+        const failed = await cli(...args("up", "jones"));
         assert.equal(failed.code, 1);
-        assert.match(failed.stderr, /up of 'brown' failed:\n.*install wireguard-tools on gate/);
-        assert.match(failed.stderr, /Run peoples-cloud up brown again to resume: finished steps are kept\./);
-        await ok(...args("destroy", "brown", "--yes"));
+        assert.match(
+            failed.stderr,
+            new RegExp(`up of 'jones' failed:\\n.*install K3s \\(server\\) on ${host.name} failed`),
+        );
+        assert.match(failed.stderr, /\/opt\/peoples-cloud-k3s\/k3s missing \(air-gapped install\)/);
+        assert.match(failed.stderr, /Run peoples-cloud up jones again to resume: finished steps are kept\./);
+        const token = fs.readFileSync(path.join(host.home, "etc-rancher-k3s", "cluster-token"), "utf8").trim();
+        assert.match(token, /^[0-9a-f]{64}$/);
+        assert.ok(!printed.includes(token), "the tool printed the K3s token");
+        assert.deepEqual(filesHolding([token], [root, project]), [], "the K3s token is in plain text in a file");
+        fs.writeFileSync(file, text);
     });
 
     it("asks for the Hetzner token without echo and keeps it only encrypted", async () => {
