@@ -8,7 +8,8 @@ import * as path from "node:path";
 import { renderWireGuardConfig } from "../components/infra/wireguard";
 import { meshAddressOf } from "../lib/mesh-addresses";
 import { readStackFile, stackFilePath, validate, withSettings, writeStackFile } from "./stack-file";
-import { projectDir, selectFamily, UsageError, type WorkspaceOptions } from "./workspace";
+import { workspaceModule } from "./lazy";
+import { projectDir, UsageError, type WorkspaceOptions } from "./project";
 
 export interface Device {
     name: string;
@@ -78,6 +79,7 @@ interface Outputs {
 }
 
 export async function readOutputs(family: string, options: WorkspaceOptions): Promise<Outputs | undefined> {
+    const { selectFamily } = workspaceModule();
     const stack = await selectFamily(options, family);
     const outputs = await stack.outputs();
     if (!outputs.nodes || !outputs.meshPublicKeys) return undefined;

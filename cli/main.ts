@@ -2,13 +2,13 @@
 // command checks all its input before it writes anything; `--json` prints one JSON document on stdout for
 // scripts (progress still goes to stderr as text).
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import * as QRCode from "qrcode";
 import { addDevice, deviceConfig, joinDevice, phoneSteps, removeDevice } from "./devices";
-import { checkFamilyName, newFamily, type NewOptions } from "./new";
+import { qrcode, statusModule, workspaceModule } from "./lazy";
+import { newFamily, type NewOptions } from "./new";
+import { checkFamilyName, UsageError, type WorkspaceOptions } from "./project";
 import { Progress } from "./progress";
 import { askHidden, confirm } from "./prompt";
-import { describeStatus, familyStatus } from "./status";
-import { runAction, selectFamily, UsageError, type Action, type WorkspaceOptions } from "./workspace";
+import type { Action } from "./workspace";
 
 const USAGE = `peoples-cloud — a family's own cloud
 
@@ -79,6 +79,7 @@ async function engineAction(action: Action, args: string[]): Promise<[unknown, s
     ) {
         throw new UsageError("not destroyed: confirm by typing the family's name, or give --yes");
     }
+    const { runAction, selectFamily } = workspaceModule();
     const stack = await selectFamily(workspace, family);
     const progress = new Progress(action === "preview", say);
     say(`${action} of the family '${family}':`);
@@ -167,6 +168,7 @@ async function device(args: string[]): Promise<[unknown, string, boolean]> {
             const config = await deviceConfig(family, name, keyFile, workspace);
             let text = `# wg-quick file for ${name}; its private key is read from ${keyFile} on the device.\n${config.wgQuick}\n${phoneSteps(family, config)}`;
             if (values.qr) {
+                const QRCode = qrcode();
                 for (const p of config.peers) {
                     text += `\n\n${p.node}'s public key:\n${await QRCode.toString(p.publicKey, { type: "terminal", small: true })}`;
                 }
@@ -255,7 +257,9 @@ async function run(argv: string[]): Promise<[unknown, string, boolean]> {
             return engineAction(command, args);
         case "status": {
             const { positionals, workspace, json } = parse(args, {}, 1);
-            const status = await familyStatus(checkFamilyName(positionals[0]), workspace);
+            const family = checkFamilyName(positionals[0]);
+            const { describeStatus, familyStatus } = statusModule();
+            const status = await familyStatus(family, workspace);
             return [status, describeStatus(status), json];
         }
         case "device":

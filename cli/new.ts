@@ -2,23 +2,10 @@
 // written; its plain settings in Pulumi.<family>.yaml, its Hetzner token and SSH key as encrypted secrets.
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { Stack } from "@pulumi/pulumi/automation";
-import { secretKeys } from "../stacks/config";
+import { secretKeys } from "../stacks/validate";
 import { readStackFile, stackFilePath, validate, withSettings, writeStackFile } from "./stack-file";
-import { familyStacks, openWorkspace, projectDir, UsageError, type WorkspaceOptions } from "./workspace";
-
-/** A family's name is its stack's name: a DNS label, so it can name hosts, interfaces and files too. */
-export const FAMILY_NAME = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
-
-export function checkFamilyName(family: string | undefined): string {
-    if (!family) throw new UsageError("name the family, e.g.: peoples-cloud new smith --host ...");
-    if (!FAMILY_NAME.test(family)) {
-        throw new UsageError(
-            `'${family}' is not a family name: 2-32 characters of a-z, 0-9 and '-', starting with a letter`,
-        );
-    }
-    return family;
-}
+import { automation, workspaceModule } from "./lazy";
+import { checkFamilyName, projectDir, UsageError, type WorkspaceOptions } from "./project";
 
 export interface NewOptions extends WorkspaceOptions {
     readonly hetzner?: boolean;
@@ -136,6 +123,9 @@ export async function newFamily(
     const sshKey = sshKeyFile ? readSshKey(sshKeyFile) : undefined;
     const file = stackFilePath(dir, name);
     if (fs.existsSync(file)) throw new UsageError(`${file} already exists: the family '${name}' is made already`);
+    // The engine only now: a command refused above answers without loading it.
+    const { Stack } = automation();
+    const { familyStacks, openWorkspace } = workspaceModule();
     const workspace = await openWorkspace({ ...options, secrets: false });
     const backend = workspace.envVars.PULUMI_BACKEND_URL;
     if ((await familyStacks(workspace)).some((s) => s.name === name || s.name.endsWith(`/${name}`))) {

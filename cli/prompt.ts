@@ -1,7 +1,7 @@
 // Questions in the terminal: a secret asked without echo, a confirmation typed out. Neither is asked when
 // stdin is not a terminal: a script gives the environment variable or --yes instead.
 import * as readline from "node:readline";
-import { UsageError } from "./workspace";
+import { UsageError } from "./project";
 
 function ask(question: string, hidden: boolean): Promise<string> {
     if (!process.stdin.isTTY) {

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
-import { NAMESPACE, validateConfig, type RawConfig } from "../stacks/config";
+import { NAMESPACE, validateConfig, type RawConfig } from "../stacks/validate";
 import type { Settings } from "../stacks/schema";
 
 export interface StackFile {

@@ -1,7 +1,8 @@
 // `peoples-cloud status <family>`: what the family's stack holds, as of its last `up` (the engine's state), and
 // the devices its stack file lists. Secret outputs (kubeconfig, Vault's keys, members' keys) are never read out.
 import { readStackFile, validate } from "./stack-file";
-import { projectDir, selectFamily, UsageError, type WorkspaceOptions } from "./workspace";
+import { projectDir, UsageError, type WorkspaceOptions } from "./project";
+import { selectFamily } from "./workspace";
 
 export interface Status {
     family: string;

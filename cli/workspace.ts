@@ -8,16 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, Stack, type EngineEvent, type StackSummary } from "@pulumi/pulumi/automation";
 import { platform } from "../program";
-
-export const PROJECT = "peoples-cloud";
-export const repoRoot = path.resolve(__dirname, "..");
-
-export interface WorkspaceOptions {
-    /** The folder with Pulumi.yaml and the families' stack files; the clone itself by default. */
-    readonly projectDir?: string;
-    /** A Pulumi backend URL; without it PULUMI_BACKEND_URL, else a folder under XDG_STATE_HOME. */
-    readonly backendUrl?: string;
-}
+import { projectDir, repoRoot, UsageError, type WorkspaceOptions } from "./project";
 
 const stateHome = () => process.env.XDG_STATE_HOME ?? path.join(os.homedir(), ".local", "state");
 const configHome = () => process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), ".config");
@@ -61,22 +52,6 @@ function engineEnv(options: WorkspaceOptions & { secrets?: boolean }, binDir: st
         PATH: `${binDir}:${process.env.PATH ?? ""}`,
         ...(options.secrets === false ? {} : passphraseEnv()),
     };
-}
-
-export function projectDir(options: WorkspaceOptions): string {
-    const dir = path.resolve(options.projectDir ?? repoRoot);
-    if (!fs.existsSync(path.join(dir, "Pulumi.yaml"))) {
-        throw new UsageError(`${dir} has no Pulumi.yaml: run the tool in a clone of peoples-cloud, or give --dir`);
-    }
-    return dir;
-}
-
-/** A refused command: its message is all the person needs, and nothing was written. */
-export class UsageError extends Error {
-    constructor(message: string) {
-        super(message);
-        this.name = "UsageError";
-    }
 }
 
 /**
