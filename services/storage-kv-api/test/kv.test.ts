@@ -622,6 +622,12 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
         await sleep(timing.pageGraceMs + 100);
         const again = await client.repair("paged");
         assert.ok(again.body.collected > 0, JSON.stringify(again.body));
+        const kept = await storedPages("paged");
+        assert.deepEqual(
+            named(second).filter((p) => !kept.includes(p)),
+            [],
+            "the pages the manifest before named stay for the grace",
+        );
         await sleep(timing.pageGraceMs + 100);
         const last = await client.repair("paged");
         assert.equal(last.status, 200);
