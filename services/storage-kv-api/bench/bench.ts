@@ -1,5 +1,6 @@
-// storage-kv-api next to plain S3 calls on storage-s3-api, side by side in one run: put, get and indexed-query
-// latency (p50, p99) and throughput; then an indexed query against a full scan on collections of
+// storage-kv-api next to plain S3 calls on storage-s3-api, side by side in one run: put and get alternate
+// between the two paths request by request (so that a change of the machine's load touches both alike), with
+// latency (p50, p99), throughput and the S3 calls each kv-api operation made; indexed-query latency; then an indexed query against a full scan on collections of
 // BENCH_KV_DOCS documents (default 10000,100000). Writes .bench/storage-kv-api-<time>.json with the machine's
 // conditions. storage-s3-api runs as its own process; this service and the client share this one.
 import { randomBytes } from "node:crypto";
@@ -19,20 +20,73 @@ interface Figures {
     p50Ms: number;
     p99Ms: number;
     opsPerSecond: number;
+    /** S3 requests to storage-s3-api per operation. */
+    s3CallsPerOp?: number;
+}
+
+/** S3 requests the bench's client has sent (kv-api in this process shares it). */
+let s3Calls = 0;
+
+function figures(operation: string, p: Figures["path"], latencies: number[], calls: number): Figures {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const seconds = latencies.reduce((a, b) => a + b, 0) / 1000;
+    const count = latencies.length;
+    return {
+        operation,
+        path: p,
+        count,
+        p50Ms: at(0.5),
+        p99Ms: at(0.99),
+        opsPerSecond: count / seconds,
+        s3CallsPerOp: calls / count,
+    };
+}
+
+async function timed(run: () => Promise<unknown>): Promise<{ ms: number; calls: number }> {
+    const calls = s3Calls;
+    const t = performance.now();
+    await run();
+    return { ms: performance.now() - t, calls: s3Calls - calls };
 }
 
 async function measure(operation: string, p: Figures["path"], count: number, run: (i: number) => Promise<unknown>) {
     const latencies: number[] = [];
-    const started = performance.now();
+    let calls = 0;
     for (let i = 0; i < count; i++) {
-        const t = performance.now();
-        await run(i);
-        latencies.push(performance.now() - t);
+        const one = await timed(() => run(i));
+        latencies.push(one.ms);
+        calls += one.calls;
     }
-    const seconds = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-    return { operation, path: p, count, p50Ms: at(0.5), p99Ms: at(0.99), opsPerSecond: count / seconds };
+    return figures(operation, p, latencies, calls);
+}
+
+/** The kv-api and the direct S3 operation in turns, each first every other time. */
+async function sideBySide(
+    operation: string,
+    count: number,
+    kvRun: (i: number) => Promise<unknown>,
+    directRun: (i: number) => Promise<unknown>,
+): Promise<Figures[]> {
+    const kvTimes: number[] = [];
+    const directTimes: number[] = [];
+    let kvCalls = 0;
+    let directCalls = 0;
+    for (let i = 0; i < count; i++) {
+        const runKv = async () => {
+            const one = await timed(() => kvRun(i));
+            kvTimes.push(one.ms);
+            kvCalls += one.calls;
+        };
+        const runDirect = async () => {
+            const one = await timed(() => directRun(i));
+            directTimes.push(one.ms);
+            directCalls += one.calls;
+        };
+        if (i % 2 === 0) await runKv().then(runDirect);
+        else await runDirect().then(runKv);
+    }
+    return [figures(operation, "kv-api", kvTimes, kvCalls), figures(operation, "direct S3", directTimes, directCalls)];
 }
 
 /** Runs `work` over 0..count-1 with at most `width` at a time. */
@@ -46,12 +100,23 @@ async function bounded(count: number, width: number, work: (i: number) => Promis
 }
 
 async function main(): Promise<void> {
-    const sizes = (process.env.BENCH_KV_DOCS ?? "10000,100000").split(",").map(Number);
+    // BENCH_KV_DOCS=0 leaves the scans out.
+    const sizes = (process.env.BENCH_KV_DOCS ?? "10000,100000")
+        .split(",")
+        .map(Number)
+        .filter((n) => n > 0);
     const [minio, bao] = await Promise.all([startMinio(), startOpenBaoDev()]);
     await createTransitKey(bao, "storage-s3-api");
     const s3api = await spawnService(minio, bao);
     const token = randomBytes(24).toString("base64url");
     const s3 = s3Client(s3api.url, s3api.accessKey.id, s3api.accessKey.secret, { maxAttempts: 3, logger: quietLogger });
+    s3.middlewareStack.add(
+        (next) => (args) => {
+            s3Calls++;
+            return next(args);
+        },
+        { step: "initialize", name: "countS3Calls" },
+    );
     await s3.send(new CreateBucketCommand({ Bucket: "kv-store" }));
     const objects = new JsonObjects(s3, "kv-store");
     // The service's own timing but for a settle time of 5 s instead of 20 s, so that each phase's log can be
@@ -88,18 +153,30 @@ async function main(): Promise<void> {
     try {
         await call("PUT", "people", { indexes: [{ path: "email", unique: true }, { path: "group" }] });
         const n = 300;
+        // The direct objects hold what kv-api stores for a document ({key, data}): a GET of the same size.
         const results: Figures[] = [
-            await measure("put", "kv-api", n, (i) => call("PUT", `people/docs/p${i}`, person(i))),
-            await measure("put", "direct S3", n, (i) =>
-                s3.send(
-                    new PutObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}`, Body: JSON.stringify(person(i)) }),
-                ),
-            ),
-            await measure("get", "kv-api", n, (i) => call("GET", `people/docs/p${i}`)),
-            await measure("get", "direct S3", n, async (i) => {
-                const got = await s3.send(new GetObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}` }));
-                return JSON.parse(await got.Body!.transformToString()) as unknown;
-            }),
+            ...(await sideBySide(
+                "put",
+                n,
+                (i) => call("PUT", `people/docs/p${i}`, person(i)),
+                (i) =>
+                    s3.send(
+                        new PutObjectCommand({
+                            Bucket: "kv-store",
+                            Key: `direct/p${i}`,
+                            Body: JSON.stringify({ key: `p${i}`, data: person(i) }),
+                        }),
+                    ),
+            )),
+            ...(await sideBySide(
+                "get",
+                n,
+                (i) => call("GET", `people/docs/p${i}`),
+                async (i) => {
+                    const got = await s3.send(new GetObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}` }));
+                    return JSON.parse(await got.Body!.transformToString()) as unknown;
+                },
+            )),
         ];
         await settle("people");
         results.push(
@@ -170,8 +247,15 @@ async function main(): Promise<void> {
                 p50Ms: r.p50Ms.toFixed(2),
                 p99Ms: r.p99Ms.toFixed(2),
                 opsPerSecond: r.opsPerSecond.toFixed(1),
+                s3CallsPerOp: r.s3CallsPerOp?.toFixed(2),
             })),
         );
+        for (const op of ["put", "get"]) {
+            const [kvSide, direct] = ["kv-api", "direct S3"].map((p) =>
+                results.find((r) => r.operation === op && r.path === p)!,
+            );
+            console.log(`${op}: kv-api p50 / direct S3 p50 = ${(kvSide.p50Ms / direct.p50Ms).toFixed(2)}`);
+        }
         console.table(scans);
         console.log(`written to ${out}`);
     } finally {
