@@ -4,6 +4,7 @@
 // BENCH_KV_DOCS documents (default 10000,100000). Writes .bench/storage-kv-api-<time>.json with the machine's
 // conditions. storage-s3-api runs as its own process; this service and the client share this one.
 import { randomBytes } from "node:crypto";
+import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { createTransitKey, s3Client, startMinio, startOpenBaoDev, writeBenchReport } from "@peoples-cloud/testkit";
@@ -15,7 +16,8 @@ import { quietLogger, Store } from "../src/store";
 
 interface Figures {
     operation: string;
-    path: "kv-api" | "direct S3";
+    /** The kv-api's client is node:http with keep-alive, as the SDK's; fetch (undici) for comparison. */
+    path: "kv-api" | "kv-api, fetch client" | "direct S3";
     count: number;
     p50Ms: number;
     p99Ms: number;
@@ -61,32 +63,23 @@ async function measure(operation: string, p: Figures["path"], count: number, run
     return figures(operation, p, latencies, calls);
 }
 
-/** The kv-api and the direct S3 operation in turns, each first every other time. */
+/** The paths' operations in turns, each path first as often as the others. */
 async function sideBySide(
     operation: string,
     count: number,
-    kvRun: (i: number) => Promise<unknown>,
-    directRun: (i: number) => Promise<unknown>,
+    paths: { path: Figures["path"]; run: (i: number) => Promise<unknown> }[],
 ): Promise<Figures[]> {
-    const kvTimes: number[] = [];
-    const directTimes: number[] = [];
-    let kvCalls = 0;
-    let directCalls = 0;
+    const times = paths.map(() => [] as number[]);
+    const calls = paths.map(() => 0);
     for (let i = 0; i < count; i++) {
-        const runKv = async () => {
-            const one = await timed(() => kvRun(i));
-            kvTimes.push(one.ms);
-            kvCalls += one.calls;
-        };
-        const runDirect = async () => {
-            const one = await timed(() => directRun(i));
-            directTimes.push(one.ms);
-            directCalls += one.calls;
-        };
-        if (i % 2 === 0) await runKv().then(runDirect);
-        else await runDirect().then(runKv);
+        for (let j = 0; j < paths.length; j++) {
+            const k = (i + j) % paths.length;
+            const one = await timed(() => paths[k].run(i));
+            times[k].push(one.ms);
+            calls[k] += one.calls;
+        }
     }
-    return [figures(operation, "kv-api", kvTimes, kvCalls), figures(operation, "direct S3", directTimes, directCalls)];
+    return paths.map((p, k) => figures(operation, p.path, times[k], calls[k]));
 }
 
 /** Runs `work` over 0..count-1 with at most `width` at a time. */
@@ -126,15 +119,35 @@ async function main(): Promise<void> {
     const server = createKvServer({ store, tokens: { [token]: "bench" } });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const kv = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/collections`;
+    // node:http with keep-alive, the HTTP client the SDK uses for the direct calls: the two paths differ by
+    // the kv-api, not by their client libraries. fetch is measured beside it for gets.
+    const agent = new http.Agent({ keepAlive: true });
     const call = async (method: string, route: string, body?: unknown) => {
-        const res = await fetch(`${kv}/${route}`, {
-            method,
-            headers: { Authorization: `Bearer ${token}` },
-            body: body === undefined ? undefined : JSON.stringify(body),
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+            const req = http.request(`${kv}/${route}`, {
+                method,
+                agent,
+                headers: {
+                    Authorization: `Bearer ${token}`,
+                    ...(payload === undefined ? {} : { "Content-Length": Buffer.byteLength(payload) }),
+                },
+            });
+            req.on("error", reject).on("response", (res) => {
+                const chunks: Buffer[] = [];
+                res.on("data", (c: Buffer) => chunks.push(c)).on("error", reject);
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+            });
+            req.end(payload);
         });
-        const text = await res.text();
-        if (res.status >= 300) throw new Error(`${method} ${route}: ${res.status} ${text}`);
+        if (status >= 300) throw new Error(`${method} ${route}: ${status} ${text}`);
         return text ? (JSON.parse(text) as { items?: unknown[]; cursor?: string }) : {};
+    };
+    const fetchGet = async (route: string) => {
+        const res = await fetch(`${kv}/${route}`, { headers: { Authorization: `Bearer ${token}` } });
+        const text = await res.text();
+        if (res.status >= 300) throw new Error(`GET ${route}: ${res.status} ${text}`);
+        return JSON.parse(text) as unknown;
     };
     /** Lets the log age past the settle time and folds it; the repair's seconds and records folded. */
     const settle = async (c: string) => {
@@ -155,28 +168,31 @@ async function main(): Promise<void> {
         const n = 300;
         // The direct objects hold what kv-api stores for a document ({key, data}): a GET of the same size.
         const results: Figures[] = [
-            ...(await sideBySide(
-                "put",
-                n,
-                (i) => call("PUT", `people/docs/p${i}`, person(i)),
-                (i) =>
-                    s3.send(
-                        new PutObjectCommand({
-                            Bucket: "kv-store",
-                            Key: `direct/p${i}`,
-                            Body: JSON.stringify({ key: `p${i}`, data: person(i) }),
-                        }),
-                    ),
-            )),
-            ...(await sideBySide(
-                "get",
-                n,
-                (i) => call("GET", `people/docs/p${i}`),
-                async (i) => {
-                    const got = await s3.send(new GetObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}` }));
-                    return JSON.parse(await got.Body!.transformToString()) as unknown;
+            ...(await sideBySide("put", n, [
+                { path: "kv-api", run: (i) => call("PUT", `people/docs/p${i}`, person(i)) },
+                {
+                    path: "direct S3",
+                    run: (i) =>
+                        s3.send(
+                            new PutObjectCommand({
+                                Bucket: "kv-store",
+                                Key: `direct/p${i}`,
+                                Body: JSON.stringify({ key: `p${i}`, data: person(i) }),
+                            }),
+                        ),
                 },
-            )),
+            ])),
+            ...(await sideBySide("get", n, [
+                { path: "kv-api", run: (i) => call("GET", `people/docs/p${i}`) },
+                { path: "kv-api, fetch client", run: (i) => fetchGet(`people/docs/p${i}`) },
+                {
+                    path: "direct S3",
+                    run: async (i) => {
+                        const got = await s3.send(new GetObjectCommand({ Bucket: "kv-store", Key: `direct/p${i}` }));
+                        return JSON.parse(await got.Body!.transformToString()) as unknown;
+                    },
+                },
+            ])),
         ];
         await settle("people");
         results.push(
@@ -236,10 +252,17 @@ async function main(): Promise<void> {
             });
         }
 
+        const p50 = (op: string, p: Figures["path"]) =>
+            results.find((r) => r.operation === op && r.path === p)?.p50Ms ?? NaN;
+        const ratios = {
+            put: p50("put", "kv-api") / p50("put", "direct S3"),
+            get: p50("get", "kv-api") / p50("get", "direct S3"),
+            getFetchClient: p50("get", "kv-api, fetch client") / p50("get", "direct S3"),
+        };
         const out = writeBenchReport(
             "storage-kv-api",
             "client and storage-kv-api in this process; storage-s3-api, MinIO and OpenBao beside it; loopback",
-            { results, scans },
+            { results, ratios, scans },
         );
         console.table(
             results.map((r) => ({
@@ -250,12 +273,7 @@ async function main(): Promise<void> {
                 s3CallsPerOp: r.s3CallsPerOp?.toFixed(2),
             })),
         );
-        for (const op of ["put", "get"]) {
-            const [kvSide, direct] = ["kv-api", "direct S3"].map((p) =>
-                results.find((r) => r.operation === op && r.path === p)!,
-            );
-            console.log(`${op}: kv-api p50 / direct S3 p50 = ${(kvSide.p50Ms / direct.p50Ms).toFixed(2)}`);
-        }
+        console.log("kv-api p50 / direct S3 p50:", ratios);
         console.table(scans);
         console.log(`written to ${out}`);
     } finally {
