@@ -575,7 +575,9 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
     });
 
     it("collects the pages compactions stopped naming once the grace is over, also after one died before collecting", async () => {
-        const timing = { ...TIMING, pageGraceMs: 1_500 };
+        // Long enough that a compaction swaps within half of it and a collection takes under a quarter, on a
+        // loaded machine too.
+        const timing = { ...TIMING, pageGraceMs: 6_000 };
         const { client, store } = await startKv({ timing });
         await client.call("PUT", "/v1/collections/paged", { indexes: [{ path: "n" }] });
         await several(60, (i) => client.put("paged", `p${i}`, { n: i % 10, pad: "x".repeat(20) }));
