@@ -9,6 +9,16 @@ import { comparePairs, cutPages, inRange, LruCache, type PageRef, type Pair, pag
 export interface Manifest {
     epoch: number;
     indexes: Record<string, { pages: PageRef[] }>;
+    /** Pages an earlier manifest named, kept for readers of that manifest until the page grace has passed. */
+    retired?: { obj: string; at: number }[];
+}
+
+/** Every page a manifest keeps: those its indexes name and those it retired. */
+export function pagesKept(manifest: Manifest): Set<string> {
+    return new Set([
+        ...Object.values(manifest.indexes).flatMap((i) => i.pages.map((p) => p.obj)),
+        ...(manifest.retired ?? []).map((r) => r.obj),
+    ]);
 }
 
 /** A page the manifest named was removed by a newer compaction meanwhile: read the manifest again. */

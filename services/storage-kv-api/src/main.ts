@@ -6,11 +6,21 @@ import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { Collections } from "./collections";
 import { JsonObjects } from "./objects";
 import { createKvServer } from "./server";
-import { DEFAULT_TIMING, quietLogger, Store } from "./store";
+import { DEFAULT_PAGE_BYTES, DEFAULT_TIMING, quietLogger, Store } from "./store";
 
 function setting(name: string, fallback?: string): string {
     const value = process.env[name] ?? fallback;
     if (value === undefined || value === "") throw new Error(`storage-kv-api: set ${name}`);
+    return value;
+}
+
+/** A whole-number setting from `min` to `max`; anything else stops the start, naming the variable. */
+function wholeSetting(name: string, fallback: number, min: number, max: number): number {
+    const text = setting(name, String(fallback));
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+        throw new Error(`storage-kv-api: ${name} must be a whole number from ${min} to ${max}`);
+    }
     return value;
 }
 
@@ -54,7 +64,8 @@ function main(): void {
     const objects = new JsonObjects(s3, bucket);
     const store = new Store(objects, new Collections(objects, DEFAULT_TIMING.schemaTtlMs), {
         secret,
-        timing: { writeDeadlineMs: Number(setting("WRITE_DEADLINE_MS", String(DEFAULT_TIMING.writeDeadlineMs))) },
+        timing: { writeDeadlineMs: wholeSetting("WRITE_DEADLINE_MS", DEFAULT_TIMING.writeDeadlineMs, 100, 600_000) },
+        pageBytes: wholeSetting("PAGE_BYTES", DEFAULT_PAGE_BYTES, 256, 16 * 2 ** 20),
     });
 
     let repaired = false;
@@ -82,7 +93,7 @@ function main(): void {
     const server = createKvServer({
         store,
         tokens: jsonSecretFile<Record<string, string>>("TOKENS_FILE"),
-        maxDocumentBytes: Number(setting("MAX_DOCUMENT_BYTES", String(256 * 1024))),
+        maxDocumentBytes: wholeSetting("MAX_DOCUMENT_BYTES", 256 * 1024, 2, 16 * 2 ** 20),
         ready,
         log: (fields) => log("request", fields),
     });

@@ -14,6 +14,8 @@ export class KvError extends Error {
         readonly status: number,
         readonly code: string,
         message: string,
+        /** Sent as Retry-After with a 503. */
+        readonly retryAfterSeconds?: number,
     ) {
         super(message);
         this.name = "KvError";
@@ -33,6 +35,8 @@ export interface Listed {
     etag: string;
     /** The plaintext size, as storage-s3-api lists it. */
     size: number;
+    /** When the object was written (ms since the epoch), as the backend says. */
+    modified: number;
 }
 
 export interface Stored<T> {
@@ -124,7 +128,12 @@ export class JsonObjects {
                 }),
             );
             return {
-                objects: (res.Contents ?? []).map((o) => ({ key: o.Key ?? "", etag: o.ETag ?? "", size: o.Size ?? 0 })),
+                objects: (res.Contents ?? []).map((o) => ({
+                    key: o.Key ?? "",
+                    etag: o.ETag ?? "",
+                    size: o.Size ?? 0,
+                    modified: o.LastModified?.getTime() ?? 0,
+                })),
                 prefixes: (res.CommonPrefixes ?? []).map((p) => p.Prefix ?? ""),
                 truncated: res.IsTruncated ?? false,
             };

@@ -26,10 +26,14 @@ interface Request {
 interface Reply {
     status: number;
     body?: unknown;
+    /** Sent as it is, instead of `body` as JSON. */
+    text?: string;
     headers?: Record<string, string>;
 }
 
 interface Route {
+    /** Its name in metrics and logs. */
+    operation: string;
     method: string;
     /** As written in openapi.yaml: `{name}` is one path segment, `{key}` the rest of the path. */
     path: string;
@@ -62,14 +66,34 @@ function queryFromParams(params: URLSearchParams): Record<string, unknown> {
 function routes(store: Store, ready: () => Promise<boolean>): Route[] {
     const doc = (params: Record<string, string>) => [params.collection, params.key] as const;
     return [
-        { method: "GET", path: "/healthz", open: true, handle: () => Promise.resolve({ status: 200, body: {} }) },
         {
+            operation: "Metrics",
+            method: "GET",
+            path: "/metrics",
+            open: true,
+            handle: () =>
+                Promise.resolve({
+                    status: 200,
+                    text: store.metrics.render(),
+                    headers: { "Content-Type": "text/plain; version=0.0.4" },
+                }),
+        },
+        {
+            operation: "Health",
+            method: "GET",
+            path: "/healthz",
+            open: true,
+            handle: () => Promise.resolve({ status: 200, body: {} }),
+        },
+        {
+            operation: "Ready",
             method: "GET",
             path: "/readyz",
             open: true,
             handle: async () => ((await ready()) ? { status: 200, body: {} } : { status: 503, body: {} }),
         },
         {
+            operation: "DefineCollection",
             method: "PUT",
             path: "/v1/collections/{collection}",
             handle: async ({ params, body }) => {
@@ -86,16 +110,19 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             },
         },
         {
+            operation: "GetCollection",
             method: "GET",
             path: "/v1/collections/{collection}",
             handle: async ({ params }) => ({ status: 200, body: await store.collections.schema(params.collection) }),
         },
         {
+            operation: "Repair",
             method: "POST",
             path: "/v1/collections/{collection}/repair",
             handle: async ({ params }) => ({ status: 200, body: await store.repair(params.collection) }),
         },
         {
+            operation: "ListDocuments",
             method: "GET",
             path: "/v1/collections/{collection}/docs",
             handle: async ({ params, query }) => {
@@ -113,6 +140,7 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             },
         },
         {
+            operation: "Query",
             method: "POST",
             path: "/v1/collections/{collection}/query",
             handle: async ({ params, body }) => ({
@@ -121,6 +149,7 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             }),
         },
         {
+            operation: "Query",
             method: "GET",
             path: "/v1/collections/{collection}/query",
             handle: async ({ params, query }) => ({
@@ -129,6 +158,7 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             }),
         },
         {
+            operation: "GetDocument",
             method: "GET",
             path: "/v1/collections/{collection}/docs/{key}",
             handle: async ({ params }) => {
@@ -138,6 +168,7 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             },
         },
         {
+            operation: "PutDocument",
             method: "PUT",
             path: "/v1/collections/{collection}/docs/{key}",
             handle: async ({ params, headers, body }) => {
@@ -158,6 +189,7 @@ function routes(store: Store, ready: () => Promise<boolean>): Route[] {
             },
         },
         {
+            operation: "DeleteDocument",
             method: "DELETE",
             path: "/v1/collections/{collection}/docs/{key}",
             handle: async ({ params, headers }) => {
@@ -174,6 +206,13 @@ export function servedRoutes(): { method: string; path: string }[] {
         method,
         path,
     }));
+}
+
+/** What a request turned out to be, for metrics and the log line. */
+interface Seen {
+    route?: string;
+    operation?: string;
+    client?: string;
 }
 
 function matcher(path: string): RegExp {
@@ -226,7 +265,7 @@ export function createKvServer(options: ServerOptions): http.Server {
         return match[0].name;
     }
 
-    async function handle(req: http.IncomingMessage, seen: { route?: string; client?: string }): Promise<Reply> {
+    async function handle(req: http.IncomingMessage, seen: Seen): Promise<Reply> {
         const url = new URL(req.url ?? "/", "http://kv");
         const matching = table.filter((r) => r.regex.test(url.pathname));
         const route = matching.find((r) => r.method === req.method);
@@ -236,6 +275,7 @@ export function createKvServer(options: ServerOptions): http.Server {
             throw new KvError(405, "MethodNotAllowed", `${req.method} is not allowed on this path`);
         }
         seen.route = `${route.method} ${route.path}`;
+        seen.operation = route.operation;
         if (!route.open) seen.client = authenticate(req.headers.authorization);
         let params: Record<string, string>;
         try {
@@ -253,22 +293,24 @@ export function createKvServer(options: ServerOptions): http.Server {
     }
 
     const answer = (res: http.ServerResponse, reply: Reply) => {
-        const body = reply.body === undefined ? undefined : JSON.stringify(reply.body);
+        const body = reply.text ?? (reply.body === undefined ? undefined : JSON.stringify(reply.body));
         res.writeHead(reply.status, { ...(body ? { "Content-Type": "application/json" } : {}), ...reply.headers });
         res.end(body);
     };
     return http.createServer((req, res) => {
         const started = performance.now();
-        const seen: { route?: string; client?: string } = {};
+        const seen: Seen = {};
         handle(req, seen)
             .catch((err: unknown) => {
                 const e = err instanceof KvError ? err : new KvError(500, "InternalError", "the request failed");
                 req.resume(); // drain what the client still sends, so it reads the answer
                 const reply: Reply = { status: e.status, body: { error: { code: e.code, message: e.message } } };
+                if (e.retryAfterSeconds !== undefined) reply.headers = { "Retry-After": String(e.retryAfterSeconds) };
                 return reply;
             })
             .then((reply) => {
                 answer(res, reply);
+                options.store.metrics.requests.add([seen.operation ?? "Unknown", String(reply.status)]);
                 const code = (reply.body as { error?: { code: string } } | undefined)?.error?.code;
                 options.log?.({
                     route: seen.route ?? "unknown",

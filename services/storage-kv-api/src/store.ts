@@ -11,9 +11,10 @@
 // both and checks every candidate against the document, so it never returns a deleted or stale document.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { type Collections, type IndexSpec, type IndexState, prefixOf, type Schema } from "./collections";
-import { IndexPages, type Manifest, PageGone } from "./indexes";
+import { IndexPages, type Manifest, PageGone, pagesKept } from "./indexes";
+import { KvMetrics } from "./metrics";
 import { type JsonObjects, KvError } from "./objects";
-import { checkKey } from "./names";
+import { checkCollection, checkKey } from "./names";
 import { comparePairs, inRange, type Pair } from "./pages";
 import { parseQuery, rangeOf } from "./query";
 import { indexedValue } from "./values";
@@ -45,16 +46,44 @@ export interface Timing {
     schemaTtlMs: number;
     /** Allowance for clocks of replicas that disagree. */
     clockSkewMs: number;
+    /**
+     * How long a page stays after a compaction stopped naming it, for queries still reading the manifest
+     * before; also how old an unnamed page must be before a later compaction collects it (see collect).
+     */
+    pageGraceMs: number;
 }
 
-export const DEFAULT_TIMING: Timing = { writeDeadlineMs: 10_000, schemaTtlMs: 5_000, clockSkewMs: 5_000 };
+export const DEFAULT_TIMING: Timing = {
+    writeDeadlineMs: 10_000,
+    schemaTtlMs: 5_000,
+    clockSkewMs: 5_000,
+    pageGraceMs: 10 * 60_000,
+};
+
+/**
+ * How many times a write that lost its commit to another writer of the same document starts again. A commit
+ * is lost only to another commit of that document, so with at most N writes of one document in flight a write
+ * loses at most N - 1 times: 10 attempts carry 10 concurrent writers of one document through. More contention
+ * than that on one document is answered 503 SlowDown with Retry-After rather than with unbounded work.
+ */
+export const WRITE_ATTEMPTS = 10;
+
+/** The commit's CAS failed: another writer committed this document since it was read. */
+class LostRace extends Error {}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Points of a write where tests make the process "die" by throwing. */
 export interface StepHooks {
     afterLog?: () => void | Promise<void>;
     afterCommit?: () => void | Promise<void>;
     beforeManifestSwap?: () => void | Promise<void>;
+    /** Between the new manifest and the collection of pages it no longer names. */
+    afterManifestSwap?: () => void | Promise<void>;
 }
+
+/** About how many bytes of JSON an index page holds (PAGE_BYTES). */
+export const DEFAULT_PAGE_BYTES = 64 * 1024;
 
 export interface StoreOptions {
     /** Keys the claims' names and seals cursors: the backend never sees a unique value. */
@@ -65,6 +94,7 @@ export interface StoreOptions {
     pageBytes?: number;
     pageCacheBytes?: number;
     hooks?: StepHooks;
+    metrics?: KvMetrics;
 }
 
 export interface RepairReport {
@@ -75,6 +105,8 @@ export interface RepairReport {
     epoch: number;
     /** Another compaction swapped the manifest first; nothing of this one was kept. */
     raced: boolean;
+    /** Pages deleted: named by no manifest for longer than the page grace. */
+    collected: number;
 }
 
 export interface Condition {
@@ -107,6 +139,7 @@ export class Store {
     readonly timing: Timing;
     /** After this, every writer knows a new index, no logged write can still commit, and a claim is stale. */
     readonly settleMs: number;
+    readonly metrics: KvMetrics;
     private readonly pages: IndexPages;
     private readonly logCache = new Map<string, Map<string, LogRecord>>();
     private readonly writes = new Map<string, number>();
@@ -119,7 +152,12 @@ export class Store {
     ) {
         this.timing = { ...DEFAULT_TIMING, ...options.timing };
         this.settleMs = this.timing.writeDeadlineMs + this.timing.schemaTtlMs + this.timing.clockSkewMs;
-        this.pages = new IndexPages(objects, options.pageBytes ?? 64 * 1024, options.pageCacheBytes ?? 64 * 2 ** 20);
+        this.metrics = options.metrics ?? new KvMetrics();
+        this.pages = new IndexPages(
+            objects,
+            options.pageBytes ?? DEFAULT_PAGE_BYTES,
+            options.pageCacheBytes ?? 64 * 2 ** 20,
+        );
     }
 
     private docName = (c: string, key: string) => `${prefixOf(c)}d/${key}`;
@@ -127,15 +165,29 @@ export class Store {
         `${prefixOf(c)}u/${index}/${this.mac(`claim\0${c}\0${index}\0${value}`)}`;
     private mac = (text: string) => createHmac("sha256", this.options.secret).update(text).digest("base64url");
 
+    /**
+     * One backend read when the document is there: collections are never removed, so a stored document proves
+     * its collection; only a miss reads the schema, to tell an unknown collection from an unknown document.
+     */
     async get(c: string, key: string): Promise<{ data: unknown; version: string } | undefined> {
-        await this.collections.schema(c);
+        checkCollection(c);
         checkKey(key);
         const doc = await this.current(c, key);
-        return doc.live ? { data: doc.data, version: doc.etag } : undefined;
+        if (doc.live) return { data: doc.data, version: doc.etag };
+        await this.collections.schema(c);
+        return undefined;
     }
 
-    /** Writes a document; `ifMatch` a version (or *), `ifNoneMatch: "*"` to create only. */
+    /**
+     * Writes a document; `ifMatch` a version (or *), `ifNoneMatch: "*"` to create only. A write that loses its
+     * commit to another writer starts again from reading the document, so the last writer wins and only a
+     * client's condition that no longer holds is a 412.
+     */
     async put(c: string, key: string, data: unknown, cond: Condition = {}) {
+        return this.withRetries("put", () => this.putOnce(c, key, data, cond));
+    }
+
+    private async putOnce(c: string, key: string, data: unknown, cond: Condition) {
         const started = Date.now();
         const schema = await this.collections.schema(c);
         checkKey(key);
@@ -153,32 +205,70 @@ export class Store {
         await Promise.all([...claims, this.log(c, { key, values })]);
         await this.options.hooks?.afterLog?.();
         this.checkDeadline(started);
-        const version = await this.objects.put(
-            this.docName(c, key),
-            { key, data } satisfies Doc,
-            current.etag ? { ifMatch: current.etag } : { ifNoneMatch: "*" },
-        );
+        const version = await this.commit(c, key, { key, data } satisfies Doc, current.etag);
         await this.options.hooks?.afterCommit?.();
         this.afterWrite(c);
         return { version, created: !current.live };
     }
 
-    /** Deletes by writing a tombstone on the version read: conditional, and the commit point like a put. */
+    /**
+     * Deletes by writing a tombstone on the version read: the commit point like a put, and retried like one. An
+     * unconditional delete that finds, on a retry, the document deleted by another writer is done.
+     */
     async delete(c: string, key: string, cond: { ifMatch?: string } = {}): Promise<void> {
+        let attempt = 0;
+        await this.withRetries("delete", () => this.deleteOnce(c, key, cond, attempt++ > 0));
+    }
+
+    private async deleteOnce(c: string, key: string, cond: { ifMatch?: string }, retry: boolean): Promise<void> {
         const started = Date.now();
         await this.collections.schema(c);
         checkKey(key);
         const current = await this.current(c, key);
         if (!current.live && cond.ifMatch === undefined) {
+            if (retry) return;
             throw new KvError(404, "NoSuchDocument", `there is no document ${key} in ${c}`);
         }
         checkPrecondition(current, cond);
         await this.log(c, { key, values: null });
         await this.options.hooks?.afterLog?.();
         this.checkDeadline(started);
-        await this.objects.put(this.docName(c, key), TOMBSTONE, { ifMatch: current.etag });
+        await this.commit(c, key, TOMBSTONE, current.etag);
         await this.options.hooks?.afterCommit?.();
         this.afterWrite(c);
+    }
+
+    /** Writes the document on the version read (none: create); a lost CAS is a LostRace. */
+    private async commit(c: string, key: string, value: Doc | typeof TOMBSTONE, read: string | undefined) {
+        try {
+            return await this.objects.put(this.docName(c, key), value, read ? { ifMatch: read } : { ifNoneMatch: "*" });
+        } catch (err) {
+            if (err instanceof KvError && err.status === 412) throw new LostRace();
+            throw err;
+        }
+    }
+
+    /** Runs a write until it does not lose a race, at most WRITE_ATTEMPTS times, a little apart. */
+    private async withRetries<T>(operation: "put" | "delete", attempt: () => Promise<T>): Promise<T> {
+        for (let n = 1; ; n++) {
+            try {
+                return await attempt();
+            } catch (err) {
+                if (!(err instanceof LostRace)) throw err;
+            }
+            if (n >= WRITE_ATTEMPTS) {
+                this.metrics.writeRetriesExhausted.add([operation]);
+                throw new KvError(
+                    503,
+                    "SlowDown",
+                    `the document changed under each of ${WRITE_ATTEMPTS} attempts of this write; try again`,
+                    1,
+                );
+            }
+            this.metrics.writeRetries.add([operation]);
+            // Apart at random, so that the writers who lost to the same commit do not meet again at once.
+            await sleep(Math.random() * Math.min(50, 5 * 2 ** n));
+        }
     }
 
     /** Keys and versions under a prefix, in key order; tombstones (by their listed size) are left out. */
@@ -296,7 +386,8 @@ export class Store {
     /**
      * Folds log records older than the settle time into the pages, resolving each logged key against its
      * document as it is now; builds indexes declared at least the settle time ago from every document; swaps
-     * the manifest by CAS, then deletes the folded records and the pages it replaced.
+     * the manifest by CAS, in which the pages it replaced are retired; then deletes the folded records and
+     * collects the pages no manifest keeps.
      */
     private async repairOnce(c: string): Promise<RepairReport> {
         const schema = await this.collections.schema(c, true);
@@ -321,7 +412,7 @@ export class Store {
         const docs = new Map<string, Current>();
         await mapBounded(toRead, 16, async (k) => docs.set(k, await this.current(c, k)));
 
-        const next: Manifest = { epoch: manifest.epoch + 1, indexes: {} };
+        const next: Manifest = { epoch: manifest.epoch + 1, indexes: {}, retired: [] };
         const written: string[] = [];
         const dropped: string[] = [];
         const outcome = new Map<string, { addedAt: number; state: IndexState; reason?: string }>();
@@ -351,7 +442,15 @@ export class Store {
             for (const [name, old] of Object.entries(manifest.indexes)) {
                 if (!next.indexes[name]) next.indexes[name] = old; // building, or kept until built again
             }
+            // Retired pages past the grace are left out, so the collection below deletes them.
+            const stillRetired = (manifest.retired ?? []).filter((r) => r.at > now - this.timing.pageGraceMs);
+            next.retired = [...stillRetired, ...dropped.map((obj) => ({ obj, at: now }))];
             await this.options.hooks?.beforeManifestSwap?.();
+            // A compaction swaps within half the grace of its start, so that the collection by another
+            // process never takes a page this one wrote and is about to name (see collect).
+            if (Date.now() - now > this.timing.pageGraceMs / 2) {
+                throw new KvError(503, "RepairTooSlow", "the repair took over half the page grace; try again");
+            }
         } catch (err) {
             await this.pages.remove(c, written).catch(() => undefined);
             throw err;
@@ -365,12 +464,13 @@ export class Store {
                 failed: [],
                 epoch: manifest.epoch,
                 raced: true,
+                collected: 0,
             };
         }
-        // Queries that read the old manifest and miss a page read the new one and start again.
+        await this.options.hooks?.afterManifestSwap?.();
         await this.objects.deleteMany(foldable.map((o) => o.key));
         foldable.forEach((o) => this.logCache.get(c)?.delete(o.key));
-        await this.pages.remove(c, dropped);
+        const collected = await this.collect(c);
         if (outcome.size > 0) await this.collections.settle(c, outcome);
         const failed = [...outcome].filter(([, o]) => o.state === "failed").map(([n]) => n);
         return {
@@ -380,7 +480,32 @@ export class Store {
             failed,
             epoch: next.epoch,
             raced: false,
+            collected,
         };
+    }
+
+    /**
+     * Deletes the pages the current manifest does not keep and that were written more than the page grace
+     * ago: those a manifest retired past the grace, and those of a compaction that died before its swap or
+     * between its swap and this collection. A page younger than the grace may be one another compaction wrote
+     * and is about to name: that compaction swaps within half the grace of its start, or gives up. The pages
+     * are listed before the manifest is read, so a page named by a swap after the listing is in that manifest;
+     * a collection that took over a quarter of the grace since that read deletes nothing and leaves it to the
+     * next one.
+     */
+    private async collect(c: string): Promise<number> {
+        const base = `${prefixOf(c)}page/`;
+        const listed = await this.objects.listAll(base);
+        const readAt = Date.now();
+        const kept = pagesKept((await this.pages.manifest(c)).manifest);
+        const garbage = listed
+            .filter((o) => !kept.has(o.key.slice(base.length)))
+            .filter((o) => o.modified < readAt - this.timing.pageGraceMs)
+            .map((o) => o.key.slice(base.length));
+        if (garbage.length === 0 || Date.now() - readAt > this.timing.pageGraceMs / 4) return 0;
+        await this.pages.remove(c, garbage);
+        this.metrics.pagesCollected.add([], garbage.length);
+        return garbage.length;
     }
 
     /** The manifest as queries see it (for tests and operators). */

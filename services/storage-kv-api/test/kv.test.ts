@@ -8,16 +8,18 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import fc from "fast-check";
 import * as yaml from "js-yaml";
 import { describeEachS3Backend, freePort, s3Client } from "@peoples-cloud/testkit";
 import { type Chain, filesUnder, type RunningService, startChain } from "@peoples-cloud/storage-s3-api/test/chain";
 import { Collections } from "../src/collections";
+import { pagesKept } from "../src/indexes";
 import { JsonObjects } from "../src/objects";
 import type { Pair } from "../src/pages";
 import { createKvServer, servedRoutes } from "../src/server";
-import { quietLogger, Store, type StoreOptions } from "../src/store";
+import { quietLogger, Store, type StoreOptions, WRITE_ATTEMPTS } from "../src/store";
 import { encodeValue, type Scalar } from "../src/values";
 
 /** The JSON answers of the API, one shape for all of them: each test reads the fields its route gives. */
@@ -26,6 +28,7 @@ interface Body {
     cursor?: string;
     error: { code: string; message: string };
     folded: number;
+    collected: number;
     indexes: { name: string; state: string; reason?: string }[];
 }
 
@@ -33,6 +36,7 @@ interface Answer {
     status: number;
     body: Body;
     etag: string | null;
+    retryAfter: string | null;
 }
 
 class Client {
@@ -47,7 +51,12 @@ class Client {
             body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
         });
         const text = await res.text();
-        return { status: res.status, body: (text ? JSON.parse(text) : {}) as Body, etag: res.headers.get("etag") };
+        return {
+            status: res.status,
+            body: (text ? JSON.parse(text) : {}) as Body,
+            etag: res.headers.get("etag"),
+            retryAfter: res.headers.get("retry-after"),
+        };
     }
     put = (c: string, key: string, doc: unknown, headers?: Record<string, string>) =>
         this.call("PUT", `/v1/collections/${c}/docs/${encodeURIComponent(key)}`, doc, headers);
@@ -70,6 +79,12 @@ async function several(count: number, work: (i: number) => Promise<unknown>, wid
     );
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A sample's value in a service's /metrics (0 when absent). */
+async function metric(client: Client, sample: string): Promise<number> {
+    const text = await (await fetch(`${client.url}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+    return line ? Number(line.slice(sample.length + 1)) : 0;
+}
 /** Waits until log records written so far may be folded and indexes declared so far may be built. */
 const settle = () => sleep(SETTLE_MS + 50);
 
@@ -132,6 +147,21 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
             (manifest.indexes[index]?.pages ?? []).map((p) => read<Pair[]>(`kv/${c}/page/${p.obj}`)),
         );
         return pages.flat();
+    }
+
+    /** The pages stored for a collection, by name, sorted. */
+    async function storedPages(c: string): Promise<string[]> {
+        const base = `kv/${c}/page/`;
+        const names: string[] = [];
+        let token: string | undefined;
+        do {
+            const page = await s3api.s3.send(
+                new ListObjectsV2Command({ Bucket: "kv-store", Prefix: base, ContinuationToken: token }),
+            );
+            names.push(...(page.Contents ?? []).map((o) => o.Key!.slice(base.length)));
+            token = page.NextContinuationToken;
+        } while (token);
+        return names.sort();
     }
 
     const logCount = async (c: string) =>
@@ -235,6 +265,129 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
             JSON.stringify(deletes.map((r) => r.body)),
         );
         assert.equal((await kv.get("people", "race")).status, 404);
+    });
+
+    it("lets the last of 8 unconditional writers of one key win, none answered 412, the indexes agreeing", async () => {
+        await kv.call("PUT", "/v1/collections/contended", {
+            indexes: [{ path: "email", unique: true }, { path: "age" }, { name: "city", path: "address.city" }],
+        });
+        // Each writer's whole document differs from the others' in every field, indexed or not.
+        const whole = (writer: number, round: number) => ({
+            writer,
+            round,
+            email: `writer${writer}@example.org`,
+            age: 20 + writer,
+            address: { city: `city${writer}` },
+            note: String(writer).repeat(50 + round),
+        });
+        const retriesBefore = await metric(kv, 'storage_kv_api_write_retries_total{operation="put"}');
+        const statuses: number[] = [];
+        for (let round = 0; round < 4; round++) {
+            const puts = await Promise.all(
+                Array.from({ length: 8 }, (_, w) => kv.put("contended", "one", whole(w, round))),
+            );
+            statuses.push(...puts.map((r) => r.status));
+            const now = await kv.get("contended", "one");
+            assert.ok(
+                Array.from({ length: 8 }, (_, w) => whole(w, round)).some((d) => isDeepStrictEqual(now.body, d)),
+                `not one writer's whole document: ${JSON.stringify(now.body)}`,
+            );
+        }
+        // Puts and deletes together: a delete either finds the document or finds it deleted (404).
+        const mixed = await Promise.all(
+            Array.from({ length: 8 }, (_, w) =>
+                w % 2 ? kv.del("contended", "one") : kv.put("contended", "one", whole(w, 9)),
+            ),
+        );
+        assert.ok(
+            mixed.every((r) => [200, 201, 204, 404].includes(r.status)),
+            JSON.stringify(mixed.map((r) => r.status)),
+        );
+        const final = await kv.put("contended", "one", whole(3, 10));
+        statuses.push(...mixed.map((r) => r.status), final.status);
+        assert.deepEqual(
+            statuses.filter((s) => s >= 300 && s !== 404),
+            [],
+            "an unconditional write failed (412 is only for a client's condition)",
+        );
+        assert.ok(
+            (await metric(kv, 'storage_kv_api_write_retries_total{operation="put"}')) > retriesBefore,
+            "the writers raced (the retries are counted)",
+        );
+
+        // The indexes agree with a scan: queries before the fold, then the folded pages.
+        const docs = await allDocs("contended");
+        assert.deepEqual([...docs.entries()], [["one", whole(3, 10)]]);
+        for (let w = 0; w < 8; w++) {
+            const found = await kv.query("contended", { index: "age", eq: 20 + w });
+            assert.deepEqual(
+                found.body.items.map((i) => i.key),
+                w === 3 ? ["one"] : [],
+            );
+        }
+        await settle();
+        assert.equal((await kv.repair("contended")).status, 200);
+        for (const [index, at] of [
+            ["email", "email"],
+            ["age", "age"],
+            ["city", "address.city"],
+        ]) {
+            assert.deepEqual(await foldedPairs("contended", index), expectedPairs(docs, at), index);
+        }
+    });
+
+    it("answers 503 SlowDown with Retry-After when a write loses every allowed attempt, and counts it", async () => {
+        await kv.put("people", "busy", { n: 0 });
+        let bumps = 0;
+        // Another writer commits the document between each attempt's read and its commit.
+        const beaten = await startKv({
+            hooks: { afterLog: async () => void (await kv.put("people", "busy", { n: ++bumps })) },
+        });
+        const answer = await beaten.client.put("people", "busy", { n: -1 });
+        assert.equal(answer.status, 503, JSON.stringify(answer.body));
+        assert.equal(answer.body.error.code, "SlowDown");
+        assert.equal(answer.retryAfter, "1");
+        assert.equal(bumps, WRITE_ATTEMPTS, "as many attempts as allowed, no more");
+        assert.deepEqual((await kv.get("people", "busy")).body, { n: bumps }, "the other writer's document stays");
+        assert.equal(
+            await metric(beaten.client, 'storage_kv_api_write_retries_total{operation="put"}'),
+            WRITE_ATTEMPTS - 1,
+        );
+        assert.equal(await metric(beaten.client, 'storage_kv_api_write_retries_exhausted_total{operation="put"}'), 1);
+        assert.equal(
+            await metric(beaten.client, 'storage_kv_api_requests_total{operation="PutDocument",status="503"}'),
+            1,
+        );
+    });
+
+    it("serves Prometheus metrics without a token: requests by operation and status", async () => {
+        const before = await metric(kv, 'storage_kv_api_requests_total{operation="GetDocument",status="200"}');
+        const missing = await metric(kv, 'storage_kv_api_requests_total{operation="GetDocument",status="404"}');
+        await kv.put("people", "counted", { n: 1 });
+        await kv.get("people", "counted");
+        await kv.get("people", "counted");
+        await kv.get("people", "not-there");
+        const res = await fetch(`${kv.url}/metrics`);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+        const text = await res.text();
+        for (const name of [
+            "storage_kv_api_requests_total",
+            "storage_kv_api_write_retries_total",
+            "storage_kv_api_write_retries_exhausted_total",
+            "storage_kv_api_pages_collected_total",
+        ]) {
+            assert.match(text, new RegExp(`^# TYPE ${name} counter$`, "m"));
+        }
+        assert.equal(
+            await metric(kv, 'storage_kv_api_requests_total{operation="GetDocument",status="200"}'),
+            before + 2,
+        );
+        assert.equal(
+            await metric(kv, 'storage_kv_api_requests_total{operation="GetDocument",status="404"}'),
+            missing + 1,
+        );
+        assert.ok(!text.includes("counted"), "no document key in the metrics");
     });
 
     it("keeps unique values unique, and lets a value go once its holder gave it up", async () => {
@@ -417,13 +570,87 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
             after.body.items.map((i) => i.key),
             ["carla"],
         );
-        // No stray pages: every page stored is one the manifest names.
-        const stored = await s3api.s3.send(new ListObjectsV2Command({ Bucket: "kv-store", Prefix: "kv/people/page/" }));
-        const named = (await crashing.store.manifest("people")).indexes;
-        assert.equal(
-            stored.KeyCount,
-            Object.values(named).reduce((n, i) => n + i.pages.length, 0),
+        // No stray pages: every page stored is one the manifest names or keeps for the page grace.
+        assert.deepEqual(await storedPages("people"), [...pagesKept(await crashing.store.manifest("people"))].sort());
+    });
+
+    it("collects the pages compactions stopped naming once the grace is over, also after one died before collecting", async () => {
+        // Long enough that a compaction swaps within half of it and a collection takes under a quarter, on a
+        // loaded machine too.
+        const timing = { ...TIMING, pageGraceMs: 6_000 };
+        const { client, store } = await startKv({ timing });
+        await client.call("PUT", "/v1/collections/paged", { indexes: [{ path: "n" }] });
+        await several(60, (i) => client.put("paged", `p${i}`, { n: i % 10, pad: "x".repeat(20) }));
+        await settle();
+        assert.equal((await client.repair("paged")).status, 200);
+        const named = (m: Awaited<ReturnType<Store["manifest"]>>) =>
+            Object.values(m.indexes).flatMap((i) => i.pages.map((p) => p.obj));
+        const first = await store.manifest("paged");
+        assert.ok(named(first).length > 3, "several pages");
+        await several(60, (i) => client.put("paged", `p${i}`, { n: (i * 7) % 13 }));
+        await settle();
+
+        // The compaction dies between its new manifest and the collection.
+        const dies = await startKv({
+            timing,
+            hooks: {
+                afterManifestSwap: () => {
+                    throw new Error("process died");
+                },
+            },
+        });
+        await assert.rejects(dies.store.repair("paged"), /process died/);
+        const second = await store.manifest("paged");
+        const unnamed = async () => {
+            const m = await store.manifest("paged");
+            return (await storedPages("paged")).filter((p) => !named(m).includes(p));
+        };
+        assert.ok((await unnamed()).length > 0, "pages no index names any longer");
+        // A query that read the previous manifest still finds every page it names, within the grace.
+        const stored = await storedPages("paged");
+        assert.deepEqual(
+            named(first).filter((p) => !stored.includes(p)),
+            [],
         );
+        assert.deepEqual(
+            second.retired?.map((r) => r.obj).sort(),
+            named(first)
+                .filter((p) => !named(second).includes(p))
+                .sort(),
+        );
+
+        // Later runs, after the grace, collect them: what the dead one retired, then what the next one retired.
+        const collectedBefore = await metric(client, "storage_kv_api_pages_collected_total");
+        await sleep(timing.pageGraceMs + 100);
+        const again = await client.repair("paged");
+        assert.ok(again.body.collected > 0, JSON.stringify(again.body));
+        const kept = await storedPages("paged");
+        assert.deepEqual(
+            named(second).filter((p) => !kept.includes(p)),
+            [],
+            "the pages the manifest before named stay for the grace",
+        );
+        await sleep(timing.pageGraceMs + 100);
+        const last = await client.repair("paged");
+        assert.equal(last.status, 200);
+        assert.deepEqual(await unnamed(), []);
+        assert.deepEqual((await store.manifest("paged")).retired, []);
+        assert.equal(
+            await metric(client, "storage_kv_api_pages_collected_total"),
+            collectedBefore + again.body.collected + last.body.collected,
+        );
+        // Queries still answer as a scan does.
+        const docs = await allDocs("paged");
+        assert.deepEqual(await foldedPairs("paged", "n"), expectedPairs(docs, "n"));
+        for (const n of [0, 5, 12]) {
+            const found = await client.query("paged", { index: "n", eq: n, limit: 100 });
+            assert.deepEqual(
+                found.body.items.map((i) => i.key),
+                expectedPairs(docs, "n")
+                    .filter(([v]) => v === encodeValue(n))
+                    .map(([, k]) => k),
+            );
+        }
     });
 
     it("builds an index added to a collection that already holds documents, and fails a unique one with duplicates", async () => {
@@ -575,13 +802,12 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
         for (const form of forms) assert.ok(!inFiles(form), `${form} in the backend's files`);
     });
 
-    it("runs as its container does: secrets from files, ready after repair, drains on SIGTERM, logs no secrets", async () => {
-        const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "storage-kv-api-"));
+    /** The service as its own process (src/main.ts), its secrets in files, with `settings` on top. */
+    async function spawnService(secrets: string, processToken: string, settings: Record<string, string> = {}) {
         const file = (name: string, content: string) => {
             fs.writeFileSync(path.join(secrets, name), content, { mode: 0o600 });
             return path.join(secrets, name);
         };
-        const processToken = randomBytes(24).toString("base64url");
         const port = await freePort();
         const child = spawn(process.execPath, ["--require", "tsx/cjs", "src/main.ts"], {
             cwd: path.join(__dirname, ".."),
@@ -596,11 +822,35 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
                     JSON.stringify({ accessKeyId: s3api.accessKey.id, secretAccessKey: s3api.accessKey.secret }),
                 ),
                 SECRET_KEY_FILE: file("secret", randomBytes(32).toString("base64")),
+                ...settings,
             },
         });
-        let output = "";
-        child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-        child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        const seen = { output: "" };
+        child.stdout.on("data", (d: Buffer) => (seen.output += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (seen.output += d.toString()));
+        const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+        return { child, port, seen, exited };
+    }
+
+    it("refuses to start with a page size that is not a whole number in range, naming the setting", async () => {
+        const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "storage-kv-api-"));
+        try {
+            for (const bad of ["64k", "100", "-1", "99999999999"]) {
+                const { child, seen, exited } = await spawnService(secrets, "t", { PAGE_BYTES: bad });
+                const code = await Promise.race([exited, sleep(30_000).then(() => "running")]);
+                child.kill("SIGKILL");
+                assert.equal(code, 1, `PAGE_BYTES=${bad}: ${seen.output}`);
+                assert.match(seen.output, /PAGE_BYTES must be a whole number from 256 to 16777216/);
+            }
+        } finally {
+            fs.rmSync(secrets, { recursive: true, force: true });
+        }
+    });
+
+    it("runs as its container does: secrets from files, ready after repair, drains on SIGTERM, logs no secrets", async () => {
+        const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "storage-kv-api-"));
+        const processToken = randomBytes(24).toString("base64url");
+        const { child, port, seen, exited } = await spawnService(secrets, processToken, { PAGE_BYTES: "1024" });
         try {
             const url = `http://127.0.0.1:${port}`;
             let ready = 0;
@@ -611,7 +861,7 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
                 );
                 if (ready !== 200) await sleep(100);
             }
-            assert.equal(ready, 200, output);
+            assert.equal(ready, 200, seen.output);
             const client = new Client(url, processToken);
             const content = `diary-${randomBytes(6).toString("hex")}`;
             assert.equal(
@@ -627,9 +877,8 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
                 answered.body.items.map((i) => i.key),
                 ["eve"],
             );
-            const code = await new Promise((resolve) => child.once("exit", resolve));
-            assert.equal(code, 0, output);
-            const lines = output
+            assert.equal(await exited, 0, seen.output);
+            const lines = seen.output
                 .trim()
                 .split("\n")
                 .filter((l) => l.startsWith("{")) // stderr may hold Node's own warnings
@@ -638,7 +887,7 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
             assert.ok(lines.some((l) => l.route === "PUT /v1/collections/{collection}/docs/{key}"));
             assert.ok(lines.some((l) => l.message === "draining"));
             for (const secret of [processToken, content, "eve", s3api.accessKey.secret]) {
-                assert.ok(!output.includes(secret), "the log holds a secret, a key or content");
+                assert.ok(!seen.output.includes(secret), "the log holds a secret, a key or content");
             }
         } finally {
             child.kill("SIGKILL");
