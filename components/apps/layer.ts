@@ -192,7 +192,7 @@ export class AppsLayer extends pulumi.ComponentResource {
                       }),
                   })
                 : []),
-            ...(this.services.includes("storage-s3-api") ? [serviceMonitor()] : []),
+            ...this.services.map(serviceMonitor),
             ...(images.storageKvApi && images.storageS3Api
                 ? workloadObjects({
                       service: "storage-kv-api",

@@ -147,15 +147,18 @@ export function workloadObjects(w: ServiceWorkload): KubeObject[] {
     ];
 }
 
-/** Prometheus scrapes storage-s3-api's /metrics (storage-kv-api serves none). The CRD comes with the foundation. */
-export function serviceMonitor(): KubeObject {
+/**
+ * Prometheus scrapes each service's /metrics: storage-s3-api's on its ops port, storage-kv-api's on its HTTP
+ * port, which the Ingress does not route (it routes only the API's /v1). The CRD comes with the foundation.
+ */
+export function serviceMonitor(service: Service): KubeObject {
     return {
         apiVersion: "monitoring.coreos.com/v1",
         kind: "ServiceMonitor",
-        metadata: meta("storage-s3-api", appLabel("storage-s3-api")),
+        metadata: meta(service, appLabel(service)),
         spec: {
-            selector: { matchLabels: appLabel("storage-s3-api") },
-            endpoints: [{ port: "ops", path: "/metrics", interval: "30s" }],
+            selector: { matchLabels: appLabel(service) },
+            endpoints: [{ port: service === "storage-s3-api" ? "ops" : "http", path: "/metrics", interval: "30s" }],
         },
     };
 }
@@ -173,6 +176,8 @@ const inNamespace = (namespace: string, pods: Record<string, string>): Peer => (
     podSelector: { matchLabels: pods },
 });
 const here = (pods: Record<string, string>): Peer => ({ podSelector: { matchLabels: pods } });
+/** Prometheus, scraping /metrics. */
+const monitoring: Peer = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } };
 const tcp = (port: number) => ({ protocol: "TCP", port });
 const traefik = inNamespace("kube-system", { "app.kubernetes.io/name": "traefik" });
 const dns = {
@@ -212,10 +217,7 @@ export function networkPolicies(backend: BackendPeer, vaultNamespace: string): K
             policyTypes: ["Ingress", "Egress"],
             ingress: [
                 { from: [traefik, here(kv)], ports: [tcp(HTTP_PORT)] },
-                {
-                    from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
-                    ports: [tcp(OPS_PORT)],
-                },
+                { from: [monitoring], ports: [tcp(OPS_PORT)] },
             ],
             egress: [
                 dns,
@@ -225,7 +227,7 @@ export function networkPolicies(backend: BackendPeer, vaultNamespace: string): K
         }),
         networkPolicy("storage-kv-api", kv, {
             policyTypes: ["Ingress", "Egress"],
-            ingress: [{ from: [traefik], ports: [tcp(HTTP_PORT)] }],
+            ingress: [{ from: [traefik, monitoring], ports: [tcp(HTTP_PORT)] }],
             egress: [dns, { to: [here(s3)], ports: [tcp(HTTP_PORT)] }],
         }),
         ...(backend.inCluster
@@ -245,7 +247,7 @@ export const hostsFor = (domain: string) => ({ s3: `s3.${domain}`, kv: `kv.${dom
 /** HTTPS only (Traefik's websecure), certificates from the stack's issuer through cert-manager's ingress-shim. */
 export function ingresses(domain: string, ingressClass: string, issuer: string): KubeObject[] {
     const hosts = hostsFor(domain);
-    const ingress = (service: Service, host: string): KubeObject => ({
+    const ingress = (service: Service, host: string, path: string): KubeObject => ({
         apiVersion: "networking.k8s.io/v1",
         kind: "Ingress",
         metadata: {
@@ -265,7 +267,7 @@ export function ingresses(domain: string, ingressClass: string, issuer: string):
                     http: {
                         paths: [
                             {
-                                path: "/",
+                                path,
                                 pathType: "Prefix",
                                 backend: { service: { name: service, port: { number: HTTP_PORT } } },
                             },
@@ -275,5 +277,6 @@ export function ingresses(domain: string, ingressClass: string, issuer: string):
             ],
         },
     });
-    return [ingress("storage-s3-api", hosts.s3), ingress("storage-kv-api", hosts.kv)];
+    // S3 is path-style: every path is a bucket's. The document store's API is under /v1; its /metrics and probes stay inside.
+    return [ingress("storage-s3-api", hosts.s3, "/"), ingress("storage-kv-api", hosts.kv, "/v1")];
 }

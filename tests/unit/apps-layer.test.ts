@@ -308,10 +308,24 @@ describe("apps layer", () => {
                 ],
             },
         });
-        const monitor = objectsOf(byName("apps-storage-services")).find((o) => o.kind === "ServiceMonitor")!;
-        assert.deepEqual((monitor.spec as { endpoints: unknown[] }).endpoints, [
-            { port: "ops", path: "/metrics", interval: "30s" },
-        ]);
+        const monitors = ofKind(byName("apps-storage-services"), "ServiceMonitor");
+        assert.deepEqual(
+            monitors.map((m) => [m.metadata.name, (m.spec as { endpoints: unknown[] }).endpoints]),
+            [
+                ["storage-s3-api", [{ port: "ops", path: "/metrics", interval: "30s" }]],
+                ["storage-kv-api", [{ port: "http", path: "/metrics", interval: "30s" }]],
+            ],
+        );
+        // What Prometheus scrapes is not public: storage-kv-api's Ingress routes only its API.
+        const kvIngress = ofKind(byName("apps-storage-ingress"), "Ingress").find(
+            (i) => i.metadata.name === "storage-kv-api",
+        )!;
+        assert.deepEqual(
+            (kvIngress.spec as { rules: { http: { paths: { path: string }[] } }[] }).rules[0].http.paths.map(
+                (p) => p.path,
+            ),
+            ["/v1"],
+        );
     });
 
     it("lets only the ingress and storage-kv-api reach storage-s3-api, and only storage-s3-api reach the backend", async () => {
@@ -321,6 +335,19 @@ describe("apps layer", () => {
         ) as Record<string, Record<string, unknown>>;
         assert.deepEqual(Object.keys(policies), ["deny-ingress", "storage-s3-api", "storage-kv-api", "seaweedfs"]);
         assert.deepEqual(policies["deny-ingress"], { podSelector: {}, policyTypes: ["Ingress"] });
+        // storage-kv-api: its API from the ingress, its /metrics from Prometheus's namespace, nothing else.
+        assert.deepEqual(policies["storage-kv-api"].ingress, [
+            {
+                from: [
+                    {
+                        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+                        podSelector: { matchLabels: { "app.kubernetes.io/name": "traefik" } },
+                    },
+                    { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } },
+                ],
+                ports: [{ protocol: "TCP", port: 8080 }],
+            },
+        ]);
         const kvEgress = policies["storage-kv-api"].egress as { to: unknown[] }[];
         assert.deepEqual(kvEgress[1].to, [
             { podSelector: { matchLabels: { "app.kubernetes.io/name": "storage-s3-api" } } },
