@@ -134,4 +134,3 @@ export function validateConfig(raw: RawConfig): Validation {
 
     return problems.length === 0 && parsed.success ? { ok: true, settings: parsed.data } : { ok: false, problems };
 }
-
