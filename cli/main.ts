@@ -53,19 +53,19 @@ function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[]
         projectDir: values.dir as string | undefined,
         backendUrl: values.backend as string | undefined,
     };
-    return { values, positionals: parsed.positionals, workspace, json: Boolean(values.json) };
+    return { values, positionals: parsed.positionals, workspace };
 }
 
-interface Output {
-    json: boolean;
-    /** The command's result: as JSON, or as the text a person reads. */
-    result(data: unknown, text: string): void;
+/** A command's result: `data` for --json, `text` for a person. */
+interface Result {
+    data: unknown;
+    text: string;
 }
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
-async function engineAction(action: Action, args: string[]): Promise<[unknown, string, boolean]> {
-    const { values, positionals, workspace, json } = parse(
+async function engineAction(action: Action, args: string[]): Promise<Result> {
+    const { values, positionals, workspace } = parse(
         args,
         { "policy-pack": { type: "string" }, yes: { type: "boolean" } },
         1,
@@ -93,11 +93,10 @@ async function engineAction(action: Action, args: string[]): Promise<[unknown, s
         const summary = Object.entries(changes)
             .map(([op, n]) => `${n} ${op}`)
             .join(", ");
-        return [
-            { family, action, changes, seconds },
-            `${action} done in ${seconds} s: ${summary || "nothing to do"}`,
-            json,
-        ];
+        return {
+            data: { family, action, changes, seconds },
+            text: `${action} done in ${seconds} s: ${summary || "nothing to do"}`,
+        };
     } catch (err) {
         const detail = progress.errors.length
             ? progress.errors.join("\n")
@@ -112,7 +111,7 @@ async function engineAction(action: Action, args: string[]): Promise<[unknown, s
     }
 }
 
-async function device(args: string[]): Promise<[unknown, string, boolean]> {
+async function device(args: string[]): Promise<Result> {
     const [sub, ...rest] = args;
     const options = {
         family: { type: "string", short: "f" },
@@ -124,7 +123,7 @@ async function device(args: string[]): Promise<[unknown, string, boolean]> {
         wait: { type: "string" },
         qr: { type: "boolean" },
     } as const;
-    const { values, positionals, workspace, json } = parse(rest, options, 1);
+    const { values, positionals, workspace } = parse(rest, options, 1);
     const name = positionals[0];
     if (!name) throw new UsageError(`name the device: peoples-cloud device ${sub ?? "add"} <name> --family <family>`);
     const family = checkFamilyName(values.family as string | undefined);
@@ -151,19 +150,17 @@ async function device(args: string[]): Promise<[unknown, string, boolean]> {
                 throw new UsageError("device add needs --public-key <the device's WireGuard public key>");
             const device = { name, owner: values.owner as string, publicKey: values["public-key"] as string };
             const { meshAddress } = addDevice(family, device, workspace);
-            return [
-                { family, device: { ...device, meshAddress }, next: `peoples-cloud up ${family}` },
-                `Added ${name} (${device.owner}) at ${meshAddress}. Bring it into the mesh: peoples-cloud up ${family}`,
-                json,
-            ];
+            return {
+                data: { family, device: { ...device, meshAddress }, next: `peoples-cloud up ${family}` },
+                text: `Added ${name} (${device.owner}) at ${meshAddress}. Bring it into the mesh: peoples-cloud up ${family}`,
+            };
         }
         case "remove":
             removeDevice(family, name, workspace);
-            return [
-                { family, removed: name, next: `peoples-cloud up ${family}` },
-                `Removed ${name}. Take it out of the mesh: peoples-cloud up ${family}`,
-                json,
-            ];
+            return {
+                data: { family, removed: name, next: `peoples-cloud up ${family}` },
+                text: `Removed ${name}. Take it out of the mesh: peoples-cloud up ${family}`,
+            };
         case "config": {
             const config = await deviceConfig(family, name, keyFile, workspace);
             let text = `# wg-quick file for ${name}; its private key is read from ${keyFile} on the device.\n${config.wgQuick}\n${phoneSteps(family, config)}`;
@@ -173,7 +170,7 @@ async function device(args: string[]): Promise<[unknown, string, boolean]> {
                     text += `\n\n${p.node}'s public key:\n${await QRCode.toString(p.publicKey, { type: "terminal", small: true })}`;
                 }
             }
-            return [config, text, json];
+            return { data: config, text };
         }
         case "join": {
             if (values.wait !== undefined && !/^\d+$/.test(values.wait as string)) {
@@ -187,26 +184,26 @@ async function device(args: string[]): Promise<[unknown, string, boolean]> {
                 { ...workspace, configDir, interfaceName, keyFile, waitSeconds: Number(values.wait ?? 1800) },
                 say,
             );
-            return [
-                result,
-                result.state === "up"
-                    ? `${name} is in the mesh at ${result.meshAddress}.`
-                    : `Not listed yet; run device join again once it is added.`,
-                json,
-            ];
+            return {
+                data: result,
+                text:
+                    result.state === "up"
+                        ? `${name} is in the mesh at ${result.meshAddress}.`
+                        : `Not listed yet; run device join again once it is added.`,
+            };
         }
     }
     throw new UsageError(`unknown device command '${sub}'`);
 }
 
-async function run(argv: string[]): Promise<[unknown, string, boolean]> {
+async function run(argv: string[]): Promise<Result> {
     const [command, ...args] = argv;
     if (!command || command === "--help" || command === "-h" || command === "help")
-        return [{ usage: USAGE }, USAGE, false];
-    if (args.includes("--help") || args.includes("-h")) return [{ usage: USAGE }, USAGE, args.includes("--json")];
+        return { data: { usage: USAGE }, text: USAGE };
+    if (args.includes("--help") || args.includes("-h")) return { data: { usage: USAGE }, text: USAGE };
     switch (command) {
         case "new": {
-            const { values, positionals, workspace, json } = parse(
+            const { values, positionals, workspace } = parse(
                 args,
                 {
                     hetzner: { type: "boolean" },
@@ -244,23 +241,23 @@ async function run(argv: string[]): Promise<[unknown, string, boolean]> {
                     process.env.HCLOUD_TOKEN ??
                     (await askHidden("Hetzner Cloud API token (read & write; not shown): ")),
             );
-            return [
-                result,
-                `Made the family '${result.family}': settings in ${result.stackFile}, secrets encrypted, state in ${result.backend}.\n` +
+            return {
+                data: result,
+                text:
+                    `Made the family '${result.family}': settings in ${result.stackFile}, secrets encrypted, state in ${result.backend}.\n` +
                     `Next: ${result.next}`,
-                json,
-            ];
+            };
         }
         case "preview":
         case "up":
         case "destroy":
             return engineAction(command, args);
         case "status": {
-            const { positionals, workspace, json } = parse(args, {}, 1);
+            const { positionals, workspace } = parse(args, {}, 1);
             const family = checkFamilyName(positionals[0]);
             const { describeStatus, familyStatus } = statusModule();
             const status = await familyStatus(family, workspace);
-            return [status, describeStatus(status), json];
+            return { data: status, text: describeStatus(status) };
         }
         case "device":
             return device(args);
@@ -271,13 +268,9 @@ async function run(argv: string[]): Promise<[unknown, string, boolean]> {
 async function main(): Promise<void> {
     const argv = process.argv.slice(2);
     const json = argv.includes("--json");
-    const out: Output = {
-        json,
-        result: (data, text) => process.stdout.write(`${json ? JSON.stringify(data, null, 2) : text}\n`),
-    };
     try {
-        const [data, text] = await run(argv);
-        out.result(data, text);
+        const { data, text } = await run(argv);
+        process.stdout.write(`${json ? JSON.stringify(data, null, 2) : text}\n`);
     } catch (err) {
         const usage = err instanceof UsageError;
         const message = err instanceof Error ? err.message : String(err);
