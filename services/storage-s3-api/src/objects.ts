@@ -83,6 +83,13 @@ const b64u = (b: Buffer) => b.toString("base64url");
  * is known when the backend PUT starts; a larger one streams, and its MD5 is added after (see `put`).
  */
 export const BUFFERED_PUT_BYTES = 1024 * 1024;
+/**
+ * Up to this size a streamed single PUT without Content-MD5 gets its MD5 ETag by a backend self-copy, which
+ * MinIO measured as a rewrite of the data (its CPU per GiB doubled); larger ones keep the opaque ETag, as S3
+ * gives a non-MD5 ETag for SSE-KMS objects. 16 MiB covers s3cmd's single PUTs (multipart from 15 MiB) and the
+ * AWS CLI's (from 8 MiB); rclone sends Content-MD5.
+ */
+export const COPIED_MD5_MAX_BYTES = 16 * 1024 * 1024;
 /** Client ETags of listed objects, by bucket, key and backend ETag (a backend ETag names one version). */
 const LISTED_ETAGS_MAX = 100_000;
 
@@ -242,7 +249,7 @@ export class EncryptedObjects {
      * The client's ETag is the MD5 of the plaintext, as S3 gives for a single PUT, sealed in the object's
      * metadata (`pce-e`): known before the backend PUT when the client sent Content-MD5 (checked as the body
      * streams; a mismatch stores nothing) or the body is at most BUFFERED_PUT_BYTES (received whole, then
-     * sealed); otherwise the body streams, and once it is stored the backend copies the object onto itself
+     * sealed); otherwise the body streams, and once it is stored the backend copies the object onto itself (up to COPIED_MD5_MAX_BYTES; a larger one keeps the opaque ETag)
      * with `pce-e` added, if it is still that version.
      */
     async put(
@@ -298,6 +305,9 @@ export class EncryptedObjects {
             .catch((err: unknown) => {
                 throw failure ?? err;
             });
+        if (md5 === undefined && info.length > COPIED_MD5_MAX_BYTES) {
+            return this.remember(bucket, stored, res.ETag, this.clientEtag(res.ETag));
+        }
         if (md5 === undefined) {
             const digest = hashed!.digest!;
             try {

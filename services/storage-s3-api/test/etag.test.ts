@@ -91,6 +91,17 @@ describeEachS3Backend("ETags", function (kind) {
         });
     }
 
+    it("keeps the opaque ETag of a streamed single PUT above 16 MiB without Content-MD5 (no self-copy)", async () => {
+        const body = randomBytes(16 * 1024 * 1024 + 1);
+        const put = await s3.send(new PutObjectCommand({ Bucket, Key: "single/large", Body: body }));
+        assert.match(put.ETag ?? "", /^"[A-Za-z0-9_-]{40,}"$/);
+        assert.deepEqual(await etagsOf("single/large"), [put.ETag, put.ETag, put.ETag]);
+        const withMd5 = await s3.send(
+            new PutObjectCommand({ Bucket, Key: "single/large", Body: body, ContentMD5: md5(body).toString("base64") }),
+        );
+        assert.equal(withMd5.ETag, etagOf(body));
+    });
+
     it("lists the MD5 of an object this instance never saw (a HEAD, no Vault call)", async () => {
         const body = randomBytes(5000);
         await s3.send(new PutObjectCommand({ Bucket, Key: "elsewhere/one", Body: body }));
