@@ -8,7 +8,7 @@
 #
 # Tiers: node (Node.js, when the machine's own is older; comes with every tier), engine (Pulumi CLI), servers
 # (OpenBao, MinIO, SeaweedFS), clients (rclone, a real S3 client for the storage service's tests), host (Debian's
-# WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI for the storage service's tests; actionlint, which
+# WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI and s3cmd for the storage service's tests; actionlint, which
 # lint runs on .github/workflows). Node.js, the Pulumi
 # CLI and OpenBao already on PATH are used as they are when at least the pinned version (Node.js: on its line).
 set -euo pipefail
@@ -45,7 +45,7 @@ tier_of() {
     actionlint) echo host ;;
   esac
 }
-debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli)
+debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli s3cmd)
 
 field() { local IFS='|'; read -r -a parts <<<"$1"; echo "${parts[$2]:-}"; }
 

@@ -3,10 +3,14 @@
 // backend) and so how many of the machine's cores each path kept busy, then the service's peak memory while
 // streaming 2 GiB each way. A third path per backend goes through relay.ts, which does only the service's AES
 // work on the bytes: what a Node process doing that work in the path reaches without HTTP, signatures or the
-// SDK. The backends are those of PEOPLES_CLOUD_S3_BACKENDS (default: all). BENCH_PIN=1 pins the services and
+// SDK. A fourth path per backend is rclone's own encrypting gateway (`rclone serve s3` over a `crypt` remote on
+// the same backend, from the tools cache's clients tier), the reference the service's ratios are set against.
+// The backends are those of PEOPLES_CLOUD_S3_BACKENDS (default: all). BENCH_PIN=1 pins the services and
 // the relays to one core, the client and the backends to the other. Writes the figures and the machine's
 // conditions to .bench/storage-s3-api-<time>.json (ignored by git) and prints them.
 import { execFileSync, spawn } from "node:child_process";
+import * as os from "node:os";
+import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -21,6 +25,7 @@ import {
     s3Client,
     startOpenBaoDev,
     startS3Backend,
+    toolsBinDir,
     waitUntil,
     writeBenchReport,
 } from "@peoples-cloud/testkit";
@@ -32,7 +37,7 @@ const cases = [
     { name: "64 MiB", size: 64 * 1024 * 1024, count: 3 },
 ];
 
-const ways = ["direct", "relay", "encrypted"] as const;
+const ways = ["direct", "relay", "encrypted", "rclone"] as const;
 type Way = (typeof ways)[number];
 /** A backend and a way to it, e.g. "seaweedfs encrypted". */
 type Path = `${S3Backend} ${Way}`;
@@ -123,6 +128,70 @@ async function startRelay(target: string) {
         });
     await waitUntil("the relay", listening, child);
     return { url: `http://127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill() };
+}
+
+/**
+ * rclone's encrypting S3 gateway on `backend`: `rclone serve s3` over a crypt remote (names and content
+ * encrypted, rclone's defaults) on a bucket of its own, its config in a temporary file, on a loopback port.
+ */
+async function startRcloneGateway(backend: S3Server) {
+    const rclone = path.join(toolsBinDir("clients"), "rclone");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-bench-rclone-"));
+    const config = path.join(dir, "rclone.conf");
+    const obscure = (secret: string) => execFileSync(rclone, ["obscure", secret], { encoding: "utf8" }).trim();
+    fs.writeFileSync(
+        config,
+        [
+            "[backend]",
+            "type = s3",
+            "provider = Minio",
+            `endpoint = ${backend.url}`,
+            `access_key_id = ${backend.accessKeyId}`,
+            `secret_access_key = ${backend.secretAccessKey}`,
+            "region = us-east-1",
+            "force_path_style = true",
+            "",
+            "[crypt]",
+            "type = crypt",
+            "remote = backend:rclone-crypt",
+            `password = ${obscure(randomBytes(24).toString("base64url"))}`,
+            `password2 = ${obscure(randomBytes(24).toString("base64url"))}`,
+            "",
+        ].join("\n"),
+        { mode: 0o600 },
+    );
+    const port = await freePort();
+    const key = { id: "bench", secret: randomBytes(18).toString("base64url") };
+    const child = spawn(
+        rclone,
+        [
+            "serve",
+            "s3",
+            "crypt:",
+            "--config",
+            config,
+            "--addr",
+            `127.0.0.1:${port}`,
+            "--auth-key",
+            `${key.id},${key.secret}`,
+        ],
+        { stdio: ["ignore", "inherit", "inherit"], env: { PATH: process.env.PATH ?? "", HOME: dir } },
+    );
+    const listening = () =>
+        new Promise<boolean>((resolve) => {
+            const probe = net.connect(port, "127.0.0.1", () => resolve(true)).on("error", () => resolve(false));
+            probe.on("connect", () => probe.destroy());
+        });
+    await waitUntil("rclone serve s3", listening, child);
+    return {
+        url: `http://127.0.0.1:${port}`,
+        pid: child.pid,
+        key,
+        stop: () => {
+            child.kill();
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
 }
 
 /** Pins a process and all its threads to `cpus` (a taskset list). */
@@ -247,9 +316,11 @@ async function main(): Promise<void> {
             streamThrough ??= service;
             const relay = await startRelay(new URL(backend.url).host);
             started.push(relay);
+            const gateway = await startRcloneGateway(backend);
+            started.push(gateway);
             if (process.env.BENCH_PIN) {
                 pin("0", backend.pid);
-                for (const pid of [service.child.pid, relay.pid]) pin("1", pid);
+                for (const pid of [service.child.pid, relay.pid, gateway.pid]) pin("1", pid);
             }
             const direct = client(backend.url, backend.accessKeyId, backend.secretAccessKey);
             targets[`${kind} direct`] = { s3: direct, pid: undefined, backend };
@@ -263,7 +334,11 @@ async function main(): Promise<void> {
                 pid: service.child.pid,
                 backend,
             };
+            const viaRclone = client(gateway.url, gateway.key.id, gateway.key.secret);
+            targets[`${kind} rclone`] = { s3: viaRclone, pid: gateway.pid, backend };
             await direct.send(new CreateBucketCommand({ Bucket: "bench" }));
+            await direct.send(new CreateBucketCommand({ Bucket: "rclone-crypt" }));
+            await viaRclone.send(new CreateBucketCommand({ Bucket: "bench" }));
         }
         if (process.env.BENCH_PIN) pin("0", process.pid);
         const paths = Object.keys(targets) as Path[];
@@ -284,6 +359,9 @@ async function main(): Promise<void> {
             /** Relay over direct. */
             relayPutRatio: number;
             relayGetRatio: number;
+            /** rclone's crypt gateway over direct. */
+            rclonePutRatio: number;
+            rcloneGetRatio: number;
             /** Each timed round's MiB/s, to tell a slow direct round from a fast encrypted one. */
             roundsMiBPerSecond: Record<Way, { put: number; get: number }>[];
         }[] = [];
@@ -295,7 +373,11 @@ async function main(): Promise<void> {
             for (let round = 0; round <= rounds; round++) {
                 for (const path_ of paths) {
                     const { s3, pid, backend } = targets[path_]!;
-                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, pid, backend.pid);
+                    const phase = await measure(s3, `${path_}/${c.name}`, body, c.count, pid, backend.pid).catch(
+                        (err: unknown) => {
+                            throw new Error(`${path_}, ${c.name}: ${String(err)}`, { cause: err });
+                        },
+                    );
                     if (round > 0) (runs[path_] ??= []).push(phase);
                 }
             }
@@ -314,10 +396,13 @@ async function main(): Promise<void> {
                     getRatios: get.rounds,
                     relayPutRatio: speedup(runs, `${kind} relay`, `${kind} direct`, "putSeconds").median,
                     relayGetRatio: speedup(runs, `${kind} relay`, `${kind} direct`, "getSeconds").median,
+                    rclonePutRatio: speedup(runs, `${kind} rclone`, `${kind} direct`, "putSeconds").median,
+                    rcloneGetRatio: speedup(runs, `${kind} rclone`, `${kind} direct`, "getSeconds").median,
                     roundsMiBPerSecond: runs[`${kind} direct`]!.map((_, i) => ({
                         direct: mibPerSecond(c, runs[`${kind} direct`]![i]),
                         relay: mibPerSecond(c, runs[`${kind} relay`]![i]),
                         encrypted: mibPerSecond(c, runs[`${kind} encrypted`]![i]),
+                        rclone: mibPerSecond(c, runs[`${kind} rclone`]![i]),
                     })),
                 });
                 if (kind === "minio" || !backends.includes("minio")) continue;
@@ -400,6 +485,7 @@ async function main(): Promise<void> {
                 putRatio: r.putRatio.toFixed(2),
                 getRatio: r.getRatio.toFixed(2),
                 "relay PUT/GET": `${r.relayPutRatio.toFixed(2)}/${r.relayGetRatio.toFixed(2)}`,
+                "rclone crypt PUT/GET": `${r.rclonePutRatio.toFixed(2)}/${r.rcloneGetRatio.toFixed(2)}`,
                 "PUT rounds": r.putRatios.map((x) => x.toFixed(2)).join(" "),
                 "GET rounds": r.getRatios.map((x) => x.toFixed(2)).join(" "),
             })),

@@ -2,6 +2,7 @@
 
 const statusOf = {
     AccessDenied: 403,
+    BadDigest: 400,
     AuthorizationHeaderMalformed: 400,
     AuthorizationQueryParametersError: 400,
     BucketAlreadyOwnedByYou: 409,
@@ -10,6 +11,7 @@ const statusOf = {
     InternalError: 500,
     InvalidAccessKeyId: 403,
     InvalidArgument: 400,
+    InvalidDigest: 400,
     InvalidBucketName: 400,
     InvalidPart: 400,
     InvalidPartOrder: 400,

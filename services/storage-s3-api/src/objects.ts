@@ -1,6 +1,13 @@
 // Encrypted objects on the backend: what a PUT writes and what a GET or HEAD checks before any byte is sent.
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Readable } from "node:stream";
+import {
+    createCipheriv,
+    createDecipheriv,
+    createHash,
+    createHmac,
+    hkdfSync,
+    randomBytes,
+    timingSafeEqual,
+} from "node:crypto";
 import {
     AbortMultipartUploadCommand,
     CompleteMultipartUploadCommand,
@@ -16,7 +23,7 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { pipeline, Readable as ReadableStream } from "node:stream";
+import { pipeline, type Readable, Readable as ReadableStream, Transform, type TransformCallback } from "node:stream";
 import {
     openParts,
     openTable,
@@ -40,6 +47,7 @@ import {
     OpenStream,
     planRange,
     plaintextLength,
+    sealAll,
     SealStream,
     wholeObject,
 } from "./format/segments";
@@ -69,6 +77,63 @@ const SEGMENT_LOG2 = Math.log2(DEFAULT_SEGMENT_SIZE);
  */
 const DATA_KEY_MAX_WAIT_MS = 10_000;
 const b64u = (b: Buffer) => b.toString("base64url");
+
+/**
+ * A single PUT's body up to this size is received whole before it is sealed and sent, so its MD5 (its ETag)
+ * is known when the backend PUT starts; a larger one streams, and its MD5 is added after (see `put`).
+ */
+export const BUFFERED_PUT_BYTES = 1024 * 1024;
+/**
+ * Up to this size a streamed single PUT without Content-MD5 gets its MD5 ETag by a backend self-copy, which
+ * MinIO measured as a rewrite of the data (its CPU per GiB doubled); larger ones keep the opaque ETag, as S3
+ * gives a non-MD5 ETag for SSE-KMS objects. 16 MiB covers s3cmd's single PUTs (multipart from 15 MiB) and the
+ * AWS CLI's (from 8 MiB); rclone sends Content-MD5.
+ */
+export const COPIED_MD5_MAX_BYTES = 16 * 1024 * 1024;
+/** Client ETags of listed objects, by bucket, key and backend ETag (a backend ETag names one version). */
+const LISTED_ETAGS_MAX = 100_000;
+
+/**
+ * Hashes a single PUT's plaintext as it streams; given the client's Content-MD5, fails the stream at its end
+ * if they differ, before the sealing stage after it writes the final segment, so nothing is stored.
+ */
+class Md5Stage extends Transform {
+    readonly hash = createHash("md5");
+    digest?: Buffer;
+    constructor(private readonly expected?: Buffer) {
+        super();
+    }
+    override _transform(chunk: Buffer, _e: BufferEncoding, done: TransformCallback) {
+        this.hash.update(chunk);
+        done(null, chunk);
+    }
+    override _flush(done: TransformCallback) {
+        this.digest = this.hash.digest();
+        if (this.expected && !this.expected.equals(this.digest)) {
+            done(new S3Error("BadDigest", "the body does not match Content-MD5"));
+        } else {
+            done();
+        }
+    }
+}
+
+/** A Content-MD5 header as 16 bytes; a malformed one is refused as S3 does. */
+export function contentMd5(header: string | undefined): Buffer | undefined {
+    if (header === undefined) return undefined;
+    const md5 = Buffer.from(header.trim(), "base64");
+    if (md5.length !== 16 || md5.toString("base64") !== header.trim()) {
+        throw new S3Error("InvalidDigest", "Content-MD5 is not a base64 MD5");
+    }
+    return md5;
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
+const quoted = (etag: string) => `"${etag.trim().replace(/^"|"$/g, "")}"`;
 
 function sealMeta(keys: ObjectKeys, objectId: Buffer, meta: SealedMeta): string {
     const nonce = randomBytes(12);
@@ -126,12 +191,23 @@ export class EncryptedObjects {
         const plain = Buffer.from(backendEtag ?? "", "utf8");
         const iv = createHmac("sha256", this.etagKeys.mac).update(plain).digest().subarray(0, 16);
         const cipher = createCipheriv("aes-256-ctr", this.etagKeys.enc, iv);
-        return `"${Buffer.concat([iv, cipher.update(plain), cipher.final()]).toString("base64url")}"`;
+        // A multipart object's ETag ends in `-<parts>`, as S3's does, so clients that check MD5 ETags
+        // (s3cmd) know it for one that is not an MD5.
+        const parts = /-(\d+)"?$/.exec(backendEtag ?? "")?.[1];
+        const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final()]).toString("base64url");
+        return `"${sealed}${parts ? `-${parts}` : ""}"`;
     }
 
     /** The backend ETag behind a client ETag; undefined for an ETag this service did not give. */
     backendEtag(clientEtag: string): string | undefined {
-        const raw = Buffer.from(clientEtag.trim().replace(/^"|"$/g, ""), "base64url");
+        const text = clientEtag.trim().replace(/^"|"$/g, "");
+        const whole = this.openEtag(text);
+        if (whole !== undefined || !/-\d+$/.test(text)) return whole;
+        return this.openEtag(text.replace(/-\d+$/, ""));
+    }
+
+    private openEtag(text: string): string | undefined {
+        const raw = Buffer.from(text, "base64url");
         if (raw.length < 16) return undefined;
         const iv = raw.subarray(0, 16);
         const decipher = createDecipheriv("aes-256-ctr", this.etagKeys.enc, iv);
@@ -165,8 +241,16 @@ export class EncryptedObjects {
     }
 
     /**
-     * A conditional write is one conditional backend call, atomic by construction: `ifNoneMatch: "*"` only
-     * if the key is free, `ifMatch` (a client ETag) only if the object is still that version.
+     * A conditional write ends in one conditional backend call, atomic by construction: `ifNoneMatch: "*"` only
+     * if the key is free, `ifMatch` only if the object is still that version. An MD5 ETag (what objects
+     * written since format revision 2 show) is checked against the object's current version through a HEAD
+     * first; the PUT is then conditional on that version's backend ETag, so it stays exact.
+     *
+     * The client's ETag is the MD5 of the plaintext, as S3 gives for a single PUT, sealed in the object's
+     * metadata (`pce-e`): known before the backend PUT when the client sent Content-MD5 (checked as the body
+     * streams; a mismatch stores nothing) or the body is at most BUFFERED_PUT_BYTES (received whole, then
+     * sealed); otherwise the body streams, and once it is stored the backend copies the object onto itself (up to COPIED_MD5_MAX_BYTES; a larger one keeps the opaque ETag)
+     * with `pce-e` added, if it is still that version.
      */
     async put(
         bucket: string,
@@ -174,29 +258,148 @@ export class EncryptedObjects {
         body: Readable,
         info: SealedMeta,
         conditions: { ifNoneMatch?: "*"; ifMatch?: string } = {},
+        md5?: Buffer,
     ): Promise<string> {
-        const ifMatch = conditions.ifMatch === undefined ? undefined : this.backendEtag(conditions.ifMatch);
-        if (conditions.ifMatch !== undefined && ifMatch === undefined) {
+        const ifMatch = await this.writeCondition(bucket, key, conditions.ifMatch);
+        const { objectId, keys, metadata } = await this.newObject(bucket, key, "s", info);
+        const stream = { key: keys.data, objectId, part: 0, segmentSize: DEFAULT_SEGMENT_SIZE };
+        let payload: Readable | Buffer;
+        let hashed: Md5Stage | undefined;
+        let failure: unknown;
+        const abort = new AbortController();
+        if (info.length <= BUFFERED_PUT_BYTES) {
+            const plain = await readAll(body);
+            const digest = createHash("md5").update(plain).digest();
+            if (md5 && !md5.equals(digest)) throw new S3Error("BadDigest", "the body does not match Content-MD5");
+            md5 = digest;
+            payload = Buffer.concat(sealAll(stream, plain));
+        } else {
+            hashed = new Md5Stage(md5);
+            const sealed = body.pipe(hashed).pipe(new SealStream(stream));
+            body.on("error", (err) => hashed!.destroy(err));
+            hashed.on("error", (err) => {
+                failure ??= err;
+                sealed.destroy(err);
+                // A backend that waits for the rest of the declared length would wait forever.
+                abort.abort(err);
+            });
+            sealed.on("error", () => {}); // the backend PUT fails with it, and `failure` says why
+            payload = sealed;
+        }
+        if (md5) metadata["pce-e"] = this.sealMd5(objectId, bucket, key, md5);
+        const stored = this.stored(bucket, key);
+        const res = await this.backend
+            .send(
+                new PutObjectCommand({
+                    Bucket: bucket,
+                    Key: stored,
+                    Body: payload,
+                    ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
+                    ContentType: "application/octet-stream",
+                    IfNoneMatch: conditions.ifNoneMatch,
+                    IfMatch: ifMatch,
+                    Metadata: metadata,
+                }),
+                { abortSignal: abort.signal },
+            )
+            .catch((err: unknown) => {
+                throw failure ?? err;
+            });
+        if (md5 === undefined && info.length > COPIED_MD5_MAX_BYTES) {
+            return this.remember(bucket, stored, res.ETag, this.clientEtag(res.ETag));
+        }
+        if (md5 === undefined) {
+            const digest = hashed!.digest!;
+            try {
+                await this.backend.send(
+                    new CopyObjectCommand({
+                        Bucket: bucket,
+                        Key: stored,
+                        CopySource: `${bucket}/${encodeURIComponent(stored)}`,
+                        CopySourceIfMatch: res.ETag,
+                        MetadataDirective: "REPLACE",
+                        ContentType: "application/octet-stream",
+                        Metadata: { ...metadata, "pce-e": this.sealMd5(objectId, bucket, key, digest) },
+                    }),
+                );
+            } catch {
+                // Replaced meanwhile, or the copy failed: the object stored reads with the ETag given here.
+                return this.remember(bucket, stored, res.ETag, this.clientEtag(res.ETag));
+            }
+            md5 = digest;
+        }
+        return this.remember(bucket, stored, res.ETag, `"${md5.toString("hex")}"`);
+    }
+
+    /** The backend ETag a PUT's If-Match turns into; PreconditionFailed if it names no current version. */
+    private async writeCondition(bucket: string, key: string, ifMatch: string | undefined) {
+        if (ifMatch === undefined) return undefined;
+        const opaque = this.backendEtag(ifMatch);
+        if (opaque !== undefined) return opaque;
+        const head = await this.backend
+            .send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }))
+            .catch((err: unknown) => {
+                if ((err as { name?: string }).name !== "NotFound") throw err;
+                return undefined;
+            });
+        if (!head || this.etagOf(bucket, key, head.Metadata, head.ETag) !== quoted(ifMatch)) {
             throw new S3Error("PreconditionFailed", "If-Match names no version of this object");
         }
-        const { objectId, keys, metadata } = await this.newObject(bucket, key, "s", info);
-        const sealed = body.pipe(
-            new SealStream({ key: keys.data, objectId, part: 0, segmentSize: DEFAULT_SEGMENT_SIZE }),
-        );
-        body.on("error", (err) => sealed.destroy(err));
-        const res = await this.backend.send(
-            new PutObjectCommand({
-                Bucket: bucket,
-                Key: this.stored(bucket, key),
-                Body: sealed,
-                ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
-                ContentType: "application/octet-stream",
-                IfNoneMatch: conditions.ifNoneMatch,
-                IfMatch: ifMatch,
-                Metadata: metadata,
-            }),
-        );
-        return this.clientEtag(res.ETag);
+        return head.ETag;
+    }
+
+    /** The key that seals single-PUT MD5s (`pce-e`), derived from the deployment's ETag key. */
+    private get md5Key(): Buffer {
+        this.derivedMd5Key ??= Buffer.from(hkdfSync("sha256", this.etagKey, Buffer.alloc(0), "pce1 etag md5", 32));
+        return this.derivedMd5Key;
+    }
+    private derivedMd5Key?: Buffer;
+
+    /** AES-256-GCM of the MD5, bound to the object id and the name it is listed under. */
+    private md5Aad(objectId: Buffer, bucket: string, key: string): Buffer {
+        const name = Buffer.from(`${bucket}/${key}`, "utf8");
+        return Buffer.concat([Buffer.from("pce1 etag"), objectId, name]);
+    }
+
+    private sealMd5(objectId: Buffer, bucket: string, key: string, md5: Buffer): string {
+        const nonce = randomBytes(12);
+        const cipher = createCipheriv("aes-256-gcm", this.md5Key, nonce);
+        cipher.setAAD(this.md5Aad(objectId, bucket, key));
+        return b64u(Buffer.concat([nonce, cipher.update(md5), cipher.final(), cipher.getAuthTag()]));
+    }
+
+    /**
+     * The client ETag of a stored version: the MD5 sealed in `pce-e` for a single PUT since format revision 2,
+     * otherwise (older objects, multipart uploads) the backend ETag encrypted.
+     */
+    private etagOf(bucket: string, key: string, m: Record<string, string> | undefined, backendEtag?: string) {
+        const sealed = m?.["pce-e"];
+        if (!sealed) return this.clientEtag(backendEtag);
+        const raw = Buffer.from(sealed, "base64url");
+        try {
+            const decipher = createDecipheriv("aes-256-gcm", this.md5Key, raw.subarray(0, 12));
+            decipher.setAAD(this.md5Aad(Buffer.from(m["pce-id"] ?? "", "base64url"), bucket, key));
+            decipher.setAuthTag(raw.subarray(raw.length - 16));
+            const md5 = Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
+            return `"${md5.toString("hex")}"`;
+        } catch {
+            // Not sealed under this deployment's ETag key (the key was changed, or the backend moved it from
+            // another object): the ETag is then the opaque one, as for an object without it. The content is
+            // authenticated on its own; the backend can make a client see no MD5, never a wrong one.
+            return this.clientEtag(backendEtag);
+        }
+    }
+
+    private readonly listedEtags = new Map<string, string>();
+
+    /** Keeps a version's client ETag for listings; returns it. */
+    private remember(bucket: string, stored: string, backendEtag: string | undefined, etag: string): string {
+        if (backendEtag === undefined) return etag;
+        if (this.listedEtags.size >= LISTED_ETAGS_MAX) {
+            this.listedEtags.delete(this.listedEtags.keys().next().value!);
+        }
+        this.listedEtags.set(`${bucket}\n${stored}\n${backendEtag}`, etag);
+        return etag;
     }
 
     /** Unwraps and checks everything the backend holds about an object before its content is touched. */
@@ -241,10 +444,20 @@ export class EncryptedObjects {
         return { keys, objectId, segmentSize, meta, table };
     }
 
+    /** The client ETag of the version a backend HEAD or GET answered with, kept for listings. */
+    private versionEtag(bucket: string, key: string, res: { Metadata?: Record<string, string>; ETag?: string }) {
+        return this.remember(
+            bucket,
+            this.stored(bucket, key),
+            res.ETag,
+            this.etagOf(bucket, key, res.Metadata, res.ETag),
+        );
+    }
+
     async head(bucket: string, key: string): Promise<ObjectInfo> {
         const res = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
         const { meta } = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
-        return { ...meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
+        return { ...meta, lastModified: res.LastModified, etag: this.versionEtag(bucket, key, res) };
     }
 
     /**
@@ -263,7 +476,11 @@ export class EncryptedObjects {
             const source = res.Body as Readable;
             try {
                 const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
-                const info = { ...opened.meta, lastModified: res.LastModified, etag: this.clientEtag(res.ETag) };
+                const info = {
+                    ...opened.meta,
+                    lastModified: res.LastModified,
+                    etag: this.versionEtag(bucket, key, res),
+                };
                 const body = opened.table
                     ? ReadableStream.from(
                           openParts(source, opened.keys.data, opened.objectId, opened.table, opened.segmentSize),
@@ -277,7 +494,7 @@ export class EncryptedObjects {
         }
         const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
         const opened = await this.open(bucket, key, head.Metadata, head.ContentLength ?? 0);
-        const info = { ...opened.meta, lastModified: head.LastModified, etag: this.clientEtag(head.ETag) };
+        const info = { ...opened.meta, lastModified: head.LastModified, etag: this.versionEtag(bucket, key, head) };
         const wanted = range(info.length);
         // One ranged backend GET of whole segments; the ETag condition makes the body the one whose metadata
         // was just checked.
@@ -323,17 +540,41 @@ export class EncryptedObjects {
     }
 
     /**
-     * The plaintext size to list for a backend entry. Single-PUT sizes follow from the ciphertext size;
-     * multipart objects (their backend ETag has a part count, or their size fits no single PUT) need their
-     * part table, read through a HEAD.
+     * The plaintext size and client ETag to list for a backend entry. A single PUT's size follows from the
+     * ciphertext size; its ETag (sealed in its metadata) is remembered from the service's own PUTs, GETs and
+     * HEADs, else read with a backend HEAD (no Vault call). Multipart objects (their backend ETag has a part
+     * count, or their size fits no single PUT) need their part table, read through a HEAD.
      */
-    async listedSize(bucket: string, key: string, size: number, backendEtag: string | undefined): Promise<number> {
+    async listed(
+        bucket: string,
+        key: string,
+        size: number,
+        backendEtag: string | undefined,
+    ): Promise<{ size: number; etag: string }> {
         const single = plaintextLength(size, DEFAULT_SEGMENT_SIZE);
-        if (single !== undefined && !backendEtag?.includes("-")) return single;
-        return (await this.head(bucket, key)).length;
+        if (single !== undefined && !backendEtag?.includes("-")) {
+            const stored = this.stored(bucket, key);
+            const known = this.listedEtags.get(`${bucket}\n${stored}\n${backendEtag}`);
+            if (known) return { size: single, etag: known };
+            const head = await this.backend
+                .send(new HeadObjectCommand({ Bucket: bucket, Key: stored }))
+                .catch((err: unknown) => {
+                    if ((err as { name?: string }).name !== "NotFound") throw err;
+                    return undefined; // deleted since it was listed
+                });
+            if (!head) return { size: single, etag: this.clientEtag(backendEtag) };
+            const etag = this.remember(bucket, stored, head.ETag, this.etagOf(bucket, key, head.Metadata, head.ETag));
+            return { size: plaintextLength(head.ContentLength ?? 0, DEFAULT_SEGMENT_SIZE) ?? single, etag };
+        }
+        const info = await this.head(bucket, key);
+        return { size: info.length, etag: info.etag };
     }
 
-    private readonly uploads = new Map<string, { objectId: Buffer; keys: ObjectKeys }>();
+    /** Open uploads' keys, and the parts this instance received: client ETag (MD5) and the part's token. */
+    private readonly uploads = new Map<
+        string,
+        { objectId: Buffer; keys: ObjectKeys; parts: Map<number, { etag: string; token: string }> }
+    >();
 
     /** The keys of an upload in progress, from its sidecar (the backend does not return an upload's metadata). */
     private async uploadKeys(bucket: string, uploadId: string) {
@@ -343,8 +584,9 @@ export class EncryptedObjects {
         const sidecar = JSON.parse(await res.Body!.transformToString()) as { id: string; k: string };
         const objectId = Buffer.from(sidecar.id, "base64url");
         const keys = deriveObjectKeys(await this.transit.unwrap(sidecar.k, objectId), objectId);
-        this.uploads.set(uploadId, { objectId, keys });
-        return { objectId, keys };
+        const upload = { objectId, keys, parts: new Map<number, { etag: string; token: string }>() };
+        this.uploads.set(uploadId, upload);
+        return upload;
     }
 
     async createUpload(bucket: string, key: string, info: Omit<SealedMeta, "length">): Promise<string> {
@@ -366,35 +608,91 @@ export class EncryptedObjects {
                 Body: JSON.stringify({ id: metadata["pce-id"], k: metadata["pce-k"] }),
             }),
         );
-        this.uploads.set(uploadId, { objectId, keys });
+        this.uploads.set(uploadId, { objectId, keys, parts: new Map() });
         return uploadId;
     }
 
-    async uploadPart(bucket: string, key: string, uploadId: string, part: number, body: Readable, length: number) {
-        const { objectId, keys } = await this.uploadKeys(bucket, uploadId);
+    /**
+     * A part's client ETag is the MD5 of its plaintext, as S3 gives (clients such as s3cmd check it). The part's
+     * token (its backend ETag, salt and plaintext length, MACed: what completion needs) and the MD5, sealed, go
+     * in the part's record; this instance also keeps them in memory for the completion.
+     */
+    async uploadPart(
+        bucket: string,
+        key: string,
+        uploadId: string,
+        part: number,
+        body: Readable,
+        length: number,
+        md5?: Buffer,
+    ) {
+        const upload = await this.uploadKeys(bucket, uploadId);
+        const { objectId, keys } = upload;
         const salt = randomBytes(16);
         const s = { key: partKey(keys.data, objectId, part, salt), objectId, part, segmentSize: DEFAULT_SEGMENT_SIZE };
-        const sealed = body.pipe(new SealStream(s));
-        body.on("error", (err) => sealed.destroy(err));
-        const res = await this.backend.send(
-            new UploadPartCommand({
-                Bucket: bucket,
-                Key: this.stored(bucket, key),
-                UploadId: uploadId,
-                PartNumber: part,
-                Body: ReadableStream.from(withHeader(partHeader(salt), sealed)),
-                ContentLength: partCipherLength(length, DEFAULT_SEGMENT_SIZE),
-            }),
-        );
-        const etag = partEtag(this.etagKey, uploadId, { part, salt, plainLength: length }, res.ETag ?? "");
+        const hashed = new Md5Stage(md5);
+        const sealed = body.pipe(hashed).pipe(new SealStream(s));
+        const abort = new AbortController();
+        let failure: unknown;
+        body.on("error", (err) => hashed.destroy(err));
+        hashed.on("error", (err) => {
+            failure ??= err;
+            sealed.destroy(err);
+            abort.abort(err);
+        });
+        sealed.on("error", () => {});
+        const framed = ReadableStream.from(withHeader(partHeader(salt), sealed));
+        framed.on("error", () => {}); // the backend call fails with it, and `failure` says why
+        const res = await this.backend
+            .send(
+                new UploadPartCommand({
+                    Bucket: bucket,
+                    Key: this.stored(bucket, key),
+                    UploadId: uploadId,
+                    PartNumber: part,
+                    Body: framed,
+                    ContentLength: partCipherLength(length, DEFAULT_SEGMENT_SIZE),
+                }),
+                { abortSignal: abort.signal },
+            )
+            .catch((err: unknown) => {
+                throw failure ?? err;
+            });
+        const token = partEtag(this.etagKey, uploadId, { part, salt, plainLength: length }, res.ETag ?? "");
+        const etag = `"${hashed.digest!.toString("hex")}"`;
+        const sealedMd5 = this.sealMd5(objectId, bucket, partName(key, uploadId, part), hashed.digest!);
         // ListParts learns only backend ETags from the backend; this record turns them back into ours.
         await this.backend.send(
-            new PutObjectCommand({ Bucket: bucket, Key: partRecordKey(uploadId, part, res.ETag ?? ""), Body: etag }),
+            new PutObjectCommand({
+                Bucket: bucket,
+                Key: partRecordKey(uploadId, part, res.ETag ?? ""),
+                Body: `${token}\n${sealedMd5}`,
+            }),
         );
+        upload.parts.set(part, { etag, token });
         return etag;
     }
 
+    /** A part record's token and client ETag (records written before part MD5s hold the token alone). */
+    private openPartRecord(
+        bucket: string,
+        key: string,
+        uploadId: string,
+        part: number,
+        objectId: Buffer,
+        record: string,
+    ) {
+        const [token, sealedMd5] = record.split("\n");
+        if (!sealedMd5) return { token, etag: token };
+        const etag = this.etagOf(bucket, partName(key, uploadId, part), {
+            "pce-e": sealedMd5,
+            "pce-id": b64u(objectId),
+        });
+        return { token, etag };
+    }
+
     async listParts(bucket: string, key: string, uploadId: string, marker?: number, maxParts?: number) {
+        const { objectId } = await this.uploadKeys(bucket, uploadId);
         const res = await this.backend.send(
             new ListPartsCommand({
                 Bucket: bucket,
@@ -406,18 +704,77 @@ export class EncryptedObjects {
         );
         const parts = await Promise.all(
             (res.Parts ?? []).map(async (p) => {
-                const record = await this.backend.send(
-                    new GetObjectCommand({
-                        Bucket: bucket,
-                        Key: partRecordKey(uploadId, p.PartNumber ?? 0, p.ETag ?? ""),
-                    }),
-                );
-                const etag = await record.Body!.transformToString();
-                const { entry } = readPartEtag(this.etagKey, uploadId, p.PartNumber ?? 0, etag);
-                return { part: entry.part, etag, size: entry.plainLength, lastModified: p.LastModified };
+                const record = await this.partRecord(bucket, key, uploadId, p.PartNumber ?? 0, p.ETag ?? "", objectId);
+                const { entry } = readPartEtag(this.etagKey, uploadId, p.PartNumber ?? 0, record.token);
+                return { part: entry.part, etag: record.etag, size: entry.plainLength, lastModified: p.LastModified };
             }),
         );
         return { parts, truncated: res.IsTruncated ?? false, nextMarker: res.NextPartNumberMarker };
+    }
+
+    private async partRecord(
+        bucket: string,
+        key: string,
+        uploadId: string,
+        part: number,
+        backendEtag: string,
+        objectId: Buffer,
+    ) {
+        const record = await this.backend.send(
+            new GetObjectCommand({ Bucket: bucket, Key: partRecordKey(uploadId, part, backendEtag) }),
+        );
+        return this.openPartRecord(bucket, key, uploadId, part, objectId, await record.Body!.transformToString());
+    }
+
+    /**
+     * The tokens of the parts a CompleteMultipartUpload names by client ETag: from memory for the parts this
+     * instance received, otherwise from the backend's current part list and the parts' records. A part whose
+     * current attempt has another ETag is not found.
+     */
+    private async partTokens(bucket: string, key: string, uploadId: string, parts: { part: number; etag: string }[]) {
+        const upload = await this.uploadKeys(bucket, uploadId);
+        const tokens = new Map<number, string>();
+        const missing: { part: number; etag: string }[] = [];
+        for (const p of parts) {
+            if (this.isToken(uploadId, p)) continue;
+            const known = upload.parts.get(p.part);
+            if (known && known.etag === quoted(p.etag)) tokens.set(p.part, known.token);
+            else missing.push(p);
+        }
+        if (missing.length > 0) {
+            const current = new Map<number, string>();
+            let marker: string | undefined;
+            do {
+                const page = await this.backend.send(
+                    new ListPartsCommand({
+                        Bucket: bucket,
+                        Key: this.stored(bucket, key),
+                        UploadId: uploadId,
+                        PartNumberMarker: marker,
+                    }),
+                );
+                for (const p of page.Parts ?? []) current.set(p.PartNumber ?? 0, p.ETag ?? "");
+                marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+            } while (marker);
+            await Promise.all(
+                missing.map(async (p) => {
+                    const backendEtag = current.get(p.part);
+                    if (backendEtag === undefined) return;
+                    const record = await this.partRecord(bucket, key, uploadId, p.part, backendEtag, upload.objectId);
+                    if (record.etag === quoted(p.etag)) tokens.set(p.part, record.token);
+                }),
+            );
+        }
+        return tokens;
+    }
+
+    private isToken(uploadId: string, p: { part: number; etag: string }): boolean {
+        try {
+            readPartEtag(this.etagKey, uploadId, p.part, p.etag);
+            return true;
+        } catch {
+            return false;
+        }
     }
 
     /** Removes an upload's own records once it is completed or aborted. */
@@ -437,9 +794,10 @@ export class EncryptedObjects {
 
     async completeUpload(bucket: string, key: string, uploadId: string, parts: { part: number; etag: string }[]) {
         const { objectId, keys } = await this.uploadKeys(bucket, uploadId);
+        const tokens = await this.partTokens(bucket, key, uploadId, parts);
         const decoded = parts.map((p) => {
             try {
-                return readPartEtag(this.etagKey, uploadId, p.part, p.etag);
+                return readPartEtag(this.etagKey, uploadId, p.part, tokens.get(p.part) ?? p.etag);
             } catch {
                 throw new S3Error("InvalidPart", `part ${p.part} has an ETag this upload did not give`);
             }
@@ -533,11 +891,17 @@ export class EncryptedObjects {
         source: { bucket: string; key: string },
         target: { bucket: string; key: string },
         replaceMetadata?: { contentType?: string; userMetadata: Record<string, string> },
+        /** The copy conditions (x-amz-copy-source-if-*), given the source's ETag and date; throws if one fails. */
+        check?: (source: { etag: string; lastModified?: Date }) => void,
     ): Promise<{ etag: string; lastModified?: Date }> {
         const head = await this.backend.send(
             new HeadObjectCommand({ Bucket: source.bucket, Key: this.stored(source.bucket, source.key) }),
         );
         const opened = await this.open(source.bucket, source.key, head.Metadata, head.ContentLength ?? 0);
+        const sourceEtag = this.versionEtag(source.bucket, source.key, head);
+        // Checked against the version read; the backend copies only that version (CopySourceIfMatch below).
+        check?.({ etag: sourceEtag, lastModified: head.LastModified });
+        const md5 = head.Metadata?.["pce-e"] ? Buffer.from(sourceEtag.replace(/"/g, ""), "hex") : undefined;
         const meta = replaceMetadata ? { length: opened.meta.length, ...replaceMetadata } : opened.meta;
         if (opened.table && target.bucket !== source.bucket) {
             // A multipart object's reads look for its part table in its own bucket; the table goes first.
@@ -549,29 +913,42 @@ export class EncryptedObjects {
                 }),
             );
         }
+        const metadata: Record<string, string> = {
+            ...head.Metadata,
+            "pce-b": b64u(nameBinding(opened.keys, target.bucket, target.key)),
+            "pce-m": sealMeta(opened.keys, opened.objectId, meta),
+        };
+        // The MD5 is bound to the name too: sealed anew for the target.
+        if (md5) metadata["pce-e"] = this.sealMd5(opened.objectId, target.bucket, target.key, md5);
+        const stored = this.stored(target.bucket, target.key);
         const res = await this.backend.send(
             new CopyObjectCommand({
                 Bucket: target.bucket,
-                Key: this.stored(target.bucket, target.key),
+                Key: stored,
                 CopySource: `${source.bucket}/${encodeURIComponent(this.stored(source.bucket, source.key))}`,
                 // The ciphertext copied is the one whose metadata was just checked.
                 CopySourceIfMatch: head.ETag,
                 MetadataDirective: "REPLACE",
                 ContentType: "application/octet-stream",
-                Metadata: {
-                    ...head.Metadata,
-                    "pce-b": b64u(nameBinding(opened.keys, target.bucket, target.key)),
-                    "pce-m": sealMeta(opened.keys, opened.objectId, meta),
-                },
+                Metadata: metadata,
             }),
         );
-        return { etag: this.clientEtag(res.CopyObjectResult?.ETag), lastModified: res.CopyObjectResult?.LastModified };
+        const backendEtag = res.CopyObjectResult?.ETag;
+        const etag = this.remember(
+            target.bucket,
+            stored,
+            backendEtag,
+            this.etagOf(target.bucket, target.key, metadata, backendEtag),
+        );
+        return { etag, lastModified: res.CopyObjectResult?.LastModified };
     }
 }
 
 const uploadKey = (uploadId: string) => `.pce/mpu/${uploadId}`;
 const tableKey = (objectId: Buffer) => `.pce/mpt/${b64u(objectId)}`;
 const partRecordPrefix = (uploadId: string) => `.pce/mpu/${uploadId}.parts/`;
+/** What a part's sealed MD5 is bound to, in place of an object's key. */
+const partName = (key: string, uploadId: string, part: number) => `${key}\n${uploadId}\n${part}`;
 const partRecordKey = (uploadId: string, part: number, backendEtag: string) =>
     `${partRecordPrefix(uploadId)}${part}/${Buffer.from(backendEtag).toString("hex")}`;
 

@@ -1,5 +1,6 @@
 // The real chain the service tests run against: an S3 backend (MinIO or SeaweedFS) and OpenBao on loopback, and
 // services in this process.
+import * as assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -230,3 +231,11 @@ export async function spawnService(
         },
     };
 }
+
+/** Matches an SDK error by HTTP status and, when given, S3 error code (for assert.rejects). */
+export const status = (code: number, name?: string) => (err: unknown) => {
+    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    assert.equal(e.$metadata?.httpStatusCode, code);
+    if (name !== undefined) assert.equal(e.name, name);
+    return true;
+};

@@ -25,19 +25,11 @@ import {
 } from "@aws-sdk/client-s3";
 import { baoApi, describeEachS3Backend, type OpenBaoServer, type S3Server, s3Client } from "@peoples-cloud/testkit";
 import { EncryptedObjects } from "../src/objects";
-import { type Chain, filesUnder, type RunningService, startChain } from "./chain";
+import { type Chain, filesUnder, type RunningService, startChain, status } from "./chain";
 import { presignedGetUrl } from "./signer";
 import { TransitClient } from "../src/vault";
 
 const client = s3Client;
-
-/** Matches an SDK error by HTTP status and S3 error code. */
-const status = (code: number, name: string) => (err: unknown) => {
-    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-    assert.equal(e.$metadata?.httpStatusCode, code);
-    assert.equal(e.name, name);
-    return true;
-};
 
 describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
     this.timeout(120_000);
@@ -86,7 +78,8 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
                     Metadata: { owner: "ana" },
                 }),
             );
-            assert.match(put.ETag ?? "", /^"[A-Za-z0-9_-]{40,}"$/);
+            // S3's ETag for a single PUT: the MD5 of the plaintext (sealed at the backend, see etag.test.ts).
+            assert.equal(put.ETag, `"${createHash("md5").update(body).digest("hex")}"`);
             const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: key }));
             assert.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
             assert.equal(got.ContentType, "image/jpeg");
@@ -699,8 +692,18 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
             const part = await s3.send(
                 new UploadPartCommand({ Bucket: "photos", Key: "forged.bin", UploadId, PartNumber: 1, Body: partTwo }),
             );
-            const raw = Buffer.from((part.ETag ?? "").replace(/"/g, ""), "base64url");
+            // A part's ETag is the MD5 of its plaintext, as S3 gives; its token is in the part's record.
+            assert.equal(part.ETag, `"${createHash("md5").update(partTwo).digest("hex")}"`);
+            const records = await direct.send(
+                new ListObjectsV2Command({ Bucket: "photos", Prefix: `.pce/mpu/${UploadId}.parts/1/` }),
+            );
+            const record = await direct.send(
+                new GetObjectCommand({ Bucket: "photos", Key: records.Contents?.[0]?.Key ?? "" }),
+            );
+            const token = (await record.Body!.transformToString()).split("\n")[0];
+            const raw = Buffer.from(token.replace(/"/g, ""), "base64url");
             raw[raw.length - 20] ^= 1; // the plaintext length, under the MAC
+            const otherMd5 = `"${createHash("md5").update("other").digest("hex")}"`;
             const complete = (Parts: { PartNumber: number; ETag?: string }[]) =>
                 s3.send(
                     new CompleteMultipartUploadCommand({
@@ -714,6 +717,7 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
                 complete([{ PartNumber: 1, ETag: `"${raw.toString("base64url")}"` }]),
                 status(400, "InvalidPart"),
             );
+            await assert.rejects(complete([{ PartNumber: 1, ETag: otherMd5 }]), status(400, "InvalidPart"));
             await assert.rejects(complete([{ PartNumber: 2, ETag: part.ETag }]), status(400, "InvalidPart"));
             await s3.send(new AbortMultipartUploadCommand({ Bucket: "photos", Key: "forged.bin", UploadId }));
             await assert.rejects(

@@ -54,6 +54,17 @@ export function sealSegment(s: SegmentStream, index: number, final: boolean, pla
     return sealed;
 }
 
+/** A whole plaintext held in memory, sealed at once: the same segments SealStream makes of it. */
+export function sealAll(s: SegmentStream, plaintext: Buffer): Buffer[] {
+    const n = segmentCount(plaintext.length, s.segmentSize);
+    const out: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+        const piece = plaintext.subarray(i * s.segmentSize, Math.min(plaintext.length, (i + 1) * s.segmentSize));
+        out.push(...sealSegment(s, i, i === n - 1, [piece]));
+    }
+    return out;
+}
+
 /** Opens one segment given as body pieces and its tag; returns the plaintext pieces once the tag checks out. */
 export function openSegment(
     s: SegmentStream,

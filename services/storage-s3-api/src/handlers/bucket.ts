@@ -127,15 +127,15 @@ async function listingXml(
     objects: EncryptedObjects,
     encodingType?: "url",
 ): Promise<string> {
-    const sizes = await Promise.all(
-        listing.objects.map((o) => objects.listedSize(bucket, o.key, o.backendSize, o.backendEtag)),
+    const listed = await Promise.all(
+        listing.objects.map((o) => objects.listed(bucket, o.key, o.backendSize, o.backendEtag)),
     );
     const name = (value: string) => xmlEscape(encodingType ? urlEncoded(value) : value);
     const contents = listing.objects
         .map(
             (o, i) =>
                 `<Contents><Key>${name(o.key)}</Key><LastModified>${o.lastModified?.toISOString() ?? ""}</LastModified>` +
-                `<ETag>${xmlEscape(objects.clientEtag(o.backendEtag))}</ETag><Size>${sizes[i]}</Size>` +
+                `<ETag>${xmlEscape(listed[i].etag)}</ETag><Size>${listed[i].size}</Size>` +
                 `<StorageClass>STANDARD</StorageClass></Contents>`,
         )
         .join("");

@@ -2,6 +2,7 @@
 import type { Call } from "../call";
 import { S3Error, xmlEscape, xmlUnescape } from "../errors";
 import { readSmallBody, receiveUpload } from "../request-body";
+import { contentMd5 } from "../objects";
 import { userMetadataOf } from "./object";
 
 /** The upload a request names: the operation table sends only requests that name one here. */
@@ -22,12 +23,13 @@ export async function createUpload({ req, bucket, key, service, send }: Call) {
 
 export async function uploadPart(call: Call) {
     const { query, bucket, key, service } = call;
+    const md5 = contentMd5(call.req.headers["content-md5"] as string | undefined);
     await receiveUpload(call, (body, length) => {
         const partNumber = Number(query.get("partNumber"));
         if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
             throw new S3Error("InvalidArgument", "partNumber is a whole number from 1 to 10000");
         }
-        return service.objects.uploadPart(bucket, key, uploadOf(call), partNumber, body, length);
+        return service.objects.uploadPart(bucket, key, uploadOf(call), partNumber, body, length, md5);
     });
 }
 

@@ -3,12 +3,13 @@ import type * as http from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import type { Call } from "../call";
 import { S3Error, xmlEscape } from "../errors";
-import type { ObjectInfo } from "../objects";
+import { contentMd5, type ObjectInfo } from "../objects";
 import { firstChunk, receiveUpload } from "../request-body";
 
 export async function putObject(call: Call) {
     const { req, query, bucket, key, service } = call;
     if (query.get("partNumber") !== null) throw new S3Error("InvalidRequest", "partNumber needs an uploadId");
+    const md5 = contentMd5(req.headers["content-md5"] as string | undefined);
     await receiveUpload(call, (body, length) =>
         service.objects.put(
             bucket,
@@ -17,6 +18,7 @@ export async function putObject(call: Call) {
             { length, contentType: req.headers["content-type"], userMetadata: userMetadataOf(req.headers) },
             // receiveUpload let only `If-None-Match: *` through.
             { ifNoneMatch: req.headers["if-none-match"] === "*" ? "*" : undefined, ifMatch: req.headers["if-match"] },
+            md5,
         ),
     );
 }
@@ -30,6 +32,11 @@ export async function copyObject({ req, bucket, key, service, send }: Call) {
         { bucket: raw.slice(0, slash), key: raw.slice(slash + 1).split("?")[0] },
         { bucket, key },
         replace ? { contentType: req.headers["content-type"], userMetadata: userMetadataOf(req.headers) } : undefined,
+        (source) => {
+            if (copyPreconditionFails(req.headers, source)) {
+                throw new S3Error("PreconditionFailed", "a copy source precondition does not hold");
+            }
+        },
     );
     send(
         200,
@@ -147,4 +154,32 @@ function preconditionFails(
         return 304;
     }
     return undefined;
+}
+
+/**
+ * S3's copy conditions: if-match true with if-unmodified-since false, or if-none-match true (the ETag differs)
+ * with if-modified-since false, still copy; any other failing condition is a 412.
+ */
+function copyPreconditionFails(
+    headers: http.IncomingHttpHeaders,
+    source: { etag: string; lastModified?: Date },
+): boolean {
+    const h = (name: string) => headers[`x-amz-copy-source-${name}`] as string | undefined;
+    const matches = (list: string) => list.split(",").some((t) => t.trim() === "*" || t.trim() === source.etag);
+    const modified = Math.floor((source.lastModified?.getTime() ?? 0) / 1000) * 1000;
+    const ifMatch = h("if-match");
+    const ifNoneMatch = h("if-none-match");
+    const unmodifiedSince = Date.parse(h("if-unmodified-since") ?? "");
+    const modifiedSince = Date.parse(h("if-modified-since") ?? "");
+    if (ifMatch !== undefined) {
+        if (!matches(ifMatch)) return true;
+    } else if (unmodifiedSince < modified) {
+        return true;
+    }
+    if (ifNoneMatch !== undefined) {
+        if (matches(ifNoneMatch)) return true;
+    } else if (modifiedSince >= modified) {
+        return true;
+    }
+    return false;
 }
