@@ -13,6 +13,8 @@ export interface Status {
     kubernetesApi?: string;
     vault?: { address: string; sealed: boolean[] };
     storage?: { backend: string; s3Endpoint: string; kvEndpoint: string };
+    /** Where K3s's etcd snapshots go. */
+    etcdSnapshots?: string;
     devices: { name: string; owner: string; meshAddress?: string; inMesh: boolean }[];
 }
 
@@ -27,6 +29,7 @@ export async function familyStatus(family: string, options: WorkspaceOptions): P
     const inMesh = value<{ name: string; meshAddress: string }[]>("devices") ?? [];
     const vault = value<{ address: string; sealed: boolean[] }>("vault");
     const storage = value<{ backend: string; s3Endpoint: string; kvEndpoint: string }>("storage");
+    const backup = value<{ etcdSnapshots: string }>("backup");
     return {
         family,
         up: raw.nodes !== undefined,
@@ -37,6 +40,7 @@ export async function familyStatus(family: string, options: WorkspaceOptions): P
         ...(storage
             ? { storage: { backend: storage.backend, s3Endpoint: storage.s3Endpoint, kvEndpoint: storage.kvEndpoint } }
             : {}),
+        ...(backup ? { etcdSnapshots: backup.etcdSnapshots } : {}),
         devices: checked.settings.devices.map((d) => {
             const live = inMesh.find((m) => m.name === d.name);
             return { name: d.name, owner: d.owner, meshAddress: live?.meshAddress, inMesh: Boolean(live) };
@@ -58,6 +62,7 @@ export function describeStatus(s: Status): string {
     }
     if (s.storage)
         lines.push(`  storage (${s.storage.backend}): S3 ${s.storage.s3Endpoint}, documents ${s.storage.kvEndpoint}`);
+    if (s.etcdSnapshots) lines.push(`  etcd snapshots: ${s.etcdSnapshots}`);
     lines.push(`  devices: ${s.devices.length === 0 ? "none" : ""}`);
     for (const d of s.devices) {
         lines.push(
