@@ -63,7 +63,7 @@ export function describeStatus(s: Status): string {
     if (s.storage)
         lines.push(`  storage (${s.storage.backend}): S3 ${s.storage.s3Endpoint}, documents ${s.storage.kvEndpoint}`);
     if (s.etcdSnapshots) lines.push(`  etcd snapshots: ${s.etcdSnapshots}`);
-    lines.push(`  devices: ${s.devices.length === 0 ? "none" : ""}`);
+    lines.push(s.devices.length === 0 ? "  devices: none" : "  devices:");
     for (const d of s.devices) {
         lines.push(
             `    ${d.name} (${d.owner})  ${d.inMesh ? `in the mesh at ${d.meshAddress}` : "added; in the mesh after the next up"}`,

@@ -9,6 +9,7 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { deviceConfigFrom, ensureDeviceKey, phoneSteps, publicKeyOf } from "../../cli/devices";
 import { parseHost, settingsFromFlags } from "../../cli/new";
 import { Progress } from "../../cli/progress";
+import { describeStatus } from "../../cli/status";
 import { validate, withSettings } from "../../cli/stack-file";
 
 describe("the family tool", () => {
@@ -118,6 +119,50 @@ describe("the family tool", () => {
                 /Add peer \(node-2\): public key HIgo9xNz.*\n\s+endpoint 203\.0\.113\.9:51820, allowed IPs 10\.99\.0\.9\/32/,
             );
         });
+    });
+
+    it("describes a family's status: nodes and roles, the K3s API, Vault, storage, backups, devices", () => {
+        const text = describeStatus({
+            family: "smith",
+            up: true,
+            nodes: [
+                { name: "node-1", role: "server", meshAddress: "10.99.1.1", publicAddress: "192.0.2.11" },
+                { name: "node-2", role: "agent", meshAddress: "10.99.1.2", publicAddress: "192.0.2.12" },
+            ],
+            meshCidr: "10.99.0.0/16",
+            kubernetesApi: "https://10.99.1.1:6443",
+            vault: { address: "https://vault.vault.svc:8200", sealed: [false, true, false] },
+            storage: {
+                backend: "seaweedfs",
+                s3Endpoint: "https://s3.example.org",
+                kvEndpoint: "https://kv.example.org",
+            },
+            etcdSnapshots: "s3://b/smith/etcd at https://backup.example.org",
+            devices: [
+                { name: "laptop", owner: "ben", meshAddress: "10.99.2.2", inMesh: true },
+                { name: "phone", owner: "ana", inMesh: false },
+            ],
+        });
+        assert.equal(
+            text,
+            [
+                "The family 'smith', as of its last up:",
+                "  nodes (mesh 10.99.0.0/16):",
+                "    node-1  server  mesh 10.99.1.1  reached at 192.0.2.11",
+                "    node-2  agent  mesh 10.99.1.2  reached at 192.0.2.12",
+                "  Kubernetes API: https://10.99.1.1:6443",
+                "  Vault: https://vault.vault.svc:8200, 1 of 3 sealed",
+                "  storage (seaweedfs): S3 https://s3.example.org, documents https://kv.example.org",
+                "  etcd snapshots: s3://b/smith/etcd at https://backup.example.org",
+                "  devices:",
+                "    laptop (ben)  in the mesh at 10.99.2.2",
+                "    phone (ana)  added; in the mesh after the next up",
+            ].join("\n"),
+        );
+        assert.match(
+            describeStatus({ family: "smith", up: false, nodes: [], devices: [] }),
+            /not brought up yet: run peoples-cloud up smith/,
+        );
     });
 
     describe("progress", () => {
