@@ -49,7 +49,8 @@ async function main(): Promise<void> {
     const key = Buffer.from(secretFile("BACKUP_KEY_FILE"), "base64");
     if (key.length !== 32) throw new SettingError("vault-backup: BACKUP_KEY_FILE must hold 32 bytes, base64");
     const keep = Number(setting("BACKUP_KEEP", "14"));
-    if (!Number.isInteger(keep) || keep < 1) throw new SettingError("vault-backup: BACKUP_KEEP must be a whole number ≥ 1");
+    if (!Number.isInteger(keep) || keep < 1)
+        throw new SettingError("vault-backup: BACKUP_KEEP must be a whole number ≥ 1");
 
     const role = process.env.VAULT_AUTH_ROLE;
     const token = await step("login", () =>

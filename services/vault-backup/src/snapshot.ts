@@ -20,7 +20,7 @@ export interface SnapshotInfo {
 /** The files of a tar archive (ustar: 512-byte headers, data padded to 512 bytes). */
 function untar(tar: Buffer): Map<string, Buffer> {
     const files = new Map<string, Buffer>();
-    for (let offset = 0; offset + 512 <= tar.length && tar[offset] !== 0; ) {
+    for (let offset = 0; offset + 512 <= tar.length && tar[offset] !== 0;) {
         const field = (start: number, length: number) =>
             tar
                 .subarray(offset + start, offset + start + length)

@@ -101,7 +101,10 @@ export async function prune(store: BackupStore, client: S3Client, keep: number):
     return old;
 }
 
-export async function readLastSuccess(store: BackupStore, client = storeClient(store)): Promise<LastSuccess | undefined> {
+export async function readLastSuccess(
+    store: BackupStore,
+    client = storeClient(store),
+): Promise<LastSuccess | undefined> {
     const text = await download(client, store.bucket, lastSuccessKey(store)).then(
         (b) => b.toString("utf8"),
         (err: Error) => {

@@ -28,7 +28,9 @@ async function call(address: string, method: string, path: string, token?: strin
             body,
         });
     } catch (err) {
-        throw new VaultError(`${method} ${path} at ${trimmed(address)}: ${(err as Error).cause ?? (err as Error).message}`);
+        throw new VaultError(
+            `${method} ${path} at ${trimmed(address)}: ${(err as Error).cause ?? (err as Error).message}`,
+        );
     }
 }
 
@@ -71,7 +73,13 @@ export async function downloadSnapshot(node: string, token: string): Promise<Buf
 
 /** Replaces all of the node's data with the snapshot's, even from another cluster; the node ends sealed. */
 export async function forceRestore(vault: VaultAccess, snapshot: Buffer): Promise<void> {
-    const res = await call(vault.address, "POST", "sys/storage/raft/snapshot-force", vault.token, new Uint8Array(snapshot));
+    const res = await call(
+        vault.address,
+        "POST",
+        "sys/storage/raft/snapshot-force",
+        vault.token,
+        new Uint8Array(snapshot),
+    );
     if (!res.ok) {
         const text = await res.text();
         throw new VaultError(`POST sys/storage/raft/snapshot-force: Vault answered ${res.status} ${text}`, res.status);

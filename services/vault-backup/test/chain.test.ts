@@ -7,10 +7,13 @@
 // data, a backup target that is down or refuses the credentials; and no secret in any output.
 import * as assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
     baoApi,
     createTransitKey,
+    freePort,
     type S3Server,
     s3Backends,
     s3Client,
@@ -75,6 +78,7 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
     let kv: KvProcess | undefined;
     let plan: RestorePlan | undefined;
     let backupTime: Date;
+    const secrets: string[] = [];
 
     async function startServices(vault: InitialisedVault, createBuckets = false) {
         s3api = await spawnService(backend, { url: vault.server.url, rootToken: vault.rootToken });
@@ -130,7 +134,12 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
         await stopServices();
 
         backupTime = new Date();
-        const job = await runBackupJob({ vaultAddress: original.server.url, vaultToken: original.rootToken, store, key });
+        const job = await runBackupJob({
+            vaultAddress: original.server.url,
+            vaultToken: original.rootToken,
+            store,
+            key,
+        });
         outputs.push(job.output);
         assert.equal(job.code, 0, job.output);
         const backups = await listBackups(store);
@@ -140,7 +149,12 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
         assert.equal(marker?.key, backups[0].key);
         // Encrypted before it left: the gzip magic is nowhere at the start, the object begins with the format.
         const stored = await direct.send(new GetObjectCommand({ Bucket: "vault-backups", Key: backups[0].key }));
-        assert.equal(Buffer.from(await stored.Body!.transformToByteArray()).subarray(0, 8).toString(), "PCVAULTB");
+        assert.equal(
+            Buffer.from(await stored.Body!.transformToByteArray())
+                .subarray(0, 8)
+                .toString(),
+            "PCVAULTB",
+        );
 
         // A write after the snapshot: the restore must say it is lost, and it is.
         await writeSecret(original.server, "family/late", { note: "after the snapshot" });
@@ -208,6 +222,166 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
                 .sort();
             assert.deepEqual(answer.map((i) => i.key).sort(), matches, JSON.stringify(q));
             assert.ok(matches.length > 0);
+        }
+    });
+
+    /** The restored Vault answers, unsealed, with the data it had. */
+    async function assertVaultAsItWas() {
+        assert.equal((await fetch(`${restored.server.url}/v1/sys/health`)).status, 200);
+        assert.deepEqual(await readSecret(restored.server, original.rootToken, "family/wifi"), {
+            password: "before the snapshot",
+        });
+    }
+
+    it("refuses a corrupted or truncated backup with a clear error before it touches the running Vault", async () => {
+        const [good] = await listBackups(store);
+        const sealed = Buffer.from(
+            await (
+                await direct.send(new GetObjectCommand({ Bucket: "vault-backups", Key: good.key }))
+            ).Body!.transformToByteArray(),
+        );
+        const corrupted = Buffer.from(sealed);
+        corrupted[Math.floor(sealed.length / 2)] ^= 0x40;
+        const truncated = sealed.subarray(0, sealed.length - 1000);
+        for (const [i, [what, bytes]] of [
+            ["corrupted", corrupted],
+            ["truncated", truncated],
+        ].entries()) {
+            const name = `vault/2099-01-0${i + 1}T00-00-00.000Z.snap.enc`;
+            await direct.send(new PutObjectCommand({ Bucket: "vault-backups", Key: name, Body: bytes as Buffer }));
+            let touched = 0;
+            await assert.rejects(
+                restoreVault({
+                    store,
+                    key,
+                    backup: name,
+                    vault: { address: restored.server.url, token: original.rootToken },
+                    unsealKeys: original.unsealKeys,
+                    overwrite: true,
+                    restartVault: async () => void touched++,
+                    onPlan: () => void touched++,
+                }),
+                /fails authentication: it is truncated or corrupted/,
+                `${what as string}`,
+            );
+            assert.equal(touched, 0);
+            await assertVaultAsItWas();
+        }
+    });
+
+    it("refuses to overwrite a Vault that holds data unless asked", async () => {
+        let touched = 0;
+        await assert.rejects(
+            restoreVault({
+                store,
+                key,
+                backup: (await listBackups(store))[0].key,
+                vault: { address: restored.server.url, token: original.rootToken },
+                unsealKeys: original.unsealKeys,
+                restartVault: async () => void touched++,
+                onPlan: () => void touched++,
+            }),
+            /the target Vault holds data \(.*secrets engine transit\/.*\); refusing to overwrite it/,
+        );
+        assert.equal(touched, 0);
+        await assertVaultAsItWas();
+    });
+
+    it("fails the job naming the step when the backup target is down or refuses the credentials; the marker stays", async () => {
+        const before = await readLastSuccess(store);
+        const count = (await listBackups(store)).length;
+        const down = { ...store, endpoint: `http://127.0.0.1:${await freePort()}` };
+        const refused = {
+            ...store,
+            credentials: { ...store.credentials, secretAccessKey: randomBytes(24).toString("base64url") },
+        };
+        for (const target of [down, refused]) {
+            const job = await runBackupJob({
+                vaultAddress: restored.server.url,
+                vaultToken: original.rootToken,
+                store: target,
+                key,
+            });
+            outputs.push(job.output);
+            assert.equal(job.code, 1, job.output);
+            const last = job.logs.at(-1)!;
+            assert.equal(last.message, "backup failed");
+            assert.equal(last.step, "upload", job.output);
+        }
+        assert.deepEqual(await readLastSuccess(store), before);
+        assert.equal((await listBackups(store)).length, count);
+    });
+
+    it("snapshots the active node when pointed at a standby, and refuses an empty 200 without uploading", async () => {
+        const [active, standby] = await Promise.all([startOpenBaoRaft("vault-0"), startOpenBaoRaft("vault-1")]);
+        const stub = http.createServer((req, res) => {
+            res.setHeader("Content-Type", "application/json");
+            if (req.url === "/v1/sys/leader") res.end(JSON.stringify({ is_self: true, leader_address: "" }));
+            else res.end(); // the snapshot: 200 and no body, as a standby answers
+        });
+        try {
+            const cluster = await initialise(active);
+            await fetch(`${standby.url}/v1/sys/storage/raft/join`, {
+                method: "POST",
+                body: JSON.stringify({ leader_api_addr: active.url }),
+            });
+            for (const k of cluster.unsealKeys.slice(0, 2))
+                await fetch(`${standby.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key: k }) });
+            for (let i = 0; (await fetch(`${standby.url}/v1/sys/health`)).status !== 429; i++) {
+                assert.ok(i < 100, "the second node became a standby");
+                await new Promise((r) => setTimeout(r, 200));
+            }
+            const separate = { ...store, prefix: "cluster/" };
+            const job = await runBackupJob({
+                vaultAddress: standby.url,
+                vaultToken: cluster.rootToken,
+                store: separate,
+                key,
+            });
+            outputs.push(job.output);
+            assert.equal(job.code, 0, job.output);
+            assert.equal(job.logs.at(-1)!.node, active.url);
+            assert.equal((await listBackups(separate)).length, 1);
+
+            await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+            const stand = { ...store, prefix: "standby/" };
+            const empty = await runBackupJob({
+                vaultAddress: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`,
+                vaultToken: cluster.rootToken,
+                store: stand,
+                key,
+            });
+            outputs.push(empty.output);
+            assert.equal(empty.code, 1, empty.output);
+            assert.equal(empty.logs.at(-1)!.step, "check");
+            assert.match(
+                String(empty.logs.at(-1)!.error),
+                /the snapshot is empty \(a standby node answers an empty 200/,
+            );
+            assert.deepEqual(await listBackups(stand), []);
+            assert.equal(await readLastSuccess(stand), undefined);
+            secrets.push(cluster.rootToken, ...cluster.unsealKeys);
+        } finally {
+            stub.close();
+            await Promise.all([active.stop(), standby.stop()]);
+        }
+    });
+
+    it("prints no backup key, S3 secret, Vault token or unseal key in any output", async () => {
+        await stopServices();
+        const everything = [...outputs, JSON.stringify(plan)].join("\n");
+        assert.ok(everything.includes("backup done"), "the outputs were captured");
+        for (const secret of [
+            key.toString("base64"),
+            key.toString("hex"),
+            backend.secretAccessKey,
+            original.rootToken,
+            restored.rootToken,
+            ...original.unsealKeys,
+            ...restored.unsealKeys,
+            ...secrets,
+        ]) {
+            assert.ok(!everything.includes(secret), "a secret appears in the output");
         }
     });
 });

@@ -24,7 +24,10 @@ describe("vault-backup's encrypted format", () => {
     const plain = randomBytes(3 * CHUNK + 17);
     const sealed = Buffer.concat([...seal(plain, key, takenAt, CHUNK)]);
     const refused = (bytes: Buffer, withKey = key) =>
-        assert.throws(() => open(bytes, withKey), (err: Error) => err instanceof EnvelopeError);
+        assert.throws(
+            () => open(bytes, withKey),
+            (err: Error) => err instanceof EnvelopeError,
+        );
 
     it("refuses it cut off anywhere: at each chunk's end and inside chunks", () => {
         for (let cut = 0; cut < sealed.length; cut += 97) refused(sealed.subarray(0, cut));
