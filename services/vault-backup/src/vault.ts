@@ -28,9 +28,9 @@ async function call(address: string, method: string, path: string, token?: strin
             body,
         });
     } catch (err) {
-        throw new VaultError(
-            `${method} ${path} at ${trimmed(address)}: ${(err as Error).cause ?? (err as Error).message}`,
-        );
+        const cause = (err as Error).cause;
+        const reason = cause instanceof Error ? cause.message : (err as Error).message;
+        throw new VaultError(`${method} ${path} at ${trimmed(address)}: ${reason}`);
     }
 }
 

@@ -173,7 +173,7 @@ export async function spawnKv(
         await waitUntil("storage-kv-api", async () => (await fetch(`${url}/readyz`)).status === 200, child, 60_000);
     } catch (err) {
         await stop();
-        throw new Error(`${(err as Error).message}: ${output}`);
+        throw new Error(`${(err as Error).message}: ${output}`, { cause: err });
     }
     return { url, token, output: () => output, stop };
 }
