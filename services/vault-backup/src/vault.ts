@@ -57,8 +57,13 @@ export async function kubernetesLogin(address: string, mount: string, role: stri
 
 /** The active node's address: a standby would answer the snapshot call with an empty 200. */
 export async function activeNode(vault: VaultAccess): Promise<string> {
-    const leader = await json<{ is_self?: boolean; leader_address?: string }>(vault.address, "GET", "sys/leader");
-    if (leader.is_self) return trimmed(vault.address);
+    const leader = await json<{ ha_enabled?: boolean; is_self?: boolean; leader_address?: string }>(
+        vault.address,
+        "GET",
+        "sys/leader",
+    );
+    // Storage without HA (a dev server): the one node is the active one.
+    if (leader.is_self || leader.ha_enabled === false) return trimmed(vault.address);
     if (!leader.leader_address) throw new VaultError("sys/leader names no active node (no leader elected)");
     return trimmed(leader.leader_address);
 }

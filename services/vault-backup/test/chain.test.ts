@@ -18,6 +18,7 @@ import {
     s3Backends,
     s3Client,
     startOpenBaoRaft,
+    startKubernetesApi,
     startS3Backend,
 } from "@peoples-cloud/testkit";
 import { type ServiceProcess, spawnService } from "@peoples-cloud/storage-s3-api/test/chain";
@@ -29,6 +30,7 @@ import {
     type KvProcess,
     readSecret,
     runBackupJob,
+    secretsFolder,
     spawnKv,
     startVault,
     writeSecret,
@@ -364,6 +366,69 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
         } finally {
             stub.close();
             await Promise.all([active.stop(), standby.stop()]);
+        }
+    });
+
+    it("logs in as its service account with the Kubernetes auth method; a role without the snapshot policy fails at snapshot", async () => {
+        const api = await startKubernetesApi();
+        try {
+            const root = { ...restored.server, rootToken: original.rootToken };
+            const rule = (p: string) => `path "${p}" {\n  capabilities = ["read"]\n}`;
+            await baoApi(root, "PUT", "sys/policies/acl/vault-backup", { policy: rule("sys/storage/raft/snapshot") });
+            await baoApi(root, "PUT", "sys/policies/acl/other", { policy: rule("secret/data/*") });
+            await baoApi(root, "POST", "sys/auth/kubernetes", { type: "kubernetes" });
+            await baoApi(root, "POST", "auth/kubernetes/config", {
+                kubernetes_host: api.url,
+                kubernetes_ca_cert: api.caCert,
+                token_reviewer_jwt: api.reviewerToken,
+                disable_local_ca_jwt: true,
+            });
+            for (const [role, policy] of [
+                ["vault-backup", "vault-backup"],
+                ["not-backup", "other"],
+            ])
+                await baoApi(root, "POST", `auth/kubernetes/role/${role}`, {
+                    bound_service_account_names: ["vault-backup"],
+                    bound_service_account_namespaces: ["vault"],
+                    token_policies: [policy],
+                    token_ttl: "5m",
+                    audience: "vault",
+                });
+            const folder = secretsFolder();
+            const jwt = api.serviceAccountToken({
+                namespace: "vault",
+                serviceAccount: "vault-backup",
+                audiences: ["vault"],
+            });
+            secrets.push(jwt);
+            const jwtFile = folder.write("token", jwt);
+            const prefixed = { ...store, prefix: "pod/" };
+            try {
+                for (const [role, code, step] of [
+                    ["vault-backup", 0, undefined],
+                    ["not-backup", 1, "snapshot"],
+                ] as const) {
+                    const job = await runBackupJob({
+                        vaultAddress: restored.server.url,
+                        vaultToken: "",
+                        store: prefixed,
+                        key,
+                        env: { VAULT_TOKEN_FILE: "", VAULT_AUTH_ROLE: role, VAULT_JWT_FILE: jwtFile },
+                    });
+                    outputs.push(job.output);
+                    assert.equal(job.code, code, job.output);
+                    assert.equal(job.logs.at(-1)!.step, step);
+                }
+            } finally {
+                folder.remove();
+            }
+            assert.equal((await listBackups(prefixed)).length, 1);
+            assert.deepEqual(
+                api.reviews.map((r) => r.username),
+                ["system:serviceaccount:vault:vault-backup", "system:serviceaccount:vault:vault-backup"],
+            );
+        } finally {
+            await api.stop();
         }
     });
 

@@ -88,6 +88,8 @@ export async function runBackupJob(settings: {
     store: BackupStore;
     key: Buffer;
     keep?: number;
+    /** Settings over the defaults: a Kubernetes login instead of the token file. */
+    env?: Record<string, string>;
 }): Promise<JobRun> {
     const secrets = secretsFolder();
     const env = {
@@ -99,6 +101,7 @@ export async function runBackupJob(settings: {
         BACKUP_CREDENTIALS_FILE: secrets.write("backup-credentials.json", JSON.stringify(settings.store.credentials)),
         BACKUP_KEY_FILE: secrets.write("backup-key", settings.key.toString("base64")),
         BACKUP_KEEP: String(settings.keep ?? 14),
+        ...settings.env,
     };
     try {
         const child = spawn(process.execPath, ["--require", "tsx/cjs", "src/main.ts"], {
