@@ -432,6 +432,26 @@ describe("vault-backup: snapshot, encrypt, ship and restore Vault under the stor
         }
     });
 
+    it("overwrites a Vault that holds data when asked, saying what it replaces", async () => {
+        const good = (await listBackups(store)).find((b) => !b.key.includes("2099-"))!;
+        const result = await restoreVault({
+            store,
+            key,
+            backup: good.key,
+            vault: { address: restored.server.url, token: original.rootToken },
+            unsealKeys: original.unsealKeys.slice(1),
+            overwrite: true,
+            restartVault: () => restored.server.restart(),
+        });
+        assert.ok(result.replaces.includes("auth method kubernetes/"), JSON.stringify(result.replaces));
+        await assertVaultAsItWas();
+        // The Kubernetes auth method came after the snapshot: it is gone.
+        const auths = (await baoApi({ ...restored.server, rootToken: original.rootToken }, "GET", "sys/auth")) as {
+            data: object;
+        };
+        assert.ok(!("kubernetes/" in auths.data));
+    });
+
     it("prints no backup key, S3 secret, Vault token or unseal key in any output", async () => {
         await stopServices();
         const everything = [...outputs, JSON.stringify(plan)].join("\n");
