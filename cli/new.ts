@@ -125,10 +125,10 @@ export async function newFamily(
     if (fs.existsSync(file)) throw new UsageError(`${file} already exists: the family '${name}' is made already`);
     // The engine only now: a command refused above answers without loading it.
     const { Stack } = automation();
-    const { familyStacks, openWorkspace } = workspaceModule();
+    const { hasFamily, openWorkspace } = workspaceModule();
     const workspace = await openWorkspace({ ...options, secrets: false });
     const backend = workspace.envVars.PULUMI_BACKEND_URL;
-    if ((await familyStacks(workspace)).some((s) => s.name === name || s.name.endsWith(`/${name}`))) {
+    if (await hasFamily(workspace, name)) {
         throw new UsageError(`the backend ${backend} has a family '${name}' already`);
     }
     const token = options.hetzner ? await hcloudToken() : undefined;

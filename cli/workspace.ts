@@ -60,25 +60,37 @@ function engineEnv(options: WorkspaceOptions & { secrets?: boolean }, binDir: st
  */
 export async function openWorkspace(options: WorkspaceOptions & { secrets?: boolean }): Promise<LocalWorkspace> {
     const workDir = projectDir(options);
-    const binDir = execFileSync("bash", [path.join(repoRoot, "scripts", "tools.sh"), "--bin-dir", "engine"], {
-        encoding: "utf8",
-    }).trim();
+    const { binDir, command } = await engine();
     return LocalWorkspace.create({
         workDir,
         program: () => Promise.resolve(platform()),
-        pulumiCommand: await PulumiCommand.get({ root: path.dirname(binDir) }),
+        pulumiCommand: command,
         envVars: engineEnv(options, binDir),
     });
 }
 
-export async function familyStacks(workspace: LocalWorkspace): Promise<StackSummary[]> {
-    return workspace.listStacks();
+/** The engine tools.sh built, found once per process (a command opens several workspaces; `device join` polls). */
+let located: Promise<{ binDir: string; command: PulumiCommand }> | undefined;
+function engine(): Promise<{ binDir: string; command: PulumiCommand }> {
+    located ??= (async () => {
+        const binDir = execFileSync("bash", [path.join(repoRoot, "scripts", "tools.sh"), "--bin-dir", "engine"], {
+            encoding: "utf8",
+        }).trim();
+        return { binDir, command: await PulumiCommand.get({ root: path.dirname(binDir) }) };
+    })();
+    return located;
+}
+
+/** Whether the workspace's backend holds a stack of this family (a bare or an organisation-qualified name). */
+export async function hasFamily(workspace: LocalWorkspace, family: string): Promise<boolean> {
+    const stacks: StackSummary[] = await workspace.listStacks();
+    return stacks.some((s) => s.name === family || s.name.endsWith(`/${family}`));
 }
 
 /** A family's stack, which must exist: looked for without the passphrase, so a refusal makes none. */
 export async function selectFamily(options: WorkspaceOptions, family: string): Promise<Stack> {
     const lookout = await openWorkspace({ ...options, secrets: false });
-    if (!(await familyStacks(lookout)).some((s) => s.name === family || s.name.endsWith(`/${family}`))) {
+    if (!(await hasFamily(lookout, family))) {
         throw new UsageError(
             `there is no family '${family}' in ${lookout.envVars.PULUMI_BACKEND_URL}; ` +
                 `make it with: peoples-cloud new ${family} ...`,

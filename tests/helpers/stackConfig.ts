@@ -1,20 +1,24 @@
 // Reads a Pulumi.<stack>.yaml the way the engine hands its config to the program: every value a string,
 // structured values as JSON.
+import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as yaml from "js-yaml";
+import {
+    isEncrypted,
+    readStackFile as readProjectStackFile,
+    stackFilePath,
+    type StackFile,
+} from "../../cli/stack-file";
 import type { RawConfig } from "../../stacks/config";
 
 export const repoRoot = path.resolve(__dirname, "..", "..");
 
-type StackFile = { config?: Record<string, unknown> };
+export { isEncrypted };
 
+/** This clone's Pulumi.<stack>.yaml, which must exist. */
 export function readStackFile(stack: string): StackFile {
-    return yaml.load(fs.readFileSync(path.join(repoRoot, `Pulumi.${stack}.yaml`), "utf8")) as StackFile;
-}
-
-export function isEncrypted(value: unknown): boolean {
-    return typeof value === "object" && value !== null && "secure" in value;
+    assert.ok(fs.existsSync(stackFilePath(repoRoot, stack)), `Pulumi.${stack}.yaml is missing`);
+    return readProjectStackFile(repoRoot, stack);
 }
 
 /** The plain settings of a stack file; secrets a user set there (encrypted, `secure:`) are left out. */
