@@ -59,7 +59,8 @@ export function remoteCommand(script: string, env: Record<string, string>, step:
     return ["env", ...assignments, "bash", "-c", shellQuote(script), shellQuote(step)].join(" ");
 }
 
-function runOverSsh(
+/** Runs a script on a node over SSH, as a remote step does; a failure names the node and the step. */
+export function runOverSsh(
     inputs: Pick<ScriptInputs, "node" | "step" | "connection" | "env" | "stdin"> & { script: string },
 ): Promise<string> {
     return runSsh(inputs.connection, remoteCommand(inputs.script, inputs.env, inputs.step), {

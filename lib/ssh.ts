@@ -17,7 +17,7 @@ export const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export interface SshRunOptions {
     /** Written to the command's stdin, then closed. */
-    stdin?: string;
+    stdin?: string | Buffer;
     /** The whole run, connecting included; the command is ended and the run fails after it. */
     timeoutMs?: number;
     /** Exit codes that count as success besides 0. */

@@ -43,6 +43,8 @@ export function adminPolicy(mounts: Mounts = DEFAULT_MOUNTS): string {
         rule("sys/audit", ["read", "sudo"]),
         rule("sys/audit/*", [...manage, "sudo"]),
         rule("sys/storage/raft/configuration", ["read"]),
+        // A restore (the family tool's `restore`) replaces Vault's data with a snapshot.
+        rule("sys/storage/raft/snapshot-force", ["update", "sudo"]),
         rule("sys/health", ["read"]),
         rule("auth/*", manage),
         rule(`${mounts.kv}/*`, manage),

@@ -45,9 +45,10 @@ export function runVault(
     operator: VaultOperator,
     step: string,
     args: string[],
-    options: { token?: string; stdin?: string; okExitCodes?: number[] } = {},
+    options: { token?: string; stdin?: string | Buffer; okExitCodes?: number[] } = {},
 ): Promise<string> {
-    const stdin = `${options.token ?? ""}\n${options.stdin ?? ""}`;
+    // Bytes after the token's line reach the CLI as they are (a raft snapshot is binary).
+    const stdin = Buffer.concat([Buffer.from(`${options.token ?? ""}\n`), Buffer.from(options.stdin ?? "")]);
     const describe = (code: number | "none", lastLine: string) => {
         const redacted = lastLine.replace(/[A-Za-z0-9+/=._-]{24,}/g, "[redacted]");
         return `vault ${step} on ${operator.name} failed: ${redacted || `exit code ${code}`}`;

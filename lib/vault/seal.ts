@@ -72,8 +72,9 @@ interface UnsealOutputs {
     sealed: boolean;
 }
 
+/** Joins the server to the cluster when it is not initialised, then unseals it; resolves once it knows the active server. */
 async function joinAndUnseal(inputs: UnsealInputs): Promise<UnsealOutputs> {
-    let status = await sealStatus(inputs.operator);
+    const status = await sealStatus(inputs.operator);
     if (!status.initialized) {
         if (!inputs.joinAddress) {
             throw new Error(`vault unseal on ${inputs.operator.name}: the server is not initialised`);
@@ -86,32 +87,41 @@ async function joinAndUnseal(inputs: UnsealInputs): Promise<UnsealOutputs> {
             inputs.joinAddress,
         ]);
     }
-    for (const key of inputs.unsealKeys.slice(0, inputs.keyThreshold)) {
-        status = await sealStatus(inputs.operator);
-        if (!status.sealed) break;
-        await runVault(inputs.operator, "operator unseal", ["write", "-format=json", "sys/unseal", "key=-"], {
-            stdin: `${key}\n`,
-        });
-    }
+    await submitUnsealKeys(inputs.operator, inputs.unsealKeys, inputs.keyThreshold);
     // A server that just joined unseals once it has caught up; either way it is done once it knows the
     // cluster's active server (the next one can only join a leader that is active).
-    for (let waited = 0; ; waited += 500) {
-        status = await sealStatus(inputs.operator);
-        if (!status.sealed && status.leaderAddress) break;
-        if (waited >= 60_000) {
-            throw new Error(
-                `vault unseal on ${inputs.operator.name}: ${status.sealed ? "still sealed" : "no active server"} ` +
-                    `60 s after ${inputs.keyThreshold} keys`,
-            );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    await waitUnsealed(inputs.operator, inputs.keyThreshold);
     // Undefined is not a value the engine's wire format carries.
     return {
         operator: inputs.operator,
         ...(inputs.joinAddress ? { joinAddress: inputs.joinAddress } : {}),
         sealed: false,
     };
+}
+
+/** Gives the server unseal keys, `keyThreshold` at most, until it is unsealed. */
+export async function submitUnsealKeys(operator: VaultOperator, unsealKeys: string[], keyThreshold: number) {
+    for (const key of unsealKeys.slice(0, keyThreshold)) {
+        if (!(await sealStatus(operator)).sealed) break;
+        await runVault(operator, "operator unseal", ["write", "-format=json", "sys/unseal", "key=-"], {
+            stdin: `${key}\n`,
+        });
+    }
+}
+
+/** Waits until the server is unsealed and knows the cluster's active server; at most 60 s. */
+export async function waitUnsealed(operator: VaultOperator, keyThreshold: number) {
+    for (let waited = 0; ; waited += 500) {
+        const status = await sealStatus(operator);
+        if (!status.sealed && status.leaderAddress) return;
+        if (waited >= 60_000) {
+            throw new Error(
+                `vault unseal on ${operator.name}: ${status.sealed ? "still sealed" : "no active server"} ` +
+                    `60 s after ${keyThreshold} keys`,
+            );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+    }
 }
 
 export const vaultUnsealProvider: Provider<UnsealInputs, UnsealOutputs> = {
