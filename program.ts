@@ -3,7 +3,7 @@
 // mapped here to each layer's own Args, and the layers are composed in order, each fed the previous layer's
 // typed outputs: infra -> foundation -> vault -> apps. A layer appears here once it is built. `platform(config)`
 // takes an already loaded configuration only for tests that must get past the schema (the pack's last line).
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { AppsLayer, type AppsLayerArgs } from "./components/apps/layer";
 import { BackupLayer, type BackupLayerArgs } from "./components/backup/layer";
 import { publishedImages } from "./components/apps/versions";
@@ -14,6 +14,7 @@ import type { NodeRole } from "./components/infra/nodes";
 import { STORAGE_SERVICES } from "./components/vault/config";
 import { VaultLayer, type VaultLayerArgs } from "./components/vault/layer";
 import { meshAddressOf } from "./lib/mesh-addresses";
+import type { SshConnection } from "./lib/ssh";
 import { loadConfig, type PlatformConfig } from "./stacks/config";
 
 export interface PlatformOutputs {
@@ -28,6 +29,8 @@ export interface PlatformOutputs {
     /** Node name -> WireGuard public key, for the operators' devices to add as peers. */
     meshPublicKeys: pulumi.Output<Record<string, string>>;
     k3sVersion: string;
+    /** The K3s servers that stay, the cluster's first server first, with their SSH connections (secret): `restore` reaches them. */
+    serverAccess?: pulumi.Output<{ name: string; connection: SshConnection }[]>;
     /** The K3s API on the mesh, and its admin kubeconfig (secret); absent with K3s switched off. */
     kubernetesApi?: string;
     kubeconfig?: pulumi.Output<string>;
@@ -158,7 +161,19 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
         devices: settings.devices.map((d) => ({ ...d, meshAddress: meshAddressOf(d.name, settings.mesh.cidr) })),
         meshPublicKeys: infra.meshPublicKeys,
         k3sVersion: settings.k3s.version,
-        ...(infra.cluster ? { kubernetesApi: infra.cluster.apiEndpoint, kubeconfig: infra.cluster.kubeconfig } : {}),
+        ...(infra.cluster
+            ? {
+                  serverAccess: pulumi.secret(
+                      pulumi.all(
+                          infra.clusterNodes
+                              .filter((n) => n.role === "server")
+                              .map((n) => n.connection.apply((connection) => ({ name: n.name, connection }))),
+                      ),
+                  ),
+                  kubernetesApi: infra.cluster.apiEndpoint,
+                  kubeconfig: infra.cluster.kubeconfig,
+              }
+            : {}),
         ...(foundation
             ? {
                   ingress: {

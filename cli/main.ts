@@ -3,11 +3,15 @@
 // scripts (progress still goes to stderr as text).
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { addDevice, deviceConfig, joinDevice, phoneSteps, removeDevice } from "./devices";
-import { qrcode, statusModule, workspaceModule } from "./lazy";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { secretKeys } from "../stacks/validate";
+import { qrcode, restoreModule, statusModule, workspaceModule } from "./lazy";
 import { newFamily, type NewOptions } from "./new";
-import { checkFamilyName, UsageError, type WorkspaceOptions } from "./project";
+import { checkFamilyName, projectDir, UsageError, type WorkspaceOptions } from "./project";
 import { Progress } from "./progress";
+import { checkKitFile, recoverFromKit, writeRecoveryKit } from "./recovery-kit";
 import { askHidden, confirm } from "./prompt";
+import { readStackFile, validate } from "./stack-file";
 import type { Action } from "./workspace";
 
 const USAGE = `peoples-cloud — a family's own cloud
@@ -20,6 +24,9 @@ const USAGE = `peoples-cloud — a family's own cloud
   peoples-cloud up <family> [--policy-pack <dir>]
   peoples-cloud destroy <family> [--yes]
   peoples-cloud status <family>
+  peoples-cloud recovery-kit <family> --out <file>
+  peoples-cloud recover <kit file>
+  peoples-cloud restore <family> (--latest | --snapshot <time>) [--overwrite-vault] [--yes]
   peoples-cloud device add <name> --family <family> --owner <member> --public-key <key>
   peoples-cloud device remove <name> --family <family>
   peoples-cloud device config <name> --family <family> [--key-file <path>] [--qr]
@@ -79,14 +86,18 @@ async function engineAction(action: Action, args: string[]): Promise<Result> {
     ) {
         throw new UsageError("not destroyed: confirm by typing the family's name, or give --yes");
     }
-    const { runAction, selectFamily } = workspaceModule();
-    const stack = await selectFamily(workspace, family);
+    const stack = await workspaceModule().selectFamily(workspace, family);
+    return runWithProgress(stack, family, action, values["policy-pack"] as string | undefined);
+}
+
+/** Runs the engine on the family's stack, its progress on stderr; a failure says how to resume. */
+async function runWithProgress(stack: Stack, family: string, action: Action, policyPack?: string): Promise<Result> {
     const progress = new Progress(action === "preview", say);
     say(`${action} of the family '${family}':`);
     const started = Date.now();
     try {
-        const { changes } = await runAction(stack, action, {
-            policyPacks: values["policy-pack"] ? [values["policy-pack"] as string] : undefined,
+        const { changes } = await workspaceModule().runAction(stack, action, {
+            policyPacks: policyPack ? [policyPack] : undefined,
             onEvent: progress.onEvent,
         });
         const seconds = Math.round((Date.now() - started) / 1000);
@@ -109,6 +120,74 @@ async function engineAction(action: Action, args: string[]): Promise<Result> {
     } finally {
         progress.stop();
     }
+}
+
+async function restore(args: string[]): Promise<Result> {
+    const { values, positionals, workspace } = parse(
+        args,
+        {
+            latest: { type: "boolean" },
+            snapshot: { type: "string" },
+            "overwrite-vault": { type: "boolean" },
+            yes: { type: "boolean" },
+        },
+        1,
+    );
+    const family = checkFamilyName(positionals[0]);
+    if (values.latest && values.snapshot !== undefined)
+        throw new UsageError("give --latest or --snapshot <time>, not both");
+    const at = values.snapshot === undefined ? undefined : parseSnapshotTime(values.snapshot as string);
+    const dir = projectDir(workspace);
+    const checked = validate(readStackFile(dir, family));
+    if (!checked.ok)
+        throw new UsageError(`the family's stack file has problems:\n  - ${checked.problems.join("\n  - ")}`);
+    const { settings } = checked;
+
+    const stack = await workspaceModule().selectFamily(workspace, family);
+    const outputs = Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value as unknown]));
+    const secret = async (key: string) => (await stack.getConfig(key).catch(() => undefined))?.value;
+    const [accessKeyId, secretAccessKey] = await Promise.all([
+        secret(secretKeys.backupAccessKeyId),
+        secret(secretKeys.backupSecretAccessKey),
+    ]);
+    const r = restoreModule();
+    const access = r.restoreAccess(
+        family,
+        outputs,
+        settings,
+        accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    );
+    const snapshots = await r.listSnapshots(access);
+    if (!values.latest && !at) {
+        throw new UsageError(
+            `choose what to restore: --latest, or --snapshot <time> (the newest snapshots taken at or before ` +
+                `it)\n${r.describeSnapshots(snapshots)}`,
+        );
+    }
+    const chosen = r.chooseSnapshots(snapshots, at ? { at } : { latest: true });
+    const plan = await r.prepareRestore(access, chosen, { overwriteVault: Boolean(values["overwrite-vault"]) });
+    say(
+        `Restoring '${family}': the cluster to its etcd snapshot of ${plan.etcd.takenAt.toISOString()}, Vault to ` +
+            `its backup of ${plan.vault.takenAt.toISOString()}.\nThis loses:\n  - ${plan.lost.join("\n  - ")}`,
+    );
+    if (!values.yes && !(await confirm(`Type ${family} to restore: `, family)))
+        throw new UsageError("not restored: confirm by typing the family's name, or give --yes; nothing was changed");
+    await r.runRestore(access, plan, say);
+    say("restored; now bringing the rest of the family's cloud in line with its stack:");
+    const up = await runWithProgress(stack, family, "up");
+    const restored = { etcd: plan.etcd, vault: { key: plan.vault.key, takenAt: plan.vault.takenAt }, lost: plan.lost };
+    return {
+        data: { family, restored, up: up.data },
+        text: `Restored '${family}' (cluster ${plan.etcd.takenAt.toISOString()}, Vault ${plan.vault.takenAt.toISOString()}). ${up.text}`,
+    };
+}
+
+/** `--snapshot`: an ISO 8601 time, with a zone (2026-12-07T03:00:00Z). */
+function parseSnapshotTime(text: string): Date {
+    const at = new Date(text);
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(text) || Number.isNaN(at.getTime()))
+        throw new UsageError(`--snapshot '${text}' is not a time such as 2026-12-07T03:00:00Z`);
+    return at;
 }
 
 async function device(args: string[]): Promise<Result> {
@@ -261,6 +340,19 @@ async function run(argv: string[]): Promise<Result> {
         }
         case "device":
             return device(args);
+        case "restore":
+            return restore(args);
+        case "recovery-kit": {
+            const { values, positionals, workspace } = parse(args, { out: { type: "string" } }, 1);
+            const family = checkFamilyName(positionals[0]);
+            const out = checkKitFile(values.out as string | undefined);
+            return writeRecoveryKit(family, out, workspace);
+        }
+        case "recover": {
+            const { positionals, workspace } = parse(args, {}, 1);
+            if (!positionals[0]) throw new UsageError("name the kit: peoples-cloud recover <file>");
+            return recoverFromKit(positionals[0], workspace);
+        }
     }
     throw new UsageError(`unknown command '${command}' (see peoples-cloud --help)`);
 }

@@ -8,6 +8,11 @@ import type { ClusterNode } from "../infra/nodes";
 
 const script = scriptsIn(__dirname);
 
+/** Where K3s keeps its etcd snapshots on each server. */
+export const ETCD_SNAPSHOT_DIR = "/var/lib/rancher/k3s/server/db/snapshots";
+/** A stack's folder of etcd snapshots in the backup target. */
+export const etcdFolder = (stack: string) => `${stack}/etcd`;
+
 /** An S3 bucket outside the cluster; the credentials are secrets. */
 export interface BackupTarget {
     readonly endpoint: string;

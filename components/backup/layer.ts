@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { K3sCluster } from "../infra/k3s";
 import type { ClusterNode } from "../infra/nodes";
-import { EtcdSnapshots, type BackupTarget } from "./etcd";
+import { ETCD_SNAPSHOT_DIR, etcdFolder, EtcdSnapshots, type BackupTarget } from "./etcd";
 
 export interface BackupLayerArgs {
     /** The stack's name: its snapshots' folder in the target. */
@@ -24,7 +24,7 @@ export class BackupLayer extends pulumi.ComponentResource {
 
     constructor(name: string, args: BackupLayerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:backup:BackupLayer", name, {}, opts);
-        const folder = `${args.stack}/etcd`;
+        const folder = etcdFolder(args.stack);
         if (!args.target) {
             void pulumi.log.warn(
                 "backup.target is not set: etcd snapshots stay on the K3s servers' own disks. That protects against " +
@@ -39,7 +39,7 @@ export class BackupLayer extends pulumi.ComponentResource {
         );
         this.etcdSnapshots = args.target
             ? `s3://${args.target.bucket}/${folder} at ${args.target.endpoint}`
-            : "/var/lib/rancher/k3s/server/db/snapshots on each server";
+            : `${ETCD_SNAPSHOT_DIR} on each server`;
         this.registerOutputs({ etcdSnapshots: this.etcdSnapshots });
     }
 }

@@ -10,5 +10,12 @@ export {
     restoreVault,
 } from "./restore";
 export { checkSnapshot, SnapshotError, type SnapshotInfo } from "./snapshot";
-export { type BackupStore, type LastSuccess, listBackups, readLastSuccess, type StoredBackup } from "./store";
+export {
+    type BackupStore,
+    type LastSuccess,
+    listBackups,
+    readLastSuccess,
+    storeClient,
+    type StoredBackup,
+} from "./store";
 export { type VaultAccess, VaultError } from "./vault";

@@ -1,0 +1,343 @@
+// `peoples-cloud restore <family>`: the cluster back to a K3s etcd snapshot and Vault back to one of its
+// backups, in one command. Everything that can fail without changing anything is done first — the snapshots
+// listed and chosen, Vault's backup downloaded, decrypted and checked, Vault's state looked at — and what the
+// restore loses is told before the first change. Then, over SSH: the first server resets etcd from its
+// snapshot and the other servers rejoin it (components/backup/scripts/k3s-restore.sh); Vault's data is
+// replaced by the snapshot (with the admin token; a new, empty Vault is initialised only to take it in), its
+// servers restart and are unsealed with the stack's keys. The caller then runs `up`, so the program converges
+// on what was restored (and joins Vault servers that are new).
+import * as path from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { type BackupStore, fetchBackup, listBackups, RestoreError, storeClient } from "@peoples-cloud/vault-backup";
+import { ETCD_SNAPSHOT_DIR, etcdFolder } from "../components/backup/etcd";
+import { VAULT_NAMESPACE, vaultCliIn } from "../components/vault/manifests";
+import { runOverSsh } from "../lib/remote-script";
+import { scriptsIn } from "../lib/scripts";
+import { runSsh, shellQuote, type SshConnection } from "../lib/ssh";
+import { submitUnsealKeys, waitUnsealed } from "../lib/vault/seal";
+import { runVault, sealStatus, type VaultOperator } from "../lib/vault/operator";
+import { repoRoot, UsageError } from "./project";
+
+const backupScript = scriptsIn(path.join(repoRoot, "components", "backup"));
+const vaultScript = scriptsIn(path.join(repoRoot, "components", "vault"));
+
+export { RestoreError };
+
+/** What a restore reaches and with what, all from the family's stack (see restoreAccess). */
+export interface RestoreAccess {
+    family: string;
+    /** The K3s servers that stay, the cluster's first server first. */
+    servers: { name: string; connection: SshConnection }[];
+    etcd: {
+        /** The S3 folder K3s uploads its snapshots to; without one they are on the first server's disk. */
+        s3?: BackupStore & { prefix: string };
+        /** For tests: settings of the restore script on the servers (a stand-in k3s's PATH, its data folder). */
+        scriptEnv?: Record<string, string>;
+    };
+    vault: {
+        /** The Vault CLI in each pod (through the first server), the first one the pod the restore goes to. */
+        operators: VaultOperator[];
+        /** Secret: the admin token, which may replace Vault's data. */
+        adminToken: string;
+        /** Secret: the unseal keys in the state, and how many unseal. */
+        unsealKeys: string[];
+        keyThreshold: number;
+        /** Where the CronJob puts Vault's backups, and the key they are encrypted with (secret). */
+        store: BackupStore;
+        key: Buffer;
+        /** Restarts every Vault server and resolves once each answers again (sealed). */
+        restart: () => Promise<void>;
+    };
+}
+
+export interface EtcdSnapshot {
+    /** What `--cluster-reset-restore-path` takes: the name in the S3 folder, or the path on the first server. */
+    name: string;
+    takenAt: Date;
+}
+
+export interface VaultBackup {
+    key: string;
+    takenAt: Date;
+}
+
+export interface Snapshots {
+    etcd: EtcdSnapshot[];
+    vault: VaultBackup[];
+}
+
+/** K3s names its snapshots `<name>-<node>-<unix seconds>`, `.zip` when compressed. */
+export function etcdSnapshotTime(name: string): Date | undefined {
+    const m = /-(\d{9,11})(?:\.zip)?$/.exec(name);
+    return m ? new Date(Number(m[1]) * 1000) : undefined;
+}
+
+function etcdSnapshots(names: string[]): EtcdSnapshot[] {
+    return names
+        .flatMap((name) => {
+            const takenAt = etcdSnapshotTime(name.split("/").pop()!);
+            return takenAt ? [{ name, takenAt }] : [];
+        })
+        .sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime());
+}
+
+/** The snapshots there are, oldest first. */
+export async function listSnapshots(access: RestoreAccess): Promise<Snapshots> {
+    const { s3 } = access.etcd;
+    let etcdNames: string[];
+    if (s3) {
+        const client = storeClient(s3);
+        try {
+            etcdNames = [];
+            let token: string | undefined;
+            do {
+                const page = await client.send(
+                    new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: s3.prefix, ContinuationToken: token }),
+                );
+                for (const o of page.Contents ?? []) {
+                    const name = o.Key?.slice(s3.prefix.length);
+                    if (name && !name.includes("/")) etcdNames.push(name);
+                }
+                token = page.NextContinuationToken;
+            } while (token);
+        } finally {
+            client.destroy();
+        }
+    } else {
+        const first = access.servers[0];
+        const listed = await runSsh(first.connection, `ls -1 ${shellQuote(ETCD_SNAPSHOT_DIR)} 2>/dev/null || true`, {
+            describe: (code, line) => `listing the etcd snapshots on ${first.name} failed (exit ${code}): ${line}`,
+        });
+        etcdNames = listed
+            .split("\n")
+            .filter(Boolean)
+            .map((f) => `${ETCD_SNAPSHOT_DIR}/${f}`);
+    }
+    const vault = (await listBackups(access.vault.store)).map(({ key, takenAt }) => ({ key, takenAt }));
+    return { etcd: etcdSnapshots(etcdNames), vault };
+}
+
+export type Selection = { latest: true } | { at: Date };
+
+/** For each of etcd and Vault the newest snapshot, or the newest taken at or before `at`. */
+export function chooseSnapshots(all: Snapshots, selection: Selection): { etcd: EtcdSnapshot; vault: VaultBackup } {
+    const until = "at" in selection ? selection.at.getTime() : Infinity;
+    const newest = <T extends { takenAt: Date }>(list: T[]) => list.filter((s) => s.takenAt.getTime() <= until).at(-1);
+    const etcd = newest(all.etcd);
+    const vault = newest(all.vault);
+    const when = "at" in selection ? ` taken at or before ${selection.at.toISOString()}` : "";
+    if (!etcd) throw new UsageError(`there is no etcd snapshot${when}\n${describeSnapshots(all)}`);
+    if (!vault) throw new UsageError(`there is no Vault backup${when}\n${describeSnapshots(all)}`);
+    return { etcd, vault };
+}
+
+export function describeSnapshots(all: Snapshots): string {
+    const lines = ["etcd snapshots (the cluster):"];
+    for (const s of all.etcd) lines.push(`  ${s.takenAt.toISOString()}  ${s.name}`);
+    if (all.etcd.length === 0) lines.push("  none");
+    lines.push("Vault backups:");
+    for (const b of all.vault) lines.push(`  ${b.takenAt.toISOString()}  ${b.key}`);
+    if (all.vault.length === 0) lines.push("  none");
+    return lines.join("\n");
+}
+
+export interface RestorePlan {
+    etcd: EtcdSnapshot;
+    vault: VaultBackup & { raftIndex: number };
+    /** What is lost, in words, one line each. */
+    lost: string[];
+    /** The checked snapshot, ready to go into Vault. */
+    snapshot: Buffer;
+}
+
+/**
+ * Everything before the first change: Vault's backup downloaded, decrypted and checked; Vault looked at — a
+ * running Vault is replaced only with `overwriteVault`.
+ */
+export async function prepareRestore(
+    access: RestoreAccess,
+    chosen: { etcd: EtcdSnapshot; vault: VaultBackup },
+    options: { overwriteVault: boolean },
+): Promise<RestorePlan> {
+    const fetched = await fetchBackup(access.vault.store, access.vault.key, chosen.vault.key).catch((err: Error) => {
+        throw new RestoreError(`the Vault backup ${chosen.vault.key} cannot be used: ${err.message}`);
+    });
+    const first = access.vault.operators[0];
+    const status = await sealStatus(first);
+    if (status.initialized && !status.sealed && !options.overwriteVault) {
+        throw new UsageError(
+            `Vault is running (${first.name} is unsealed): restoring replaces all its data with the backup of ` +
+                `${fetched.takenAt.toISOString()}. Add --overwrite-vault to do so; nothing was changed.`,
+        );
+    }
+    return {
+        etcd: chosen.etcd,
+        vault: { key: fetched.backup, takenAt: fetched.takenAt, raftIndex: fetched.info.index },
+        lost: [
+            `changes to the cluster (Kubernetes objects) after ${chosen.etcd.takenAt.toISOString()}`,
+            `writes to Vault after ${fetched.takenAt.toISOString()} (raft index ${fetched.info.index}): secrets, ` +
+                "and keys of objects stored since then",
+        ],
+        snapshot: fetched.snapshot,
+    };
+}
+
+/** The restore itself; `say` is told each step. A failure names the server and the step. */
+export async function runRestore(access: RestoreAccess, plan: RestorePlan, say: (line: string) => void) {
+    const [firstServer, ...others] = access.servers;
+    const env = access.etcd.scriptEnv ?? {};
+    const k3sRestore = backupScript("k3s-restore.sh");
+    say(`resetting etcd on ${firstServer.name} to ${plan.etcd.name} …`);
+    await runOverSsh({
+        node: firstServer.name,
+        step: "restore etcd (first server)",
+        connection: firstServer.connection,
+        script: k3sRestore,
+        env: { ...env, K3S_RESTORE_ROLE: "first", K3S_SNAPSHOT: plan.etcd.name },
+        stdin: "",
+    });
+    for (const server of others) {
+        say(`${server.name} rejoins the restored cluster …`);
+        await runOverSsh({
+            node: server.name,
+            step: "restore etcd (rejoin)",
+            connection: server.connection,
+            script: k3sRestore,
+            env: { ...env, K3S_RESTORE_ROLE: "other" },
+            stdin: "",
+        });
+    }
+
+    const { vault } = access;
+    const [first] = vault.operators;
+    const initialised = async () => {
+        const statuses = await Promise.all(vault.operators.map((o) => sealStatus(o)));
+        return vault.operators.filter((_, i) => statuses[i].initialized);
+    };
+    // Every server gets its keys before any is waited for: one alone has no quorum to elect a leader. Servers
+    // that are new (not initialised) are left to the next `up`, which joins them to the restored one.
+    const unseal = async (operators: VaultOperator[], keys: string[], threshold: number) => {
+        for (const o of operators) await submitUnsealKeys(o, keys, threshold);
+        for (const o of operators) await waitUnsealed(o, threshold);
+    };
+    let token = vault.adminToken;
+    const status = await sealStatus(first);
+    if (!status.initialized) {
+        // New servers: a Vault of their own, with one throwaway key, only to take the snapshot in.
+        say(`Vault on ${first.name} is new: initialising it to take the snapshot …`);
+        const init = JSON.parse(
+            await runVault(first, "operator init", [
+                "operator",
+                "init",
+                "-key-shares=1",
+                "-key-threshold=1",
+                "-format=json",
+            ]),
+        ) as { unseal_keys_b64: string[]; root_token: string };
+        await unseal([first], init.unseal_keys_b64, 1);
+        token = init.root_token;
+    } else if (status.sealed) {
+        // A Vault that restarted with its node is sealed: unsealed with the state's keys to take the snapshot.
+        await unseal(await initialised(), vault.unsealKeys, vault.keyThreshold);
+    }
+    say(`replacing Vault's data with ${plan.vault.key} …`);
+    await runVault(
+        first,
+        "operator raft snapshot restore",
+        ["operator", "raft", "snapshot", "restore", "-force", "/dev/stdin"],
+        { token, stdin: plan.snapshot },
+    );
+    // A running server keeps the seal of its own initialisation until it restarts (OpenBao 2.4).
+    say("restarting Vault …");
+    await vault.restart();
+    say("unsealing Vault with the keys in the stack …");
+    await unseal(await initialised(), vault.unsealKeys, vault.keyThreshold).catch((err: Error) => {
+        throw new RestoreError(
+            `the snapshot is restored but Vault stays sealed (${err.message}): unseal it with the keys that were ` +
+                `current at ${plan.vault.takenAt.toISOString()}`,
+        );
+    });
+}
+
+/** In a cluster: Vault's pods deleted (the StatefulSet starts them again), then each answers `vault status`. */
+export function restartVaultPods(
+    first: { name: string; connection: SshConnection },
+    namespace: string,
+    pods: string[],
+) {
+    const env = { VAULT_NAMESPACE: namespace, VAULT_PODS: pods.join(" ") };
+    const on = { node: first.name, connection: first.connection, env, stdin: "" };
+    return async () => {
+        await runOverSsh({ ...on, step: "restart Vault", script: backupScript("vault-restart.sh") });
+        await runOverSsh({ ...on, step: "wait for Vault to answer", script: vaultScript("vault-answers.sh") });
+    };
+}
+
+/** The stack's outputs a restore reads (secret ones included: the caller decrypted them). */
+export interface RestoreOutputs {
+    serverAccess?: { name: string; connection: SshConnection }[];
+    vault?: { replicas: number };
+    vaultAdminToken?: string;
+    vaultUnsealKeys?: string[];
+    backup?: { vault?: { endpoint: string; bucket: string; region: string; prefix: string; inCluster: boolean } };
+    backupKey?: string;
+}
+
+/**
+ * What the restore reaches, from the family's stack: its outputs, its settings (the unseal threshold, the
+ * backup target) and the target's credentials from its secrets.
+ */
+export function restoreAccess(
+    family: string,
+    outputs: RestoreOutputs,
+    settings: {
+        vault: { keyThreshold: number };
+        backup: { target?: { endpoint: string; bucket: string; region: string } };
+    },
+    credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
+): RestoreAccess {
+    const { serverAccess: servers, vault, vaultAdminToken, vaultUnsealKeys, backupKey } = outputs;
+    if (!servers?.length || !vault || !vaultAdminToken || !vaultUnsealKeys) {
+        throw new UsageError(
+            `the family '${family}' has no cluster with Vault in its stack: there is nothing to restore`,
+        );
+    }
+    const vaultBackups = outputs.backup?.vault;
+    if (!vaultBackups || !backupKey) {
+        throw new UsageError(
+            `the family '${family}' has no Vault backups in its stack: run peoples-cloud up ${family} with this ` +
+                "version of the tool first (it sets the backups up)",
+        );
+    }
+    const { target } = settings.backup;
+    if (vaultBackups.inCluster || !target || !credentials) {
+        throw new UsageError(
+            `the family '${family}' keeps its backups in its own cluster (backup.target is not set): this tool ` +
+                'restores from a bucket outside it. See the README\'s "Backups and restore".',
+        );
+    }
+    const first = servers[0];
+    const pods = Array.from({ length: vault.replicas }, (_, i) => `vault-${i}`);
+    return {
+        family,
+        servers,
+        etcd: {
+            s3: {
+                endpoint: target.endpoint,
+                region: target.region,
+                bucket: target.bucket,
+                prefix: `${etcdFolder(family)}/`,
+                credentials,
+            },
+        },
+        vault: {
+            operators: pods.map((pod) => ({ name: pod, command: vaultCliIn(pod), ssh: first.connection })),
+            adminToken: vaultAdminToken,
+            unsealKeys: vaultUnsealKeys,
+            keyThreshold: settings.vault.keyThreshold,
+            store: { ...vaultBackups, credentials },
+            key: Buffer.from(backupKey, "base64"),
+            restart: restartVaultPods(first, VAULT_NAMESPACE, pods),
+        },
+    };
+}
