@@ -166,6 +166,17 @@ describe("the family tool with the real engine on test hosts", function () {
                 /--owner is not an option of device config/,
             ],
             [args("status", "smith", "extra"), /unexpected argument 'extra'/],
+            [
+                args("restore", "smith", "--latest", "--snapshot", "2026-12-07T03:00:00Z"),
+                /give --latest or --snapshot <time>, not both/,
+            ],
+            [args("restore", "smith", "--snapshot", "yesterday"), /--snapshot 'yesterday' is not a time/],
+            [
+                args("restore", "smith", "--latest"),
+                /has no cluster with Vault in its stack: there is nothing to restore/,
+            ],
+            [args("recovery-kit", "smith"), /recovery-kit needs --out <file>/],
+            [args("recover", key), /cannot be read as a recovery kit/],
         ];
         assert.ok(cases.length >= 15);
         const before = picture();
@@ -221,6 +232,45 @@ describe("the family tool with the real engine on test hosts", function () {
         for (const h of lab.hosts.slice(0, 3)) assert.ok(!(await peers(h)).includes(jonesKey), h.name);
         assert.deepEqual(await other.run(other.hosts[0], "wg show wg0 peers"), "");
         assert.deepEqual(filesHoldingKey(fs.readFileSync(other.clientKeyPath, "utf8"), [root]), []);
+    });
+
+    it("writes a recovery kit with every secret still encrypted, and brings the family back from it elsewhere", async () => {
+        const usb = path.join(root, "usb");
+        fs.mkdirSync(usb);
+        const kitFile = path.join(usb, "smith-kit.json");
+        const made = await ok(...args("recovery-kit", "smith", "--out", kitFile));
+        assert.match(made.stdout, /It holds .*the stack's settings and secrets/);
+        assert.match(made.stdout, /Write the passphrase on paper and keep it apart from the stick/);
+        assert.equal((fs.statSync(kitFile).mode & 0o777).toString(8), "600");
+        const kit = fs.readFileSync(kitFile, "utf8");
+        assert.match(kit, /peoples-cloud:sshPrivateKey:\\n\s+secure: v1:/, "the stack file is not in the kit");
+        assert.match(kit, /"ciphertext"/, "the state's secrets are not in the kit");
+        assert.deepEqual(filesHoldingKey(fs.readFileSync(lab.clientKeyPath, "utf8"), [usb]), []);
+        const again = await cli(...args("recovery-kit", "smith", "--out", kitFile));
+        assert.equal(again.code, 2);
+        assert.match(again.stderr, /exists: a kit never overwrites a file/);
+        assert.equal(fs.readFileSync(kitFile, "utf8"), kit);
+
+        // Another computer: its own project folder and backend, the passphrase copied from paper.
+        const project2 = path.join(root, "project2");
+        fs.mkdirSync(project2);
+        fs.copyFileSync(path.join(project, "Pulumi.yaml"), path.join(project2, "Pulumi.yaml"));
+        fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(project2, "node_modules"));
+        const elsewhere = ["--dir", project2, "--backend", `file://${path.join(root, "backend2")}`];
+        const back = await ok("recover", kitFile, ...elsewhere);
+        assert.match(back.stdout, /The family 'smith' is back as of .*Next: peoples-cloud status smith/);
+        const refused = await cli("recover", kitFile, ...elsewhere);
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /the family 'smith' is here already/);
+        const status = JSON.parse((await ok("status", "smith", ...elsewhere, "--json")).stdout) as {
+            nodes: { name: string }[];
+        };
+        assert.deepEqual(
+            status.nodes.map((n) => n.name),
+            lab.hosts.slice(0, 3).map((h) => h.name),
+        );
+        const preview = await ok("preview", "smith", ...elsewhere, "--json");
+        assert.deepEqual(Object.keys((JSON.parse(preview.stdout) as { changes: object }).changes), ["same"]);
     });
 
     it("joins a laptop with a key made on it: it reaches every node, its key is nowhere else; removed, it is gone", async () => {

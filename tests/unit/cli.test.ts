@@ -9,6 +9,8 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { deviceConfigFrom, ensureDeviceKey, phoneSteps, publicKeyOf } from "../../cli/devices";
 import { parseHost, settingsFromFlags } from "../../cli/new";
 import { Progress } from "../../cli/progress";
+import { checkKitFile, kitHolds } from "../../cli/recovery-kit";
+import { chooseSnapshots, etcdSnapshotTime, restoreAccess } from "../../cli/restore";
 import { describeStatus } from "../../cli/status";
 import { validate, withSettings } from "../../cli/stack-file";
 
@@ -216,6 +218,109 @@ describe("the family tool", () => {
             await new Promise((r) => setTimeout(r, 200));
             progress.stop();
             assert.match(lines.at(-1)!, /^ {2}… still working on infra-k3s-node-1-install \(\d+ s\)$/);
+        });
+    });
+    describe("restore", () => {
+        const outputs = {
+            serverAccess: [
+                { name: "node-1", connection: { host: "192.0.2.1", user: "root", privateKey: "k" } },
+                { name: "node-2", connection: { host: "192.0.2.2", user: "root", privateKey: "k" } },
+            ],
+            vault: { replicas: 3 },
+            vaultAdminToken: "admin",
+            vaultUnsealKeys: ["a", "b", "c"],
+            backup: {
+                vault: {
+                    endpoint: "https://s3.example",
+                    bucket: "b",
+                    region: "eu",
+                    prefix: "vault/",
+                    inCluster: false,
+                },
+            },
+            backupKey: Buffer.alloc(32, 7).toString("base64"),
+        };
+        const settings = {
+            vault: { keyThreshold: 2 },
+            backup: { target: { endpoint: "https://s3.example", bucket: "b", region: "eu" } },
+        };
+        const credentials = { accessKeyId: "id", secretAccessKey: "secret" };
+
+        it("reaches the servers, Vault's pods through the first server, and the backups from the stack", () => {
+            const access = restoreAccess("smith", outputs, settings, credentials);
+            assert.deepEqual(
+                access.servers.map((s) => s.name),
+                ["node-1", "node-2"],
+            );
+            assert.equal(access.etcd.s3?.prefix, "smith/etcd/");
+            assert.deepEqual(access.etcd.s3?.credentials, credentials);
+            assert.deepEqual(
+                access.vault.operators.map((o) => [o.name, o.command.slice(0, 8).join(" "), o.ssh?.host]),
+                ["vault-0", "vault-1", "vault-2"].map((pod) => [
+                    pod,
+                    `k3s kubectl exec -i -n vault ${pod} --`,
+                    "192.0.2.1",
+                ]),
+            );
+            assert.deepEqual(access.vault.store, { ...outputs.backup.vault, credentials });
+            assert.deepEqual(access.vault.key, Buffer.alloc(32, 7));
+            assert.equal(access.vault.keyThreshold, 2);
+        });
+
+        it("refuses a stack without a cluster, without backups, or with backups inside the cluster", () => {
+            assert.throws(
+                () => restoreAccess("smith", { ...outputs, serverAccess: undefined }, settings, credentials),
+                /has no cluster with Vault in its stack/,
+            );
+            assert.throws(
+                () => restoreAccess("smith", { ...outputs, backupKey: undefined }, settings, credentials),
+                /has no Vault backups in its stack: run peoples-cloud up smith/,
+            );
+            const inCluster = { vault: { ...outputs.backup.vault, inCluster: true } };
+            assert.throws(
+                () => restoreAccess("smith", { ...outputs, backup: inCluster }, settings, credentials),
+                /keeps its backups in its own cluster/,
+            );
+        });
+
+        it("reads K3s's snapshot times and chooses the newest of each at or before a time", () => {
+            assert.deepEqual(etcdSnapshotTime("etcd-snapshot-node-1-1765021600.zip"), new Date(1765021600_000));
+            assert.deepEqual(etcdSnapshotTime("on-demand-node-1-1765021600"), new Date(1765021600_000));
+            assert.equal(etcdSnapshotTime("etcd-snapshot-node-1.zip"), undefined);
+            const at = (s: number) => new Date(s * 1000);
+            const all = {
+                etcd: [1000, 2000, 3000].map((t) => ({ name: `e${t}`, takenAt: at(t) })),
+                vault: [1500, 2500].map((t) => ({ key: `v${t}`, takenAt: at(t) })),
+            };
+            const names = (c: ReturnType<typeof chooseSnapshots>) => [c.etcd.name, c.vault.key];
+            assert.deepEqual(names(chooseSnapshots(all, { latest: true })), ["e3000", "v2500"]);
+            assert.deepEqual(names(chooseSnapshots(all, { at: at(2600) })), ["e2000", "v2500"]);
+            assert.deepEqual(names(chooseSnapshots(all, { at: at(2500) })), ["e2000", "v2500"], "at or before");
+            assert.throws(() => chooseSnapshots(all, { at: at(1200) }), /there is no Vault backup taken at or before/);
+        });
+    });
+
+    describe("recovery kit", () => {
+        it("refuses a missing --out, an existing file and a missing folder", () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-kit-"));
+            try {
+                assert.throws(() => checkKitFile(undefined), /needs --out <file>/);
+                fs.writeFileSync(path.join(dir, "old.json"), "keep me");
+                assert.throws(() => checkKitFile(path.join(dir, "old.json")), /exists: a kit never overwrites a file/);
+                assert.throws(() => checkKitFile(path.join(dir, "no", "kit.json")), /folder .* does not exist/);
+                assert.equal(checkKitFile(path.join(dir, "kit.json")), path.join(dir, "kit.json"));
+            } finally {
+                fs.rmSync(dir, { recursive: true });
+            }
+        });
+
+        it("says what the state holds that a restore needs", () => {
+            assert.deepEqual(kitHolds({ nodes: [] }), [
+                "the stack's settings and secrets (a backup bucket's credentials, a Hetzner token)",
+            ]);
+            const all = kitHolds({ serverAccess: [], vaultUnsealKeys: [], backupKey: "", members: {} });
+            assert.equal(all.length, 6);
+            assert.match(all.join("; "), /K3s token.*unseal keys.*key of Vault's backups.*ETag and name keys/);
         });
     });
 });
