@@ -72,8 +72,13 @@ interface UnsealOutputs {
     sealed: boolean;
 }
 
-/** Joins the server to the cluster when it is not initialised, then unseals it; resolves once it knows the active server. */
-async function joinAndUnseal(inputs: UnsealInputs): Promise<UnsealOutputs> {
+/**
+ * Joins the server to the cluster when it is not initialised, then unseals it. In a bootstrap it resolves once
+ * the server knows the active server (the next one can only join a leader that is active); after a restart
+ * only once it is unsealed: when every server restarted (a power cut), none can elect a leader until enough
+ * of them are unsealed.
+ */
+async function joinAndUnseal(inputs: UnsealInputs, bootstrap: boolean): Promise<UnsealOutputs> {
     const status = await sealStatus(inputs.operator);
     if (!status.initialized) {
         if (!inputs.joinAddress) {
@@ -88,9 +93,8 @@ async function joinAndUnseal(inputs: UnsealInputs): Promise<UnsealOutputs> {
         ]);
     }
     await submitUnsealKeys(inputs.operator, inputs.unsealKeys, inputs.keyThreshold);
-    // A server that just joined unseals once it has caught up; either way it is done once it knows the
-    // cluster's active server (the next one can only join a leader that is active).
-    await waitUnsealed(inputs.operator, inputs.keyThreshold);
+    // A server that just joined unseals once it has caught up.
+    await waitUnsealed(inputs.operator, inputs.keyThreshold, { activeServer: bootstrap });
     // Undefined is not a value the engine's wire format carries.
     return {
         operator: inputs.operator,
@@ -109,11 +113,11 @@ export async function submitUnsealKeys(operator: VaultOperator, unsealKeys: stri
     }
 }
 
-/** Waits until the server is unsealed and knows the cluster's active server; at most 60 s. */
-export async function waitUnsealed(operator: VaultOperator, keyThreshold: number) {
+/** Waits until the server is unsealed and, by default, knows the cluster's active server; at most 60 s. */
+export async function waitUnsealed(operator: VaultOperator, keyThreshold: number, options = { activeServer: true }) {
     for (let waited = 0; ; waited += 500) {
         const status = await sealStatus(operator);
-        if (!status.sealed && status.leaderAddress) return;
+        if (!status.sealed && (status.leaderAddress || !options.activeServer)) return;
         if (waited >= 60_000) {
             throw new Error(
                 `vault unseal on ${operator.name}: ${status.sealed ? "still sealed" : "no active server"} ` +
@@ -126,7 +130,7 @@ export async function waitUnsealed(operator: VaultOperator, keyThreshold: number
 
 export const vaultUnsealProvider: Provider<UnsealInputs, UnsealOutputs> = {
     async create(inputs) {
-        return { id: inputs.operator.name, outs: await joinAndUnseal(inputs) };
+        return { id: inputs.operator.name, outs: await joinAndUnseal(inputs, true) };
     },
     /** The live seal status decides: a server that restarted sealed is a change to apply. */
     async diff(_id, olds, news) {
@@ -135,7 +139,7 @@ export const vaultUnsealProvider: Provider<UnsealInputs, UnsealOutputs> = {
         return { changes: status.sealed || !status.initialized };
     },
     async update(_id, _olds, news) {
-        return { outs: await joinAndUnseal(news) };
+        return { outs: await joinAndUnseal(news, false) };
     },
 };
 

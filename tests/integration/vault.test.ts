@@ -1,6 +1,7 @@
 // The Vault layer's bootstrap with the real engine against three real OpenBao servers with raft storage:
 // initialised once, joined, unsealed; a failed step names its server and step and a re-run resumes; keys and
-// root token only encrypted in state; a second up changes nothing; restarted (sealed) servers are unsealed.
+// root token only encrypted in state; a second up changes nothing; restarted (sealed) servers are unsealed,
+// also when all of them restarted at once.
 import * as assert from "node:assert/strict";
 import type { Stack, UpResult } from "@pulumi/pulumi/automation";
 import { type Engine, projectStack, readTree, tempEngine } from "../helpers/engine";
@@ -79,6 +80,13 @@ describe("vault bootstrap with the real engine and OpenBao raft", function () {
         assert.equal(await health(servers[0]), 503, "a restarted server is sealed");
         const healed = await stack.up();
         assert.deepEqual(healed.summary.resourceChanges, { update: 2, same: 4 });
+        for (const server of servers) assert.ok([200, 429].includes(await health(server)), server.nodeId);
+    });
+
+    it("unseals every server after all of them restarted at once (a power cut): none waits for a leader alone", async () => {
+        await Promise.all(servers.map((s) => s.restart()));
+        const healed = await stack.up();
+        assert.deepEqual(healed.summary.resourceChanges, { update: 3, same: 3 });
         for (const server of servers) assert.ok([200, 429].includes(await health(server)), server.nodeId);
     });
 });
