@@ -44,7 +44,7 @@ export function kitHolds(outputs: Record<string, unknown>): string[] {
 
 export async function writeRecoveryKit(family: string, out: string, options: WorkspaceOptions) {
     const stackFile = fs.readFileSync(stackFilePath(projectDir(options), family), "utf8");
-    const { passphraseFile, selectFamily } = workspaceModule();
+    const { exportEncrypted, passphraseFile, selectFamily } = workspaceModule();
     const stack = await selectFamily(options, family);
     const outputs = Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value]));
     const kit: RecoveryKit = {
@@ -52,7 +52,7 @@ export async function writeRecoveryKit(family: string, out: string, options: Wor
         family,
         madeAt: new Date().toISOString(),
         stackFile,
-        state: await stack.exportStack(),
+        state: exportEncrypted(stack),
     };
     fs.writeFileSync(out, `${JSON.stringify(kit, null, 2)}\n`, { mode: 0o600, flag: "wx" });
     const holds = kitHolds(outputs);

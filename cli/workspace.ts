@@ -131,3 +131,18 @@ export async function runAction(
             : await stack.destroy({ onOutput, onEvent });
     return { changes: result.summary.resourceChanges ?? {} };
 }
+
+/**
+ * The stack's state as `pulumi stack export` gives it: secrets stay ciphertext. (The SDK's `exportStack` adds
+ * `--show-secrets`, which would write every secret in plain text.)
+ */
+export function exportEncrypted(stack: Stack): unknown {
+    const workspace = stack.workspace as LocalWorkspace;
+    const stdout = execFileSync(workspace.pulumiCommand.command, ["stack", "export", "--stack", stack.name], {
+        cwd: workspace.workDir,
+        env: { ...process.env, ...workspace.envVars },
+        encoding: "utf8",
+        maxBuffer: 256 * 1024 * 1024,
+    });
+    return JSON.parse(stdout) as unknown;
+}

@@ -243,8 +243,11 @@ describe("the family tool with the real engine on test hosts", function () {
         assert.match(made.stdout, /Write the passphrase on paper and keep it apart from the stick/);
         assert.equal((fs.statSync(kitFile).mode & 0o777).toString(8), "600");
         const kit = fs.readFileSync(kitFile, "utf8");
-        assert.match(kit, /peoples-cloud:sshPrivateKey:\\n\s+secure: v1:/, "the stack file is not in the kit");
-        assert.match(kit, /"ciphertext"/, "the state's secrets are not in the kit");
+        const parsed = JSON.parse(kit) as { stackFile: string; state: { deployment: { secrets_providers: object } } };
+        assert.equal(parsed.stackFile, fs.readFileSync(path.join(project, "Pulumi.smith.yaml"), "utf8"));
+        assert.match(parsed.stackFile, /peoples-cloud:sshPrivateKey:\n\s+secure:/);
+        assert.deepEqual(Object.keys(parsed.state.deployment.secrets_providers), ["type", "state"]);
+        assert.match(kit, /"ciphertext": "v1:/, "the state's secrets are not in the kit as ciphertext");
         assert.deepEqual(filesHoldingKey(fs.readFileSync(lab.clientKeyPath, "utf8"), [usb]), []);
         const again = await cli(...args("recovery-kit", "smith", "--out", kitFile));
         assert.equal(again.code, 2);
