@@ -4,7 +4,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { addDevice, deviceConfig, joinDevice, phoneSteps, removeDevice } from "./devices";
 import type { Stack } from "@pulumi/pulumi/automation";
-import { secretKeys } from "../stacks/validate";
 import { qrcode, restoreModule, statusModule, workspaceModule } from "./lazy";
 import { newFamily, type NewOptions } from "./new";
 import { checkFamilyName, projectDir, UsageError, type WorkspaceOptions } from "./project";
@@ -12,6 +11,7 @@ import { Progress } from "./progress";
 import { checkKitFile, recoverFromKit, writeRecoveryKit } from "./recovery-kit";
 import { askHidden, confirm } from "./prompt";
 import { readStackFile, validate } from "./stack-file";
+import type { RestoreAccess } from "./restore";
 import type { Action } from "./workspace";
 
 const USAGE = `peoples-cloud — a family's own cloud
@@ -145,27 +145,36 @@ async function restore(args: string[]): Promise<Result> {
 
     const stack = await workspaceModule().selectFamily(workspace, family);
     const outputs = Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value as unknown]));
-    const secret = async (key: string) => (await stack.getConfig(key).catch(() => undefined))?.value;
-    const [accessKeyId, secretAccessKey] = await Promise.all([
-        secret(secretKeys.backupAccessKeyId),
-        secret(secretKeys.backupSecretAccessKey),
-    ]);
     const r = restoreModule();
-    const access = r.restoreAccess(
-        family,
-        outputs,
-        settings,
-        accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
-    );
+    const reached = await r.reachBackups(r.restoreAccess(family, outputs, settings));
+    try {
+        return await restoreReached(stack, family, reached.access, {
+            latest: values.latest as boolean | undefined,
+            at,
+            overwriteVault: values["overwrite-vault"] as boolean | undefined,
+            yes: values.yes as boolean | undefined,
+        });
+    } finally {
+        reached.close();
+    }
+}
+
+async function restoreReached(
+    stack: Stack,
+    family: string,
+    access: RestoreAccess,
+    values: { latest?: boolean; at?: Date; overwriteVault?: boolean; yes?: boolean },
+): Promise<Result> {
+    const r = restoreModule();
     const snapshots = await r.listSnapshots(access);
-    if (!values.latest && !at) {
+    if (!values.latest && !values.at) {
         throw new UsageError(
             `choose what to restore: --latest, or --snapshot <time> (the newest snapshots taken at or before ` +
                 `it)\n${r.describeSnapshots(snapshots)}`,
         );
     }
-    const chosen = r.chooseSnapshots(snapshots, at ? { at } : { latest: true });
-    const plan = await r.prepareRestore(access, chosen, { overwriteVault: Boolean(values["overwrite-vault"]) });
+    const chosen = r.chooseSnapshots(snapshots, values.at ? { at: values.at } : { latest: true });
+    const plan = await r.prepareRestore(access, chosen, { overwriteVault: Boolean(values.overwriteVault) });
     say(
         `Restoring '${family}': the cluster to its etcd snapshot of ${plan.etcd.takenAt.toISOString()}, Vault to ` +
             `its backup of ${plan.vault.takenAt.toISOString()}.\nThis loses:\n  - ${plan.lost.join("\n  - ")}`,

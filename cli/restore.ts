@@ -9,11 +9,11 @@
 import * as path from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, fetchBackup, listBackups, RestoreError, storeClient } from "@peoples-cloud/vault-backup";
-import { ETCD_SNAPSHOT_DIR, etcdFolder } from "../components/backup/etcd";
+import { etcdFolder } from "../components/backup/etcd";
 import { VAULT_NAMESPACE, vaultCliIn } from "../components/vault/manifests";
 import { runOverSsh } from "../lib/remote-script";
 import { scriptsIn } from "../lib/scripts";
-import { runSsh, shellQuote, type SshConnection } from "../lib/ssh";
+import { openTunnel, type SshConnection } from "../lib/ssh";
 import { submitUnsealKeys, waitUnsealed } from "../lib/vault/seal";
 import { runVault, sealStatus, type VaultOperator } from "../lib/vault/operator";
 import { repoRoot, UsageError } from "./project";
@@ -31,9 +31,9 @@ export interface RestoreAccess {
     etcd: {
         /** The S3 folder K3s uploads its snapshots to; without one they are on the first server's disk. */
         s3?: BackupStore & { prefix: string };
-        /** For tests: settings of the restore script on the servers (a stand-in k3s's PATH, its data folder). */
-        scriptEnv?: Record<string, string>;
     };
+    /** For tests: settings of the scripts on the servers (a stand-in k3s's PATH, K3s's data folder). */
+    serverEnv?: Record<string, string>;
     vault: {
         /** The Vault CLI in each pod (through the first server), the first one the pod the restore goes to. */
         operators: VaultOperator[];
@@ -44,6 +44,8 @@ export interface RestoreAccess {
         keyThreshold: number;
         /** Where the CronJob puts Vault's backups, and the key they are encrypted with (secret). */
         store: BackupStore;
+        /** The store is a service in the cluster (its in-cluster URL): reached through the first server. */
+        inCluster: boolean;
         key: Buffer;
         /** Restarts every Vault server and resolves once each answers again (sealed). */
         restart: () => Promise<void>;
@@ -105,13 +107,15 @@ export async function listSnapshots(access: RestoreAccess): Promise<Snapshots> {
         }
     } else {
         const first = access.servers[0];
-        const listed = await runSsh(first.connection, `ls -1 ${shellQuote(ETCD_SNAPSHOT_DIR)} 2>/dev/null || true`, {
-            describe: (code, line) => `listing the etcd snapshots on ${first.name} failed (exit ${code}): ${line}`,
+        const listed = await runOverSsh({
+            node: first.name,
+            step: "list the etcd snapshots",
+            connection: first.connection,
+            script: backupScript("etcd-snapshot-files.sh"),
+            env: access.serverEnv ?? {},
+            stdin: "",
         });
-        etcdNames = listed
-            .split("\n")
-            .filter(Boolean)
-            .map((f) => `${ETCD_SNAPSHOT_DIR}/${f}`);
+        etcdNames = listed.split("\n").filter(Boolean);
     }
     const vault = (await listBackups(access.vault.store)).map(({ key, takenAt }) => ({ key, takenAt }));
     return { etcd: etcdSnapshots(etcdNames), vault };
@@ -185,7 +189,7 @@ export async function prepareRestore(
 /** The restore itself; `say` is told each step. A failure names the server and the step. */
 export async function runRestore(access: RestoreAccess, plan: RestorePlan, say: (line: string) => void) {
     const [firstServer, ...others] = access.servers;
-    const env = access.etcd.scriptEnv ?? {};
+    const env = access.serverEnv ?? {};
     const k3sRestore = backupScript("k3s-restore.sh");
     say(`resetting etcd on ${firstServer.name} to ${plan.etcd.name} …`);
     await runOverSsh({
@@ -281,11 +285,12 @@ export interface RestoreOutputs {
     vaultUnsealKeys?: string[];
     backup?: { vault?: { endpoint: string; bucket: string; region: string; prefix: string; inCluster: boolean } };
     backupKey?: string;
+    backupCredentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /**
- * What the restore reaches, from the family's stack: its outputs, its settings (the unseal threshold, the
- * backup target) and the target's credentials from its secrets.
+ * What the restore reaches, from the family's stack: its outputs and its settings (the unseal threshold, the
+ * backup target, whose folder holds the etcd snapshots; without one they are on the first server's disk).
  */
 export function restoreAccess(
     family: string,
@@ -294,50 +299,69 @@ export function restoreAccess(
         vault: { keyThreshold: number };
         backup: { target?: { endpoint: string; bucket: string; region: string } };
     },
-    credentials: { accessKeyId: string; secretAccessKey: string } | undefined,
 ): RestoreAccess {
-    const { serverAccess: servers, vault, vaultAdminToken, vaultUnsealKeys, backupKey } = outputs;
+    const { serverAccess: servers, vault, vaultAdminToken, vaultUnsealKeys, backupKey, backupCredentials } = outputs;
     if (!servers?.length || !vault || !vaultAdminToken || !vaultUnsealKeys) {
         throw new UsageError(
             `the family '${family}' has no cluster with Vault in its stack: there is nothing to restore`,
         );
     }
     const vaultBackups = outputs.backup?.vault;
-    if (!vaultBackups || !backupKey) {
+    if (!vaultBackups || !backupKey || !backupCredentials) {
         throw new UsageError(
             `the family '${family}' has no Vault backups in its stack: run peoples-cloud up ${family} with this ` +
                 "version of the tool first (it sets the backups up)",
         );
     }
     const { target } = settings.backup;
-    if (vaultBackups.inCluster || !target || !credentials) {
-        throw new UsageError(
-            `the family '${family}' keeps its backups in its own cluster (backup.target is not set): this tool ` +
-                'restores from a bucket outside it. See the README\'s "Backups and restore".',
-        );
-    }
     const first = servers[0];
     const pods = Array.from({ length: vault.replicas }, (_, i) => `vault-${i}`);
+    const { inCluster, ...location } = vaultBackups;
     return {
         family,
         servers,
-        etcd: {
-            s3: {
-                endpoint: target.endpoint,
-                region: target.region,
-                bucket: target.bucket,
-                prefix: `${etcdFolder(family)}/`,
-                credentials,
-            },
-        },
+        etcd: target
+            ? {
+                  s3: {
+                      ...target,
+                      prefix: `${etcdFolder(family)}/`,
+                      credentials: backupCredentials,
+                  },
+              }
+            : {},
         vault: {
             operators: pods.map((pod) => ({ name: pod, command: vaultCliIn(pod), ssh: first.connection })),
             adminToken: vaultAdminToken,
             unsealKeys: vaultUnsealKeys,
             keyThreshold: settings.vault.keyThreshold,
-            store: { ...vaultBackups, credentials },
+            store: { ...location, credentials: backupCredentials },
+            inCluster,
             key: Buffer.from(backupKey, "base64"),
             restart: restartVaultPods(first, VAULT_NAMESPACE, pods),
         },
     };
+}
+
+/**
+ * The access with Vault's backups reachable from here: when they are in the cluster, through a tunnel from
+ * the first server to their S3 gateway's service address. `close` ends the tunnel.
+ */
+export async function reachBackups(access: RestoreAccess): Promise<{ access: RestoreAccess; close: () => void }> {
+    if (!access.vault.inCluster) return { access, close: () => undefined };
+    const url = new URL(access.vault.store.endpoint);
+    const [service, namespace] = url.hostname.split(".");
+    const first = access.servers[0];
+    const address = (
+        await runOverSsh({
+            node: first.name,
+            step: "find the backups' S3 gateway",
+            connection: first.connection,
+            script: backupScript("service-address.sh"),
+            env: { ...access.serverEnv, SERVICE: service, SERVICE_NAMESPACE: namespace },
+            stdin: "",
+        })
+    ).trim();
+    const tunnel = await openTunnel(first.connection, address, Number(url.port || 80));
+    const store = { ...access.vault.store, endpoint: `http://127.0.0.1:${tunnel.port}` };
+    return { access: { ...access, vault: { ...access.vault, store, inCluster: false } }, close: tunnel.close };
 }

@@ -2,6 +2,7 @@
 // ssh2, an SSH client in JavaScript, with the private key held in memory only. No key file is ever written,
 // so a run that is killed (the engine cancels its plugin, a timeout, a crash) leaves no key on disk. Host keys
 // are accepted as first seen in each run, as OpenSSH's `accept-new` with a throwaway known_hosts would.
+import * as net from "node:net";
 import { Client } from "ssh2";
 
 export interface SshConnection {
@@ -27,6 +28,16 @@ export interface SshRunOptions {
 }
 
 const MAX_OUTPUT = 1024 * 1024;
+
+/** ssh2's settings for a connection: the key from memory, host keys accepted as first seen. */
+const connectConfig = (connection: SshConnection) => ({
+    host: connection.host,
+    port: connection.port ?? 22,
+    username: connection.user,
+    privateKey: connection.privateKey,
+    readyTimeout: 15_000,
+    hostVerifier: () => true,
+});
 
 /** Runs `command` (a shell command line) as the connection's user; resolves with its stdout. */
 export function runSsh(connection: SshConnection, command: string, options: SshRunOptions): Promise<string> {
@@ -74,13 +85,49 @@ export function runSsh(connection: SshConnection, command: string, options: SshR
                         : `${connection.host}:${connection.port ?? 22}: ${error.message}`,
                 ),
             )
-            .connect({
-                host: connection.host,
-                port: connection.port ?? 22,
-                username: connection.user,
-                privateKey: connection.privateKey,
-                readyTimeout: 15_000,
-                hostVerifier: () => true,
+            .connect(connectConfig(connection));
+    });
+}
+
+/** A local port that reaches `host:port` as seen from the connection's machine (SSH's -L). */
+export interface Tunnel {
+    /** The local port, on 127.0.0.1. */
+    readonly port: number;
+    close(): void;
+}
+
+/**
+ * Opens one SSH connection and forwards every connection to a local port (on loopback) to `host:port` from the
+ * remote machine: how the family tool reaches a service inside the cluster from a server.
+ */
+export function openTunnel(connection: SshConnection, host: string, port: number): Promise<Tunnel> {
+    return new Promise((resolve, reject) => {
+        const client = new Client();
+        const server = net.createServer((local) => {
+            client.forwardOut("127.0.0.1", 0, host, port, (error, remote) => {
+                if (error) {
+                    local.destroy();
+                    return;
+                }
+                local.pipe(remote).pipe(local);
+                local.on("error", () => remote.destroy());
+                remote.on("error", () => local.destroy());
             });
+        });
+        const close = () => {
+            server.close();
+            client.end();
+        };
+        client
+            .on("ready", () =>
+                server.listen(0, "127.0.0.1", () =>
+                    resolve({ port: (server.address() as net.AddressInfo).port, close }),
+                ),
+            )
+            .on("error", (error) => {
+                close();
+                reject(new Error(`a tunnel through ${connection.host} to ${host}:${port}: ${error.message}`));
+            })
+            .connect(connectConfig(connection));
     });
 }

@@ -10,6 +10,7 @@
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
@@ -29,7 +30,14 @@ import {
     startS3Backend,
     toolsBinDir,
 } from "@peoples-cloud/testkit";
-import { chooseSnapshots, listSnapshots, prepareRestore, type RestoreAccess, runRestore } from "../../cli/restore";
+import {
+    chooseSnapshots,
+    listSnapshots,
+    prepareRestore,
+    reachBackups,
+    type RestoreAccess,
+    runRestore,
+} from "../../cli/restore";
 import { tokenFromStdin } from "../../lib/vault/operator";
 import { type Engine, projectStack, tempEngine } from "../helpers/engine";
 import { newSshKey } from "../helpers/keys";
@@ -106,7 +114,9 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
             fs.writeFileSync(
                 path.join(standins, name),
                 `#!/usr/bin/env bash\necho "${name} $*" >>/etc/rancher/k3s/calls\n` +
-                    `[ "\${STANDIN_FAIL:-}" != "${name} $1" ] || exit 1\n`,
+                    `[ "\${STANDIN_FAIL:-}" != "${name} $1" ] || exit 1\n` +
+                    // `k3s kubectl get service …`: the service's cluster address.
+                    `case "$*" in "kubectl get service "*) echo "\${STANDIN_SERVICE_ADDRESS:-}" ;; esac\n`,
                 { mode: 0o755 },
             );
         }
@@ -121,13 +131,12 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
         access = {
             family: FAMILY,
             servers: lab.hosts.map((h, i) => ({ name: h.name, connection: connectionOf(i) })),
-            etcd: {
-                s3: { ...store, prefix: `${FAMILY}/etcd/` },
-                scriptEnv: {
-                    PATH: `${standins}:/usr/sbin:/usr/bin:/sbin:/bin`,
-                    K3S_DATA_DIR: "/etc/rancher/k3s/data",
-                    K3S_WAIT_SECONDS: "5",
-                },
+            etcd: { s3: { ...store, prefix: `${FAMILY}/etcd/` } },
+            serverEnv: {
+                PATH: `${standins}:/usr/sbin:/usr/bin:/sbin:/bin`,
+                K3S_DATA_DIR: "/etc/rancher/k3s/data",
+                K3S_WAIT_SECONDS: "5",
+                STANDIN_SERVICE_ADDRESS: lab.bridgeAddress,
             },
             vault: {
                 operators: servers.map((s) => ({
@@ -140,6 +149,7 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
                 unsealKeys,
                 keyThreshold: 2,
                 store,
+                inCluster: false,
                 key,
                 restart: async () => {
                     for (const s of servers) await s.restart();
@@ -229,10 +239,7 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
     it("a failing etcd reset names the server and the step", async () => {
         const chosen = chooseSnapshots(await listSnapshots(access), { latest: true });
         const plan = await prepareRestore(access, chosen, { overwriteVault: true });
-        const failing = {
-            ...access,
-            etcd: { ...access.etcd, scriptEnv: { ...access.etcd.scriptEnv, STANDIN_FAIL: "k3s server" } },
-        };
+        const failing = { ...access, serverEnv: { ...access.serverEnv, STANDIN_FAIL: "k3s server" } };
         await assert.rejects(
             runRestore(failing, plan, say),
             new RegExp(
@@ -317,6 +324,47 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
                 assert.ok(!printed.includes(secret), "a secret was printed");
         } finally {
             await Promise.all(fresh.map((s) => s.stop()));
+        }
+    });
+    it("reaches backups kept inside the cluster through the first server, and etcd snapshots on its disk", async () => {
+        // The cluster's S3 gateway as a service address the first server reaches: the test hosts' bridge, relayed
+        // to the S3 server. The etcd snapshots: files in K3s's snapshot folder on the first server.
+        const relay = net.createServer((c) => c.pipe(net.connect(Number(new URL(s3.url).port), "127.0.0.1")).pipe(c));
+        await new Promise<void>((resolve) => relay.listen(0, lab.bridgeAddress, resolve));
+        const relayPort = (relay.address() as net.AddressInfo).port;
+        const snapshotDir = "/etc/rancher/k3s/data/server/db/snapshots";
+        await lab.run(lab.hosts[0], `mkdir -p ${snapshotDir} && touch ${snapshotDir}/${etcdNames[0]}`);
+        const inCluster: RestoreAccess = {
+            ...access,
+            etcd: {},
+            vault: {
+                ...access.vault,
+                store: { ...access.vault.store, endpoint: `http://seaweedfs-s3.storage.svc:${relayPort}` },
+                inCluster: true,
+            },
+        };
+        const reached = await reachBackups(inCluster);
+        try {
+            assert.match(reached.access.vault.store.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+            const all = await listSnapshots(reached.access);
+            assert.deepEqual(
+                all.etcd.map((e) => e.name),
+                [`${snapshotDir}/${etcdNames[0]}`],
+            );
+            assert.deepEqual(
+                all.vault.map((b) => b.takenAt),
+                [backupTime],
+            );
+            const plan = await prepareRestore(reached.access, chooseSnapshots(all, { latest: true }), {
+                overwriteVault: true,
+            });
+            assert.deepEqual(plan.vault.takenAt, backupTime, "the backup was not fetched through the tunnel");
+            assert.ok(
+                calls(0).includes("k3s kubectl get service -n storage seaweedfs-s3 -o jsonpath={.spec.clusterIP}"),
+            );
+        } finally {
+            reached.close();
+            relay.close();
         }
     });
 });

@@ -239,15 +239,16 @@ describe("the family tool", () => {
                 },
             },
             backupKey: Buffer.alloc(32, 7).toString("base64"),
+            backupCredentials: { accessKeyId: "id", secretAccessKey: "secret" },
         };
         const settings = {
             vault: { keyThreshold: 2 },
             backup: { target: { endpoint: "https://s3.example", bucket: "b", region: "eu" } },
         };
-        const credentials = { accessKeyId: "id", secretAccessKey: "secret" };
+        const { backupCredentials: credentials } = outputs;
 
         it("reaches the servers, Vault's pods through the first server, and the backups from the stack", () => {
-            const access = restoreAccess("smith", outputs, settings, credentials);
+            const access = restoreAccess("smith", outputs, settings);
             assert.deepEqual(
                 access.servers.map((s) => s.name),
                 ["node-1", "node-2"],
@@ -262,25 +263,31 @@ describe("the family tool", () => {
                     "192.0.2.1",
                 ]),
             );
-            assert.deepEqual(access.vault.store, { ...outputs.backup.vault, credentials });
+            const { inCluster, ...location } = outputs.backup.vault;
+            assert.deepEqual([access.vault.store, access.vault.inCluster], [{ ...location, credentials }, inCluster]);
             assert.deepEqual(access.vault.key, Buffer.alloc(32, 7));
             assert.equal(access.vault.keyThreshold, 2);
         });
 
-        it("refuses a stack without a cluster, without backups, or with backups inside the cluster", () => {
+        it("refuses a stack without a cluster or without backups", () => {
             assert.throws(
-                () => restoreAccess("smith", { ...outputs, serverAccess: undefined }, settings, credentials),
+                () => restoreAccess("smith", { ...outputs, serverAccess: undefined }, settings),
                 /has no cluster with Vault in its stack/,
             );
             assert.throws(
-                () => restoreAccess("smith", { ...outputs, backupKey: undefined }, settings, credentials),
+                () => restoreAccess("smith", { ...outputs, backupKey: undefined }, settings),
                 /has no Vault backups in its stack: run peoples-cloud up smith/,
             );
-            const inCluster = { vault: { ...outputs.backup.vault, inCluster: true } };
-            assert.throws(
-                () => restoreAccess("smith", { ...outputs, backup: inCluster }, settings, credentials),
-                /keeps its backups in its own cluster/,
-            );
+        });
+
+        it("without a backup target: the etcd snapshots on the first server, Vault's backups in the cluster", () => {
+            const inCluster = {
+                vault: { ...outputs.backup.vault, endpoint: "http://seaweedfs-s3.storage.svc:8333", inCluster: true },
+            };
+            const access = restoreAccess("smith", { ...outputs, backup: inCluster }, { ...settings, backup: {} });
+            assert.deepEqual(access.etcd, {});
+            assert.equal(access.vault.inCluster, true);
+            assert.equal(access.vault.store.endpoint, "http://seaweedfs-s3.storage.svc:8333");
         });
 
         it("reads K3s's snapshot times and chooses the newest of each at or before a time", () => {
