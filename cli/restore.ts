@@ -363,5 +363,5 @@ export async function reachBackups(access: RestoreAccess): Promise<{ access: Res
     ).trim();
     const tunnel = await openTunnel(first.connection, address, Number(url.port || 80));
     const store = { ...access.vault.store, endpoint: `http://127.0.0.1:${tunnel.port}` };
-    return { access: { ...access, vault: { ...access.vault, store, inCluster: false } }, close: tunnel.close };
+    return { access: { ...access, vault: { ...access.vault, store, inCluster: false } }, close: () => tunnel.close() };
 }
