@@ -34,6 +34,7 @@ describe("program", () => {
             vaultUnsealKeys,
             storage,
             members,
+            backupKey,
             ...outputs
         } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
@@ -52,8 +53,18 @@ describe("program", () => {
             meshCidr: "10.99.0.0/16",
             meshPort: 51820,
             devices: [],
-            // Pulumi.dev.yaml names no backup target: K3s keeps its snapshots on the servers.
-            backup: { etcdSnapshots: "/var/lib/rancher/k3s/server/db/snapshots on each server" },
+            // Pulumi.dev.yaml names no backup target: K3s keeps its snapshots on the servers, Vault's go to
+            // SeaweedFS in the cluster.
+            backup: {
+                etcdSnapshots: "/var/lib/rancher/k3s/server/db/snapshots on each server",
+                vault: {
+                    endpoint: "http://seaweedfs-s3.storage.svc:8333",
+                    bucket: "peoples-cloud-backups",
+                    region: "us-east-1",
+                    prefix: "dev/vault/",
+                    inCluster: true,
+                },
+            },
             k3sVersion: "v1.33.5+k3s1",
             kubernetesApi: `https://${first}:6443`,
             // Pulumi.dev.yaml sets no acmeEmail: the internal CA signs the dev stack's certificates.
@@ -68,6 +79,8 @@ describe("program", () => {
         // Unknown until a real init ran, but secret already.
         assert.equal(await pulumi.isSecret(vaultAdminToken), true);
         assert.equal(await pulumi.isSecret(vaultUnsealKeys), true);
+        assert.ok(backupKey);
+        assert.equal(await pulumi.isSecret(backupKey), true);
         // No service image is published yet and Pulumi.dev.yaml names none: SeaweedFS and the keys, no service.
         assert.ok(storage);
         assert.deepEqual([storage.backend, storage.services], ["seaweedfs", []]);
