@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { DIGEST_PINNED_IMAGE } from "../stacks/schema";
 
-const SERVICES = ["storageS3Api", "storageKvApi", "vaultBackup"] as const;
+/** The images the program takes from a release, each a key of `publishedImages`. */
+export const SERVICES = ["storageS3Api", "storageKvApi", "vaultBackup"] as const;
 const DECLARATION = /(export const publishedImages: [^=]+= )\{[^;]*\};/;
 
 /** The file's text with `images` as the published images; every service named once, each pinned by digest. */
