@@ -54,6 +54,16 @@ export const BACKUP_SECRETS = {
 } as const;
 export const BACKUP_FILES = { key: "backup.key", credentials: "credentials.json" } as const;
 
+/** The files of the job's two Vault KV secrets (each synced into one Kubernetes Secret), as the job reads them. */
+export const backupSecretFiles = {
+    /** `apps/vault-backup/key`: the snapshots' 32-byte key, base64. */
+    key: (base64: string) => ({ [BACKUP_FILES.key]: base64 }),
+    /** `apps/vault-backup/target`: the target's credentials as `BACKUP_CREDENTIALS_FILE` holds them. */
+    target: (c: { accessKeyId: string; secretAccessKey: string }) => ({
+        [BACKUP_FILES.credentials]: JSON.stringify({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey }),
+    }),
+};
+
 /**
  * The job's policy: a raft snapshot (`GET sys/storage/raft/snapshot`; `sys/leader` needs no token) and its own
  * KV folder, which the Vault Secrets Operator reads as this role. Not `snapshot-force`, no other secret.

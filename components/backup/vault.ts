@@ -16,11 +16,11 @@ import type { VaultLayer } from "../vault/layer";
 import { VAULT_NAMESPACE } from "../vault/manifests";
 import { DEFAULT_MOUNTS } from "../vault/policies";
 import {
-    BACKUP_FILES,
     BACKUP_NAMESPACE,
     BACKUP_SECRETS,
     backupNamespaceObjects,
     backupNetworkPolicies,
+    backupSecretFiles,
     VAULT_BACKUP,
     VAULT_BACKUP_IDENTITY,
     vaultBackupCronJob,
@@ -111,19 +111,15 @@ export class VaultSnapshots extends pulumi.ComponentResource {
                 false,
             );
         const kvWrites = [
-            store(
-                "key",
-                "key",
-                this.key.apply((k) => ({ [BACKUP_FILES.key]: k })),
-            ),
+            store("key", "key", this.key.apply(backupSecretFiles.key)),
             store(
                 "target",
                 "target",
                 pulumi
                     .all([args.target.credentials.accessKeyId, args.target.credentials.secretAccessKey])
-                    .apply(([accessKeyId, secretAccessKey]) => ({
-                        [BACKUP_FILES.credentials]: JSON.stringify({ accessKeyId, secretAccessKey }),
-                    })),
+                    .apply(([accessKeyId, secretAccessKey]) =>
+                        backupSecretFiles.target({ accessKeyId, secretAccessKey }),
+                    ),
             ),
         ];
 
