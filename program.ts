@@ -151,7 +151,6 @@ export function backupArgs(
         foundation,
         vault,
         apps,
-        storageBackend: apps.backend,
         vaultSnapshots: {
             ...settings.backup.vault,
             image: settings.apps.images.vaultBackup ?? publishedImages.vaultBackup,

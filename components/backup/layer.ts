@@ -3,7 +3,7 @@
 // the target or, without one, to the platform's own storage backend. What a restore needs besides the snapshots
 // — the K3s token, Vault's unseal keys, the apps' keys, the snapshots' key — is in Pulumi's encrypted state.
 import * as pulumi from "@pulumi/pulumi";
-import type { BackendAccess } from "../apps/layer";
+import type { AppsLayer } from "../apps/layer";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import type { ClusterNode } from "../infra/nodes";
@@ -26,10 +26,11 @@ export interface BackupLayerArgs {
     readonly foundation: FoundationLayer;
     /** Vault: snapshotted, and holding the job's identity and secrets. */
     readonly vault: VaultLayer;
-    /** The apps layer, in place first (the Vault Secrets Operator's CRDs, the storage backend serving). */
-    readonly apps: pulumi.Resource;
-    /** The platform's storage backend: Vault's snapshots go there without a target. */
-    readonly storageBackend: BackendAccess;
+    /**
+     * The apps layer, in place first (the Vault Secrets Operator's CRDs, the storage backend serving); its
+     * storage backend is where Vault's snapshots go without a target.
+     */
+    readonly apps: AppsLayer;
     /** Vault's snapshots: cron schedule (UTC), backups kept, and the job's image (none: not deployed). */
     readonly vaultSnapshots: { readonly schedule: string; readonly keep: number; readonly image?: string };
 }
@@ -55,7 +56,8 @@ export class BackupLayer extends pulumi.ComponentResource {
     constructor(name: string, args: BackupLayerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:backup:BackupLayer", name, {}, opts);
         const folder = `${args.stack}/etcd`;
-        const { target, storageBackend: backend } = args;
+        const { target } = args;
+        const { backend } = args.apps;
         if (!target) {
             void pulumi.log.warn(
                 "backup.target is not set: etcd snapshots stay on the K3s servers' own disks, and Vault's snapshots " +
