@@ -64,8 +64,6 @@ export interface VaultSnapshotsArgs {
 export class VaultSnapshots extends pulumi.ComponentResource {
     /** Secret: the 32-byte key the snapshots are encrypted with, base64 (a restore needs it). */
     readonly key: pulumi.Output<string>;
-    /** Whether the CronJob is deployed (its image known). */
-    readonly scheduled: boolean;
 
     constructor(name: string, args: VaultSnapshotsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:backup:VaultSnapshots", name, {}, opts);
@@ -153,7 +151,6 @@ export class VaultSnapshots extends pulumi.ComponentResource {
             [secrets],
         );
 
-        this.scheduled = args.image !== undefined;
         if (args.image) {
             const settings = {
                 image: args.image,
