@@ -5,7 +5,7 @@
 // takes an already loaded configuration only for tests that must get past the schema (the pack's last line).
 import * as pulumi from "@pulumi/pulumi";
 import { AppsLayer, type AppsLayerArgs } from "./components/apps/layer";
-import { BackupLayer, type BackupLayerArgs } from "./components/backup/layer";
+import { BackupLayer, type BackupLayerArgs, type VaultSnapshotsLocation } from "./components/backup/layer";
 import { publishedImages } from "./components/apps/versions";
 import { FoundationLayer, type FoundationLayerArgs, type IssuerNames } from "./components/foundation/layer";
 import type { K3sCluster } from "./components/infra/k3s";
@@ -49,9 +49,16 @@ export interface PlatformOutputs {
         kvEndpoint: pulumi.Output<string>;
         services: string[];
     };
+    /**
+     * Where the backups go; absent with K3s switched off. `vault`: the bucket and folder of Vault's encrypted
+     * snapshots (`inCluster`: SeaweedFS's gateway, reached only from inside the cluster).
+     */
+    backup?: { etcdSnapshots: string; vault: VaultSnapshotsLocation };
+    /** Secret: the 32-byte key Vault's snapshots are encrypted with, base64; a restore needs it. */
+    backupKey?: pulumi.Output<string>;
+    /** Secret: the credentials of the bucket Vault's snapshots go to. */
+    backupCredentials?: pulumi.Output<{ accessKeyId: string; secretAccessKey: string }>;
     /** Each member's S3 access key id, its secret and document-store token (both secret). */
-    /** Where the backups go; absent with K3s switched off. */
-    backup?: { etcdSnapshots: string };
     members?: Record<
         string,
         { accessKeyId: string; secretAccessKey: pulumi.Output<string>; kvToken: pulumi.Output<string> }
@@ -123,8 +130,18 @@ export function appsArgs(
     };
 }
 
-/** The backup layer's Args: the K3s servers, the stack's target with its secret credentials, the schedules. */
-export function backupArgs({ settings, secrets, stack }: PlatformConfig, infra: InfraLayer): BackupLayerArgs {
+/**
+ * The backup layer's Args: the K3s servers, the stack's target with its secret credentials, the schedules, and
+ * for Vault's snapshots the layers below (Vault, the foundation's CA, the apps layer's storage backend, which is
+ * the target without one) and the job's image.
+ */
+export function backupArgs(
+    { settings, secrets, stack }: PlatformConfig,
+    infra: InfraLayer,
+    foundation: FoundationLayer,
+    vault: VaultLayer,
+    apps: AppsLayer,
+): BackupLayerArgs {
     const { target, etcd } = settings.backup;
     if (target && !secrets.backupCredentials) {
         throw new Error("backup.target needs peoples-cloud:backupAccessKeyId and backupSecretAccessKey");
@@ -136,6 +153,13 @@ export function backupArgs({ settings, secrets, stack }: PlatformConfig, infra: 
         servers: infra.clusterNodes.filter((n) => n.role === "server" && !n.leaving),
         etcd,
         ...(target ? { target: { ...target, ...secrets.backupCredentials! } } : {}),
+        foundation,
+        vault,
+        apps,
+        vaultSnapshots: {
+            ...settings.backup.vault,
+            image: settings.apps.images.vaultBackup ?? publishedImages.vaultBackup,
+        },
     };
 }
 
@@ -146,7 +170,7 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
     const foundation = infra.cluster && new FoundationLayer("crds", foundationArgs(config, infra.cluster));
     const vault = foundation && new VaultLayer("vault", vaultArgs(config, infra, foundation));
     const apps = vault && new AppsLayer("apps", appsArgs(config, infra, foundation, vault));
-    const backup = apps && new BackupLayer("backup", backupArgs(config, infra));
+    const backup = apps && new BackupLayer("backup", backupArgs(config, infra, foundation, vault, apps));
     return {
         stack: config.stack,
         nodeProvider: settings.nodes.provider,
@@ -203,6 +227,12 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
                   members: apps.members,
               }
             : {}),
-        ...(backup ? { backup: { etcdSnapshots: backup.etcdSnapshots } } : {}),
+        ...(backup
+            ? {
+                  backup: { etcdSnapshots: backup.etcdSnapshots, vault: backup.vaultSnapshots },
+                  backupKey: backup.backupKey,
+                  backupCredentials: backup.backupCredentials,
+              }
+            : {}),
     };
 }

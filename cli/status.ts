@@ -15,6 +15,8 @@ export interface Status {
     storage?: { backend: string; s3Endpoint: string; kvEndpoint: string };
     /** Where K3s's etcd snapshots go. */
     etcdSnapshots?: string;
+    /** Where Vault's encrypted snapshots go. */
+    vaultBackups?: string;
     devices: { name: string; owner: string; meshAddress?: string; inMesh: boolean }[];
 }
 
@@ -29,7 +31,12 @@ export async function familyStatus(family: string, options: WorkspaceOptions): P
     const inMesh = value<{ name: string; meshAddress: string }[]>("devices") ?? [];
     const vault = value<{ address: string; sealed: boolean[] }>("vault");
     const storage = value<{ backend: string; s3Endpoint: string; kvEndpoint: string }>("storage");
-    const backup = value<{ etcdSnapshots: string }>("backup");
+    const backup = value<{
+        etcdSnapshots: string;
+        vault?: { endpoint: string; bucket: string; prefix: string; inCluster: boolean };
+    }>("backup");
+    const vaultBackups =
+        backup?.vault && `s3://${backup.vault.bucket}/${backup.vault.prefix} at ${backup.vault.endpoint}`;
     return {
         family,
         up: raw.nodes !== undefined,
@@ -41,6 +48,9 @@ export async function familyStatus(family: string, options: WorkspaceOptions): P
             ? { storage: { backend: storage.backend, s3Endpoint: storage.s3Endpoint, kvEndpoint: storage.kvEndpoint } }
             : {}),
         ...(backup ? { etcdSnapshots: backup.etcdSnapshots } : {}),
+        ...(vaultBackups
+            ? { vaultBackups: backup.vault?.inCluster ? `${vaultBackups} (in the cluster)` : vaultBackups }
+            : {}),
         devices: checked.settings.devices.map((d) => {
             const live = inMesh.find((m) => m.name === d.name);
             return { name: d.name, owner: d.owner, meshAddress: live?.meshAddress, inMesh: Boolean(live) };
@@ -63,6 +73,7 @@ export function describeStatus(s: Status): string {
     if (s.storage)
         lines.push(`  storage (${s.storage.backend}): S3 ${s.storage.s3Endpoint}, documents ${s.storage.kvEndpoint}`);
     if (s.etcdSnapshots) lines.push(`  etcd snapshots: ${s.etcdSnapshots}`);
+    if (s.vaultBackups) lines.push(`  Vault backups: ${s.vaultBackups}`);
     lines.push(s.devices.length === 0 ? "  devices: none" : "  devices:");
     for (const d of s.devices) {
         lines.push(

@@ -2,13 +2,15 @@
 // release published. The images workflow runs it on a release tag and proposes the change as a pull request,
 // so a family's stack takes the released images, by digest, without naming them itself.
 //
-//   tsx scripts/pin-images.ts [--file components/apps/versions.ts] storageS3Api=<repository>@sha256:<digest> ...
+//   tsx scripts/pin-images.ts [--file components/apps/versions.ts] storageS3Api=<repository>@sha256:<digest> \
+//       storageKvApi=... vaultBackup=...
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { DIGEST_PINNED_IMAGE } from "../stacks/schema";
 
-const SERVICES = ["storageS3Api", "storageKvApi"] as const;
+/** The images the program takes from a release, each a key of `publishedImages`. */
+export const SERVICES = ["storageS3Api", "storageKvApi", "vaultBackup"] as const;
 const DECLARATION = /(export const publishedImages: [^=]+= )\{[^;]*\};/;
 
 /** The file's text with `images` as the published images; every service named once, each pinned by digest. */

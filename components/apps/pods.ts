@@ -1,6 +1,22 @@
 // Each service's pod as the cluster runs it: its environment, the Secrets mounted as the files it reads, the
 // projected service-account token it logs in to Vault with, and the hardening the policy pack requires. One
 // function per pod, so a test can start a service exactly as its pod would (same variables, same files).
+import {
+    type Container,
+    CREATE_BUCKET_SCRIPT,
+    env,
+    hardened,
+    mount,
+    nonRootPod,
+    type PodSpec,
+    type Probe,
+    secretVolume,
+    tmpVolume,
+    vaultLoginVolume,
+    type Volume,
+} from "../../lib/workloads";
+
+export type { Container, PodSpec, Volume };
 
 export type Service = "storage-s3-api" | "storage-kv-api";
 export const NAMESPACE = "storage";
@@ -39,61 +55,6 @@ export const FILES = {
 const SECRETS_DIR = "/run/secrets/peoples-cloud";
 const VAULT_DIR = "/run/secrets/vault";
 
-export interface Container {
-    name: string;
-    image: string;
-    command?: string[];
-    args?: string[];
-    env: { name: string; value: string }[];
-    ports?: { name: string; containerPort: number }[];
-    volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
-    resources: { requests: Record<string, string>; limits: Record<string, string> };
-    securityContext: {
-        runAsNonRoot: true;
-        allowPrivilegeEscalation: false;
-        readOnlyRootFilesystem: true;
-        capabilities: { drop: ["ALL"] };
-    };
-    livenessProbe?: Probe;
-    readinessProbe?: Probe;
-    lifecycle?: { preStop: { sleep: { seconds: number } } };
-}
-
-interface Probe {
-    httpGet: { path: string; port: number };
-    periodSeconds: number;
-    failureThreshold: number;
-}
-
-export type Volume =
-    | { name: string; secret: { secretName: string; defaultMode: number } }
-    | { name: string; emptyDir: { sizeLimit: string } }
-    | {
-          name: string;
-          projected: {
-              sources: (
-                  | { serviceAccountToken: { audience: string; expirationSeconds: number; path: string } }
-                  | { secret: { name: string; items: { key: string; path: string }[] } }
-              )[];
-          };
-      };
-
-export interface PodSpec {
-    serviceAccountName: string;
-    automountServiceAccountToken: false;
-    terminationGracePeriodSeconds: number;
-    securityContext: {
-        runAsNonRoot: true;
-        runAsUser: number;
-        runAsGroup: number;
-        fsGroup: number;
-        seccompProfile: { type: "RuntimeDefault" };
-    };
-    initContainers?: Container[];
-    containers: Container[];
-    volumes: Volume[];
-}
-
 export interface S3ApiPodSettings {
     readonly image: string;
     /** The backend's S3 endpoint and region: SeaweedFS's gateway, or the configured provider. */
@@ -114,24 +75,11 @@ export interface KvApiPodSettings {
     readonly s3Endpoint: string;
 }
 
-const hardened: Container["securityContext"] = {
-    runAsNonRoot: true,
-    allowPrivilegeEscalation: false,
-    readOnlyRootFilesystem: true,
-    capabilities: { drop: ["ALL"] },
-};
 const probe = (path: string, port: number): Probe => ({
     httpGet: { path, port },
     periodSeconds: 10,
     failureThreshold: 3,
 });
-const secretVolume = (name: string, secretName: string): Volume => ({
-    name,
-    secret: { secretName, defaultMode: 0o440 },
-});
-const tmp: Volume = { name: "tmp", emptyDir: { sizeLimit: "64Mi" } };
-const mount = (name: string, mountPath: string, readOnly = true) => ({ name, mountPath, readOnly });
-const env = (vars: Record<string, string>) => Object.entries(vars).map(([name, value]) => ({ name, value }));
 
 function pod(service: Service, containers: Container[], volumes: Volume[], init?: Container[]): PodSpec {
     return {
@@ -139,17 +87,10 @@ function pod(service: Service, containers: Container[], volumes: Volume[], init?
         // Only storage-s3-api needs a token, for Vault's audience: projected, not the API's default one.
         automountServiceAccountToken: false,
         terminationGracePeriodSeconds: PRE_STOP_SECONDS + SHUTDOWN_GRACE_SECONDS + 5,
-        // The images' user (Dockerfile: USER 65532:65532).
-        securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
-            fsGroup: 65532,
-            seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: nonRootPod,
         ...(init ? { initContainers: init } : {}),
         containers,
-        volumes: [...volumes, tmp],
+        volumes: [...volumes, tmpVolume],
     };
 }
 
@@ -202,32 +143,10 @@ export function s3ApiPod(s: S3ApiPodSettings): PodSpec {
         [
             secretVolume("keys", SECRETS.s3Keys),
             secretVolume("backend", SECRETS.s3Backend),
-            {
-                name: "vault",
-                projected: {
-                    sources: [
-                        // Vault's Kubernetes auth role expects this audience.
-                        { serviceAccountToken: { audience: "vault", expirationSeconds: 3600, path: "token" } },
-                        { secret: { name: SECRETS.vaultCa, items: [{ key: "ca.crt", path: "ca.crt" }] } },
-                    ],
-                },
-            },
+            vaultLoginVolume("vault", SECRETS.vaultCa),
         ],
     );
 }
-
-/** Creates the bucket once storage-s3-api answers; an existing one is fine. Reads its credentials from the file. */
-const createBucket = [
-    'const fs = require("node:fs");',
-    'const { S3Client, CreateBucketCommand } = require("@aws-sdk/client-s3");',
-    "const credentials = JSON.parse(fs.readFileSync(process.env.S3_CREDENTIALS_FILE, 'utf8'));",
-    "const s3 = new S3Client({ endpoint: process.env.STORAGE_S3_ENDPOINT, region: process.env.S3_REGION, forcePathStyle: true, credentials });",
-    "const once = () => s3.send(new CreateBucketCommand({ Bucket: process.env.BUCKET })).catch((e) => {",
-    "  if (e.name === 'BucketAlreadyOwnedByYou' || e.name === 'BucketAlreadyExists') return;",
-    "  console.log(JSON.stringify({ message: 'bucket not made yet', error: e.name })); return new Promise((r) => setTimeout(r, 3000)).then(once);",
-    "});",
-    "once();",
-].join("\n");
 
 /** storage-kv-api's pod: its bucket made first, then the service on storage-s3-api with its own access key. */
 export function kvApiPod(s: KvApiPodSettings): PodSpec {
@@ -268,7 +187,7 @@ export function kvApiPod(s: KvApiPodSettings): PodSpec {
             {
                 name: "create-bucket",
                 image: s.image,
-                command: ["node", "-e", createBucket],
+                command: ["node", "-e", CREATE_BUCKET_SCRIPT],
                 env: env(vars),
                 volumeMounts: [mount("keys", keys)],
                 resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "500m", memory: "256Mi" } },

@@ -40,6 +40,8 @@ export interface AppSecrets {
     readonly members: Record<string, MemberCredentials>;
     /** The Vault KV writes: the secrets' sync waits for them. */
     readonly writes: VaultWrite[];
+    /** The backend's credentials (secret): SeaweedFS's generated admin identity, or the provider's. */
+    readonly backend: S3Credentials;
 }
 
 /** The access key id storage-kv-api uses with storage-s3-api; no member may be named so (stacks/schema.ts). */
@@ -152,5 +154,5 @@ export function storeAppSecrets(parent: pulumi.Resource, name: string, args: App
                 appSecretFiles.kvApiKeys(memberTokens, kvSecret, secretKey),
             ),
     );
-    return { members, writes: kvWrites };
+    return { members, writes: kvWrites, backend: backendCredentials };
 }

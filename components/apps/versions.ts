@@ -18,10 +18,15 @@ export const seaweedfs = {
 };
 
 /**
- * The services' images as this release publishes them (ghcr.io/<owner>/storage-s3-api and storage-kv-api, by
- * the image workflow), each `<repository>@sha256:<digest>`. On a release tag the workflow's `pin` job writes
- * them here (scripts/pin-images.ts) and proposes the change as a pull request. None is published yet: until
- * then a stack names its images in `peoples-cloud:apps.images`, and without them the layer installs the
- * backend and the secrets but not the two services (and says so).
+ * The services' images as this release publishes them (ghcr.io/<owner>/storage-s3-api, storage-kv-api and
+ * vault-backup, by the image workflow), each `<repository>@sha256:<digest>`. On a release tag the workflow's
+ * `pin` job writes them here (scripts/pin-images.ts) and proposes the change as a pull request. None is
+ * published yet: until then a stack names its images in `peoples-cloud:apps.images`, and without them the apps
+ * layer installs the backend and the secrets but not the two services, and the backup layer Vault's backup
+ * identity and keys but not its CronJob (each says so).
  */
-export const publishedImages: { readonly storageS3Api?: string; readonly storageKvApi?: string } = {};
+export const publishedImages: {
+    readonly storageS3Api?: string;
+    readonly storageKvApi?: string;
+    readonly vaultBackup?: string;
+} = {};

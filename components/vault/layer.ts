@@ -47,6 +47,11 @@ export class VaultLayer extends pulumi.ComponentResource {
     /** Vault's API for clients in the cluster (verify it with the foundation's internal CA). */
     readonly address = `https://vault.${VAULT_NAMESPACE}.svc:8200`;
     readonly replicas: number;
+    /**
+     * The active server, for calls a standby cannot answer (a raft snapshot): the chart's `vault-active` service
+     * with three servers (Kubernetes service registration labels the active pod); the one server otherwise.
+     */
+    readonly activeAddress: string;
     /** Secret: the unseal keys, only in Pulumi's encrypted state. */
     readonly unsealKeys: pulumi.Output<string[]>;
     /** Secret: the admin token for day-2 work (the root token is revoked once the configuration is in). */
@@ -65,6 +70,7 @@ export class VaultLayer extends pulumi.ComponentResource {
         const onServer = { node: server.name, connection: server.connection };
         const k3s = new K3sManifests(this, name, server);
         this.replicas = vaultReplicas(args.nodeCount);
+        this.activeAddress = this.replicas > 1 ? `https://vault-active.${VAULT_NAMESPACE}.svc:8200` : this.address;
         const pods = Array.from({ length: this.replicas }, (_, i) => `vault-${i}`);
 
         // The Certificate needs cert-manager's CRDs and the internal CA: the foundation is ready first.

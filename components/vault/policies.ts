@@ -10,7 +10,8 @@ export interface Mounts {
 
 export const DEFAULT_MOUNTS: Mounts = { kv: "secret", transit: "transit", pki: "pki" };
 
-const rule = (path: string, capabilities: string[]) =>
+/** One path's capabilities, in a policy's HCL. */
+export const rule = (path: string, capabilities: string[]) =>
     `path "${path}" {\n  capabilities = [${capabilities.map((c) => `"${c}"`).join(", ")}]\n}`;
 
 /**

@@ -25,7 +25,11 @@ const testImage = (service: string) =>
 const testSettings: Record<string, Record<string, string>> = {
     dev: {
         "peoples-cloud:apps": JSON.stringify({
-            images: { storageS3Api: testImage("storage-s3-api"), storageKvApi: testImage("storage-kv-api") },
+            images: {
+                storageS3Api: testImage("storage-s3-api"),
+                storageKvApi: testImage("storage-kv-api"),
+                vaultBackup: testImage("vault-backup"),
+            },
         }),
     },
     prod: {},
@@ -71,6 +75,7 @@ describe("real pulumi preview", function () {
             // Every layer built so far is in the plan: the cluster foundation rides on K3s, on in both stacks.
             assert.equal(expected["peoples-cloud:foundation:FoundationLayer"], 1, JSON.stringify(expected));
             assert.equal(expected["peoples-cloud:apps:AppsLayer"], 1, JSON.stringify(expected));
+            assert.equal(expected["peoples-cloud:backup:VaultSnapshots"], 1, JSON.stringify(expected));
             const missing = missingPlugins(Object.keys(expected));
             if (missing.length > 0) {
                 // Not faked: this machine cannot build these provider plugins (see the README's Tools).

@@ -1,9 +1,11 @@
 // The Vault layer's policies (components/vault/policies.ts) loaded into a real OpenBao and used through its
 // HTTP API: a token with one app's policy uses its own transit key, KV folder and PKI role and is refused
-// another app's and `sys/`; the admin policy runs day-2 work and is refused what only root may do.
+// another app's and `sys/`; the admin policy runs day-2 work and is refused what only root may do. The backup
+// layer's vault-backup policy, on an OpenBao with raft storage: a snapshot and its own KV folder, nothing else.
 import * as assert from "node:assert/strict";
+import { vaultBackupPolicy } from "../../components/backup/vault-manifests";
 import { adminPolicy, appPolicy } from "../../components/vault/policies";
-import { baoApi, type OpenBaoServer, startOpenBaoDev } from "@peoples-cloud/testkit";
+import { baoApi, type OpenBaoServer, type RaftServer, startOpenBaoDev, startOpenBaoRaft } from "@peoples-cloud/testkit";
 
 const apps = ["storage-s3-api", "storage-kv-api"];
 
@@ -119,6 +121,94 @@ describe("vault policies in a real OpenBao", function () {
                 403,
                 `${method} ${path}`,
             );
+        }
+    });
+});
+
+describe("the vault-backup policy in a real OpenBao with raft storage", function () {
+    this.timeout(60_000);
+    let bao: RaftServer;
+    let token: string;
+
+    const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${bao.url}/v1/${path}`, {
+            method,
+            headers: { "X-Vault-Token": token },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    };
+
+    before(async () => {
+        bao = await startOpenBaoRaft();
+        const init = await fetch(`${bao.url}/v1/sys/init`, {
+            method: "POST",
+            body: JSON.stringify({ secret_shares: 1, secret_threshold: 1 }),
+        });
+        const { keys_base64, root_token } = (await init.json()) as { keys_base64: string[]; root_token: string };
+        await fetch(`${bao.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key: keys_base64[0] }) });
+        for (let i = 0; (await fetch(`${bao.url}/v1/sys/health`)).status !== 200; i++) {
+            if (i > 150) throw new Error("OpenBao did not become active");
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        bao.rootToken = root_token;
+        await baoApi(bao, "POST", "sys/mounts/secret", { type: "kv", options: { version: "2" } });
+        // A new KV v2 mount upgrades itself for a moment before it takes writes.
+        for (let i = 0; ; i++) {
+            const written = await baoApi(bao, "POST", "secret/data/apps/vault-backup/key", {
+                data: { "backup.key": "a2V5" },
+            }).then(
+                () => true,
+                (err: Error) =>
+                    /Upgrading from non-versioned/.test(err.message) && i < 50 ? false : Promise.reject(err),
+            );
+            if (written) break;
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        await baoApi(bao, "POST", "secret/data/apps/storage-s3-api/keys", { data: { "name.key": "c2VjcmV0" } });
+        await baoApi(bao, "PUT", "sys/policies/acl/vault-backup", { policy: vaultBackupPolicy() });
+        const created = (await baoApi(bao, "POST", "auth/token/create", { policies: ["vault-backup"] })) as {
+            auth: { client_token: string };
+        };
+        token = created.auth.client_token;
+    });
+    after(() => bao?.stop());
+
+    it("takes a raft snapshot and reads its own KV folder", async () => {
+        const snapshot = await call("GET", "sys/storage/raft/snapshot");
+        assert.equal(snapshot.status, 200);
+        // A gzip'd tar, as the job checks it.
+        assert.ok(snapshot.body.length > 100 && snapshot.body[0] === 0x1f && snapshot.body[1] === 0x8b);
+        const own = await call("GET", "secret/data/apps/vault-backup/key");
+        assert.equal(own.status, 200);
+        assert.deepEqual((JSON.parse(own.body.toString()) as { data: { data: unknown } }).data.data, {
+            "backup.key": "a2V5",
+        });
+    });
+
+    it("is refused another app's secret, a forced restore and the rest of sys/", async () => {
+        const snapshot = (await call("GET", "sys/storage/raft/snapshot")).body;
+        for (const [method, path, body] of [
+            ["GET", "secret/data/apps/storage-s3-api/keys"],
+            ["GET", "secret/metadata/apps/storage-s3-api/keys"],
+            ["POST", "secret/data/apps/vault-backup/key", { data: { "backup.key": "b3RoZXI=" } }],
+            ["POST", "sys/storage/raft/snapshot-force", snapshot],
+            ["POST", "sys/storage/raft/snapshot", snapshot],
+            ["GET", "sys/storage/raft/configuration"],
+            ["GET", "sys/mounts"],
+            ["PUT", "sys/policies/acl/vault-backup", { policy: 'path "*" { capabilities = ["sudo"] }' }],
+        ] as const) {
+            const res = await fetch(`${bao.url}/v1/${path}`, {
+                method,
+                headers: { "X-Vault-Token": token },
+                body:
+                    body === undefined
+                        ? undefined
+                        : Buffer.isBuffer(body)
+                          ? new Uint8Array(body)
+                          : JSON.stringify(body),
+            });
+            assert.equal(res.status, 403, `${method} ${path}`);
         }
     });
 });

@@ -140,6 +140,7 @@ describe("the family tool", () => {
                 kvEndpoint: "https://kv.example.org",
             },
             etcdSnapshots: "s3://b/smith/etcd at https://backup.example.org",
+            vaultBackups: "s3://b/smith/vault/ at https://backup.example.org",
             devices: [
                 { name: "laptop", owner: "ben", meshAddress: "10.99.2.2", inMesh: true },
                 { name: "phone", owner: "ana", inMesh: false },
@@ -156,6 +157,7 @@ describe("the family tool", () => {
                 "  Vault: https://vault.vault.svc:8200, 1 of 3 sealed",
                 "  storage (seaweedfs): S3 https://s3.example.org, documents https://kv.example.org",
                 "  etcd snapshots: s3://b/smith/etcd at https://backup.example.org",
+                "  Vault backups: s3://b/smith/vault/ at https://backup.example.org",
                 "  devices:",
                 "    laptop (ben)  in the mesh at 10.99.2.2",
                 "    phone (ana)  added; in the mesh after the next up",

@@ -404,6 +404,41 @@ const invalid: InvalidCase[] = [
         says: "expected an image pinned by digest",
     },
     {
+        name: "vault-backup's image pinned by tag only",
+        plain: { ...bareMetal(), [`${ns}:apps`]: { images: { vaultBackup: "ghcr.io/family/vault-backup:1.0.0" } } },
+        secrets: sshKey,
+        key: `${ns}:apps.images.vaultBackup`,
+        says: "expected an image pinned by digest",
+    },
+    {
+        name: "a Vault backup schedule that is not five cron fields",
+        plain: { ...bareMetal(), [`${ns}:backup`]: { vault: { schedule: "every 6 hours" } } },
+        secrets: sshKey,
+        key: `${ns}:backup.vault.schedule`,
+        says: "expected a cron schedule",
+    },
+    {
+        name: "a Vault backup schedule with names, which the alerts cannot read",
+        plain: { ...bareMetal(), [`${ns}:backup`]: { vault: { schedule: "0 3 * * MON" } } },
+        secrets: sshKey,
+        key: `${ns}:backup.vault.schedule`,
+        says: "expected a cron schedule",
+    },
+    {
+        name: "a Vault backup schedule that never runs twice (the 31st of February)",
+        plain: { ...bareMetal(), [`${ns}:backup`]: { vault: { schedule: "0 0 31 2 *" } } },
+        secrets: sshKey,
+        key: `${ns}:backup.vault.schedule`,
+        says: "expected a cron schedule",
+    },
+    {
+        name: "no Vault backup kept",
+        plain: { ...bareMetal(), [`${ns}:backup`]: { vault: { keep: 0 } } },
+        secrets: sshKey,
+        key: `${ns}:backup.vault.keep`,
+        says: ">=1",
+    },
+    {
         name: "external S3 over plain HTTP",
         plain: {
             ...bareMetal(),
@@ -624,6 +659,10 @@ describe("stack config", () => {
             assert.deepEqual(s.storage, { backend: "seaweedfs", size: "50Gi" });
             assert.deepEqual(s.members, []);
             assert.deepEqual(s.apps, { images: {} });
+            assert.deepEqual(s.backup, {
+                etcd: { schedule: "0 */6 * * *", retention: 28 },
+                vault: { schedule: "30 */6 * * *", keep: 14 },
+            });
             assert.deepEqual(s.adminCidrs, []);
             assert.deepEqual(s.devices, []);
             assert.equal(s.domain, undefined);

@@ -34,6 +34,9 @@ describe("program", () => {
             vaultUnsealKeys,
             storage,
             members,
+            backupKey,
+            backupCredentials,
+            serverAccess,
             ...outputs
         } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
@@ -52,8 +55,18 @@ describe("program", () => {
             meshCidr: "10.99.0.0/16",
             meshPort: 51820,
             devices: [],
-            // Pulumi.dev.yaml names no backup target: K3s keeps its snapshots on the servers.
-            backup: { etcdSnapshots: "/var/lib/rancher/k3s/server/db/snapshots on each server" },
+            // Pulumi.dev.yaml names no backup target: K3s keeps its snapshots on the servers, Vault's go to
+            // SeaweedFS in the cluster.
+            backup: {
+                etcdSnapshots: "/var/lib/rancher/k3s/server/db/snapshots on each server",
+                vault: {
+                    endpoint: "http://seaweedfs-s3.storage.svc:8333",
+                    bucket: "peoples-cloud-backups",
+                    region: "us-east-1",
+                    prefix: "dev/vault/",
+                    inCluster: true,
+                },
+            },
             k3sVersion: "v1.33.5+k3s1",
             kubernetesApi: `https://${first}:6443`,
             // Pulumi.dev.yaml sets no acmeEmail: the internal CA signs the dev stack's certificates.
@@ -68,6 +81,20 @@ describe("program", () => {
         // Unknown until a real init ran, but secret already.
         assert.equal(await pulumi.isSecret(vaultAdminToken), true);
         assert.equal(await pulumi.isSecret(vaultUnsealKeys), true);
+        assert.ok(backupKey && backupCredentials && serverAccess);
+        assert.equal(await pulumi.isSecret(backupKey), true);
+        assert.equal(await pulumi.isSecret(backupCredentials), true);
+        // What `restore` reaches: the K3s servers, the first one first, with the stack's SSH key (secret).
+        const servers = await unwrap(serverAccess);
+        assert.equal(servers.secret, true);
+        assert.deepEqual(
+            servers.value?.map((s) => [
+                s.name,
+                s.connection.host,
+                s.connection.privateKey === sshKey["peoples-cloud:sshPrivateKey"],
+            ]),
+            [["node-1", "192.0.2.11", true]],
+        );
         // No service image is published yet and Pulumi.dev.yaml names none: SeaweedFS and the keys, no service.
         assert.ok(storage);
         assert.deepEqual([storage.backend, storage.services], ["seaweedfs", []]);

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
+import { SERVICES as PINNED } from "../../scripts/pin-images";
 
 const repo = path.join(__dirname, "..", "..");
 const workflows = path.join(repo, ".github", "workflows");
@@ -61,6 +62,21 @@ describe("GitHub workflows", () => {
         assert.equal(build?.with?.platforms, "linux/amd64,linux/arm64");
         assert.equal(build?.with?.push, "${{ github.event_name == 'push' }}");
         assert.deepEqual(workflow.on.push, { branches: ["main"], tags: ["v*"] });
+    });
+
+    it("images.yml's pin job pins every image the program takes from a release, each by its digest", () => {
+        const pin = load("images.yml").jobs.pin;
+        const script = pin.steps.map((s) => s.run ?? "").join("\n");
+        const command = /npx --no-install tsx scripts\/pin-images\.ts (.*)/.exec(script)?.[1] ?? "";
+        const named = [...command.matchAll(/"(\w+)=\$(\w+)"/g)].map((m) => [m[1], m[2]]);
+        assert.deepEqual(named.map(([service]) => service).sort(), [...PINNED].sort(), command);
+        for (const [service, variable] of named) {
+            assert.match(
+                script,
+                new RegExp(`${variable}="ghcr\\.io/\\$\\{OWNER,,\\}/[a-z0-9-]+@\\$\\(digest `),
+                service,
+            );
+        }
     });
 
     for (const [file, command] of [
