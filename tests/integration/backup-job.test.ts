@@ -18,6 +18,7 @@ import {
     startKubernetesApi,
     startOpenBaoRaft,
     startSeaweedfs,
+    initialiseOpenBao,
 } from "@peoples-cloud/testkit";
 import { fetchBackup, listBackups } from "@peoples-cloud/vault-backup";
 import { processEnv } from "../../components/apps/pods";
@@ -60,18 +61,8 @@ describe("the vault-backup CronJob's pod, run as the cluster runs it", function 
     before(async () => {
         [bao, s3, api] = await Promise.all([startOpenBaoRaft(), startSeaweedfs(), startKubernetesApi()]);
         work = fs.mkdtempSync(path.join(os.tmpdir(), "peoples-cloud-backup-job-"));
-        const init = await fetch(`${bao.url}/v1/sys/init`, {
-            method: "POST",
-            body: JSON.stringify({ secret_shares: 1, secret_threshold: 1 }),
-        });
-        const { keys_base64, root_token } = (await init.json()) as { keys_base64: string[]; root_token: string };
-        await fetch(`${bao.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key: keys_base64[0] }) });
-        for (let i = 0; (await fetch(`${bao.url}/v1/sys/health`)).status !== 200; i++) {
-            if (i > 150) throw new Error("OpenBao did not become active");
-            await new Promise((r) => setTimeout(r, 200));
-        }
-        bao.rootToken = root_token;
-        secrets.push(root_token, ...keys_base64, s3.secretAccessKey);
+        const { rootToken, unsealKeys } = await initialiseOpenBao(bao, 1, 1);
+        secrets.push(rootToken, ...unsealKeys, s3.secretAccessKey);
         // What the Vault layer configures, then what the backup layer writes with the admin token.
         await baoApi(bao, "POST", "sys/mounts/secret", { type: "kv", options: { version: "2" } });
         await baoApi(bao, "POST", "sys/auth/kubernetes", { type: "kubernetes" });

@@ -5,7 +5,14 @@
 import * as assert from "node:assert/strict";
 import { vaultBackupPolicy } from "../../components/backup/vault-manifests";
 import { adminPolicy, appPolicy } from "../../components/vault/policies";
-import { baoApi, type OpenBaoServer, type RaftServer, startOpenBaoDev, startOpenBaoRaft } from "@peoples-cloud/testkit";
+import {
+    baoApi,
+    initialiseOpenBao,
+    type OpenBaoServer,
+    type RaftServer,
+    startOpenBaoDev,
+    startOpenBaoRaft,
+} from "@peoples-cloud/testkit";
 
 const apps = ["storage-s3-api", "storage-kv-api"];
 
@@ -141,17 +148,7 @@ describe("the vault-backup policy in a real OpenBao with raft storage", function
 
     before(async () => {
         bao = await startOpenBaoRaft();
-        const init = await fetch(`${bao.url}/v1/sys/init`, {
-            method: "POST",
-            body: JSON.stringify({ secret_shares: 1, secret_threshold: 1 }),
-        });
-        const { keys_base64, root_token } = (await init.json()) as { keys_base64: string[]; root_token: string };
-        await fetch(`${bao.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key: keys_base64[0] }) });
-        for (let i = 0; (await fetch(`${bao.url}/v1/sys/health`)).status !== 200; i++) {
-            if (i > 150) throw new Error("OpenBao did not become active");
-            await new Promise((r) => setTimeout(r, 200));
-        }
-        bao.rootToken = root_token;
+        await initialiseOpenBao(bao, 1, 1);
         await baoApi(bao, "POST", "sys/mounts/secret", { type: "kv", options: { version: "2" } });
         // A new KV v2 mount upgrades itself for a moment before it takes writes.
         for (let i = 0; ; i++) {

@@ -5,20 +5,16 @@ import * as assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { AppsLayer } from "../../components/apps/layer";
 import { type PodSpec, processEnv, s3ApiPod } from "../../components/apps/pods";
 import type { SeaweedfsValues } from "../../components/apps/seaweedfs";
 import { seaweedfs } from "../../components/apps/versions";
-import { FoundationLayer } from "../../components/foundation/layer";
-import { InfraLayer } from "../../components/infra/layer";
-import { VaultLayer } from "../../components/vault/layer";
 import type { HelmChart, KubeObject } from "../../lib/kube";
 import { policies } from "../../policy/rules";
-import { appsArgs, foundationArgs, infraArgs, vaultArgs } from "../../program";
 import type { PlatformConfig } from "../../stacks/config";
 import { settingsSchema } from "../../stacks/schema";
 import { policyConfig, resourceViolations, ruleSettings } from "../helpers/policy";
-import { dependencyRecorder, type RecordedResource, settled, unwrap, useMocks } from "../helpers/mocks";
+import { composeLayers } from "../helpers/layers";
+import { type RecordedResource, settled, unwrap, useMocks } from "../helpers/mocks";
 import { bareMetalNodes } from "../helpers/stackConfig";
 
 const remoteScript = "pulumi-nodejs:dynamic/infra:RemoteScript";
@@ -77,20 +73,7 @@ async function buildApps(nodeCount: number, options: Options = {}) {
                 : {}),
         },
     };
-    const infra = new InfraLayer("infra", infraArgs(config));
-    const deps = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
-    const { after } = deps;
-    const protectedNames: string[] = [];
-    const transformations: pulumi.ResourceTransformation[] = [
-        ...deps.transformations,
-        (args) => {
-            if (args.opts.protect) protectedNames.push(args.name);
-            return undefined;
-        },
-    ];
-    const foundation = new FoundationLayer("crds", foundationArgs(config, infra.cluster!), { transformations });
-    const vault = new VaultLayer("vault", vaultArgs(config, infra, foundation), { transformations });
-    const apps = new AppsLayer("apps", appsArgs(config, infra, foundation, vault), { transformations });
+    const { apps, after, protectedNames } = composeLayers(config);
     await settled();
     const mine = recorded.filter((r) => r.name.startsWith("apps-"));
     const byName = (name: string) => {

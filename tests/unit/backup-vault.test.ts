@@ -6,19 +6,14 @@ import * as assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { AppsLayer } from "../../components/apps/layer";
-import { BackupLayer } from "../../components/backup/layer";
 import { vaultBackupAlertRules } from "../../components/backup/vault-manifests";
-import { FoundationLayer } from "../../components/foundation/layer";
-import { InfraLayer } from "../../components/infra/layer";
-import { VaultLayer } from "../../components/vault/layer";
 import type { KubeObject } from "../../lib/kube";
 import type { PodSpec } from "../../lib/workloads";
 import { policies } from "../../policy/rules";
-import { appsArgs, backupArgs, foundationArgs, infraArgs, vaultArgs } from "../../program";
 import type { PlatformConfig } from "../../stacks/config";
 import { settingsSchema } from "../../stacks/schema";
-import { dependencyRecorder, type RecordedResource, settled, unwrap, useMocks } from "../helpers/mocks";
+import { composeLayers } from "../helpers/layers";
+import { type RecordedResource, settled, unwrap, useMocks } from "../helpers/mocks";
 import { policyConfig, resourceViolations, ruleSettings } from "../helpers/policy";
 import { bareMetalNodes } from "../helpers/stackConfig";
 
@@ -99,22 +94,8 @@ async function buildBackup(options: Options = {}) {
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = (text: string) => ((said += text), true);
     try {
-        const infra = new InfraLayer("infra", infraArgs(config));
-        const deps = dependencyRecorder([[infra.cluster!, "infra-k3s"]]);
-        const protectedNames: string[] = [];
-        const transformations: pulumi.ResourceTransformation[] = [
-            ...deps.transformations,
-            (args) => {
-                if (args.opts.protect) protectedNames.push(args.name);
-                return undefined;
-            },
-        ];
-        const foundation = new FoundationLayer("crds", foundationArgs(config, infra.cluster!), { transformations });
-        const vault = new VaultLayer("vault", vaultArgs(config, infra, foundation), { transformations });
-        const apps = new AppsLayer("apps", appsArgs(config, infra, foundation, vault), { transformations });
-        const backup = new BackupLayer("backup", backupArgs(config, infra, foundation, vault, apps), {
-            transformations,
-        });
+        const { backup: compose, after, protectedNames } = composeLayers(config);
+        const backup = compose();
         await settled();
         const mine = recorded.filter((r) => r.name.startsWith("backup-vault"));
         const byName = (name: string) => {
@@ -122,7 +103,7 @@ async function buildBackup(options: Options = {}) {
             assert.ok(found, `no resource ${name}: ${mine.map((r) => r.name).join(", ")}`);
             return found;
         };
-        return { backup, recorded, mine, byName, after: deps.after, generated, protectedNames, said: () => said };
+        return { backup, recorded, mine, byName, after, generated, protectedNames, said: () => said };
     } finally {
         process.stderr.write = write;
     }

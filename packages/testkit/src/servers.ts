@@ -163,6 +163,44 @@ export async function startOpenBaoRaft(nodeId = "node-1", host = "127.0.0.1"): P
     return Object.assign(server, { url, dir, nodeId });
 }
 
+export interface InitialisedVault {
+    server: RaftServer;
+    rootToken: string;
+    /** Every unseal key share, base64, as the stack's state keeps them. */
+    unsealKeys: string[];
+}
+
+/** Waits until the server is unsealed and active (sys/health 200); at most 30 s. */
+export async function waitForActive(server: RaftServer): Promise<void> {
+    for (
+        let i = 0;
+        (await fetch(`${server.url}/v1/sys/health`).then(
+            (r) => r.status,
+            () => 0,
+        )) !== 200;
+        i++
+    ) {
+        if (i > 150) throw new Error(`OpenBao at ${server.url} did not become active`);
+        await new Promise((r) => setTimeout(r, 200));
+    }
+}
+
+/** Initialises a fresh raft server with `shares` key shares (threshold `threshold`), unseals it, waits until active. */
+export async function initialiseOpenBao(server: RaftServer, shares = 3, threshold = 2): Promise<InitialisedVault> {
+    const res = await fetch(`${server.url}/v1/sys/init`, {
+        method: "POST",
+        body: JSON.stringify({ secret_shares: shares, secret_threshold: threshold }),
+    });
+    if (!res.ok) throw new Error(`sys/init: ${res.status} ${await res.text()}`);
+    const init = (await res.json()) as { keys_base64: string[]; root_token: string };
+    for (const key of init.keys_base64.slice(0, threshold)) {
+        await fetch(`${server.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key }) });
+    }
+    await waitForActive(server);
+    server.rootToken = init.root_token;
+    return { server, rootToken: init.root_token, unsealKeys: init.keys_base64 };
+}
+
 /** The S3 servers the tests run: MinIO (archived, the first backend) and SeaweedFS (the in-cluster backend). */
 export const S3_BACKENDS = ["seaweedfs", "minio"] as const;
 export type S3Backend = (typeof S3_BACKENDS)[number];

@@ -5,48 +5,21 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { baoApi, freePort, type RaftServer, startOpenBaoRaft, waitUntil } from "@peoples-cloud/testkit";
+import {
+    baoApi,
+    freePort,
+    type InitialisedVault,
+    initialiseOpenBao,
+    type RaftServer,
+    startOpenBaoRaft,
+    waitUntil,
+} from "@peoples-cloud/testkit";
 import type { BackupStore } from "../src/store";
 
-export interface InitialisedVault {
-    server: RaftServer;
-    rootToken: string;
-    /** Every unseal key share, base64, as the stack's state keeps them. */
-    unsealKeys: string[];
-}
-
-async function health(url: string): Promise<number> {
-    return fetch(`${url}/v1/sys/health`).then(
-        (r) => r.status,
-        () => 0,
-    );
-}
-
-export async function waitForActive(server: RaftServer): Promise<void> {
-    for (let i = 0; (await health(server.url)) !== 200; i++) {
-        if (i > 150) throw new Error(`OpenBao at ${server.url} did not become active`);
-        await new Promise((r) => setTimeout(r, 200));
-    }
-}
-
-/** Initialises a fresh raft server with `shares` key shares (threshold `threshold`) and unseals it. */
-export async function initialise(server: RaftServer, shares = 3, threshold = 2): Promise<InitialisedVault> {
-    const res = await fetch(`${server.url}/v1/sys/init`, {
-        method: "POST",
-        body: JSON.stringify({ secret_shares: shares, secret_threshold: threshold }),
-    });
-    if (!res.ok) throw new Error(`sys/init: ${res.status} ${await res.text()}`);
-    const init = (await res.json()) as { keys_base64: string[]; root_token: string };
-    for (const key of init.keys_base64.slice(0, threshold)) {
-        await fetch(`${server.url}/v1/sys/unseal`, { method: "POST", body: JSON.stringify({ key }) });
-    }
-    await waitForActive(server);
-    server.rootToken = init.root_token;
-    return { server, rootToken: init.root_token, unsealKeys: init.keys_base64 };
-}
+export { type InitialisedVault, initialiseOpenBao as initialise, waitForActive } from "@peoples-cloud/testkit";
 
 export async function startVault(nodeId = "vault-0"): Promise<InitialisedVault> {
-    return initialise(await startOpenBaoRaft(nodeId));
+    return initialiseOpenBao(await startOpenBaoRaft(nodeId));
 }
 
 /** Whether the server is unsealed and active and the KV secret `path` of mount `secret/` reads `value`. */
