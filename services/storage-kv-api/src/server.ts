@@ -297,7 +297,7 @@ export function createKvServer(options: ServerOptions): http.Server {
         res.writeHead(reply.status, { ...(body ? { "Content-Type": "application/json" } : {}), ...reply.headers });
         res.end(body);
     };
-    return http.createServer((req, res) => {
+    const server = http.createServer((req, res) => {
         const started = performance.now();
         const seen: Seen = {};
         handle(req, seen)
@@ -322,4 +322,9 @@ export function createKvServer(options: ServerOptions): http.Server {
             })
             .catch(() => res.destroy());
     });
+    // Idle kept-alive connections stay open 65 s, not node:http's 5: a client reusing one just as the server
+    // closes it gets ECONNRESET, and clients keep pooled connections until the server closes them.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    return server;
 }

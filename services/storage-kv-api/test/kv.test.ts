@@ -4,7 +4,7 @@ import * as assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import type { Server } from "node:http";
+import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from "node:util";
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import fc from "fast-check";
 import * as yaml from "js-yaml";
-import { describeEachS3Backend, freePort, s3Client } from "@peoples-cloud/testkit";
+import { describeEachS3Backend, freePort, s3Backends, s3Client } from "@peoples-cloud/testkit";
 import { type Chain, filesUnder, type RunningService, startChain } from "@peoples-cloud/storage-s3-api/test/chain";
 import { Collections } from "../src/collections";
 import { pagesKept } from "../src/indexes";
@@ -107,7 +107,7 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
     let s3api: RunningService;
     const secret = randomBytes(32);
     const token = randomBytes(24).toString("base64url");
-    const started: Server[] = [];
+    const started: http.Server[] = [];
 
     async function startKv(options: Partial<StoreOptions> = {}) {
         const s3 = s3Client(s3api.url, s3api.accessKey.id, s3api.accessKey.secret, { logger: quietLogger });
@@ -417,6 +417,27 @@ describeEachS3Backend("storage-kv-api over the real chain", function (backend) {
             byEmail.body.items.map((i) => i.key),
             ["ben3"],
         );
+    });
+
+    it("keeps an idle connection open past node:http's 5 s: a pooled client's next request reuses it", async function () {
+        if (backend !== s3Backends()[0]) this.skip(); // the HTTP server's, whatever the backend
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const portOfAnswer = () =>
+            new Promise<number>((resolve, reject) =>
+                http
+                    .get(`${kv.url}/healthz`, { agent }, (res) => {
+                        const port = res.socket.localPort!;
+                        res.resume().on("end", () => resolve(port));
+                    })
+                    .on("error", reject),
+            );
+        try {
+            const first = await portOfAnswer();
+            await new Promise((r) => setTimeout(r, 6_000));
+            assert.equal(await portOfAnswer(), first, "the server closed the idle connection");
+        } finally {
+            agent.destroy();
+        }
     });
 
     it("answers queries exactly as a brute-force scan of the same documents (property)", async () => {

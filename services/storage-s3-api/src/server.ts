@@ -189,6 +189,10 @@ export function createS3Server(options: ServiceOptions): http.Server {
         });
     };
     const server = http.createServer(onRequest(false));
+    // Idle kept-alive connections stay open 65 s, not node:http's 5: a client reusing one just as the server
+    // closes it gets ECONNRESET, and clients keep pooled connections until the server closes them.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
     // Authenticate before accepting a body: a refused upload never gets sent.
     server.on("checkContinue", onRequest(true));
     return server;

@@ -3,6 +3,7 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import * as http from "node:http";
 import { Readable } from "node:stream";
 import {
     AbortMultipartUploadCommand,
@@ -23,7 +24,14 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { baoApi, describeEachS3Backend, type OpenBaoServer, type S3Server, s3Client } from "@peoples-cloud/testkit";
+import {
+    baoApi,
+    describeEachS3Backend,
+    type OpenBaoServer,
+    type S3Server,
+    s3Backends,
+    s3Client,
+} from "@peoples-cloud/testkit";
 import { EncryptedObjects } from "../src/objects";
 import { type Chain, filesUnder, type RunningService, startChain, status } from "./chain";
 import { presignedGetUrl } from "./signer";
@@ -177,6 +185,32 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
             assert.equal(unreadFromBackend(), 0, "bytes from the backend are left unread on a backend connection");
         });
     }
+
+    it("keeps an idle connection open past node:http's 5 s: a pooled client's next request reuses it", async function () {
+        if (kind !== s3Backends()[0]) this.skip(); // the HTTP server's, whatever the backend
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        // A GET that succeeds: an error's answer closes its connection on purpose.
+        await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "kept-alive.txt", Body: "hello" }));
+        const credentials = { accessKeyId: service.accessKey.id, secretAccessKey: service.accessKey.secret };
+        const url = await presignedGetUrl(service.url, credentials, "photos", "kept-alive.txt", { expiresIn: 60 });
+        const portOfAnswer = () =>
+            new Promise<number>((resolve, reject) =>
+                http
+                    .get(url, { agent }, (res) => {
+                        assert.equal(res.statusCode, 200);
+                        const port = res.socket.localPort!;
+                        res.resume().on("end", () => resolve(port));
+                    })
+                    .on("error", reject),
+            );
+        try {
+            const first = await portOfAnswer();
+            await new Promise((r) => setTimeout(r, 6_000));
+            assert.equal(await portOfAnswer(), first, "the server closed the idle connection");
+        } finally {
+            agent.destroy();
+        }
+    });
 
     it("gives every answer its own request id, as S3 does: 16 hex digits", async () => {
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "id.txt", Body: "x" }));
