@@ -34,8 +34,19 @@ function hmac(key: Buffer | string, data: string): Buffer {
     return createHmac("sha256", key).update(data).digest();
 }
 
+/** Signing keys by secret, date, region and service: four HMACs each, the same for a whole day of requests. */
+const signingKeys = new Map<string, Buffer>();
+/** Keys kept; more are made when more are in use (one per access key and day, about). */
+const SIGNING_KEYS_MAX = 256;
+
 export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
-    return hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), "aws4_request");
+    const id = `${date}\n${region}\n${service}\n${secret}`;
+    const known = signingKeys.get(id);
+    if (known) return known;
+    const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), "aws4_request");
+    if (signingKeys.size >= SIGNING_KEYS_MAX) signingKeys.delete(signingKeys.keys().next().value!);
+    signingKeys.set(id, key);
+    return key;
 }
 
 function header(headers: IncomingSigned["headers"], name: string): string | undefined {
