@@ -255,6 +255,7 @@ export class OpenStream extends Transform {
             if (this.index === this.range.lastSegment && this.queue.length > this.sealed) {
                 throw new IntegrityError(`more data than segment ${this.index} can hold`);
             }
+            this.out.flush();
             done();
         } catch (err) {
             done(err as Error);
