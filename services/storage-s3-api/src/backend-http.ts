@@ -216,7 +216,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         });
     }
 
-    /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
+    /** The response body as a stream; the connection is kept for the next request once the body has ended. */
     private body(
         socket: net.Socket,
         origin: string,
@@ -305,7 +305,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         return body;
     }
 
-    /** Keeps a connection for the next GET to the same backend, until it idles too long or the backend closes it. */
+    /** Keeps a connection for the next request to the same backend, until it idles too long or the backend closes it. */
     private keep(origin: string, socket: net.Socket): void {
         const sockets = this.idle.get(origin) ?? [];
         this.idle.set(origin, sockets);
