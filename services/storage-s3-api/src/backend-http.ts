@@ -1,7 +1,8 @@
 // The backend client's HTTP handler. GET responses are read off a plain kept-alive socket, in reads of up to
 // 1 MiB, and their bodies handed on as the socket delivers them: node:http's parser copies every body chunk it
 // passes up, and with its stream that was about a quarter of the service's CPU on GET. Every other request
-// goes to the SDK's own NodeHttpHandler; the SDK still signs, retries and parses every response.
+// the SDK sends goes to its own NodeHttpHandler; the SDK still signs, retries and parses every response. The
+// service's own small calls (backend-calls.ts) go through `send` on the same connections.
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import * as tls from "node:tls";
@@ -65,15 +66,36 @@ function parseHead(text: string): Head {
     return { status: Number(status[2]), reason: status[3] ?? "", headers, keepAlive };
 }
 
-function requestHead(request: HttpRequest): string {
-    const query = buildQueryString(request.query ?? {});
+/** A request as it goes on the wire: its target (path and query, encoded), headers, and a body held whole. */
+export interface RawRequest {
+    protocol: string;
+    hostname: string;
+    port?: number;
+    method: "GET" | "HEAD" | "PUT";
+    target: string;
+    headers: Record<string, string>;
+    body?: Buffer;
+}
+
+/** An answer's head, and its body as a stream (empty for a HEAD). */
+export interface RawResponse {
+    status: number;
+    reason: string;
+    headers: Record<string, string>;
+    body: Readable;
+}
+
+function requestHead(request: RawRequest): string {
     const headers = Object.entries(request.headers);
     if (!headers.some(([name]) => name.toLowerCase() === "host")) {
         headers.push(["host", request.port ? `${request.hostname}:${request.port}` : request.hostname]);
     }
+    if (request.body && !headers.some(([name]) => name.toLowerCase() === "content-length")) {
+        headers.push(["content-length", String(request.body.length)]);
+    }
     if (headers.some(([name, value]) => /[\r\n]/.test(name + value))) throw new Error("a header holds a line break");
     const lines = headers.map(([name, value]) => `${name}: ${value}\r\n`).join("");
-    return `GET ${request.path}${query ? `?${query}` : ""} HTTP/1.1\r\n${lines}\r\n`;
+    return `${request.method} ${request.target} HTTP/1.1\r\n${lines}\r\n`;
 }
 
 export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
@@ -84,7 +106,14 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
 
     handle(request: HttpRequest, options: HttpHandlerOptions = {}): Promise<{ response: HttpResponse }> {
         if (request.method !== "GET" || request.body != null) return this.others.handle(request, options);
-        return this.get(request, options);
+        const query = buildQueryString(request.query ?? {});
+        const { protocol, hostname, port, headers } = request;
+        const target = `${request.path}${query ? `?${query}` : ""}`;
+        return this.send({ protocol, hostname, port, method: "GET", target, headers }, options).then(
+            ({ status, reason, headers, body }) => ({
+                response: new HttpResponse({ statusCode: status, reason, headers, body }),
+            }),
+        );
     }
 
     updateHttpClientConfig(key: keyof NodeHttpHandlerOptions, value: NodeHttpHandlerOptions[typeof key]): void {
@@ -101,15 +130,21 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         this.idle.clear();
     }
 
-    private async get(request: HttpRequest, options: HttpHandlerOptions): Promise<{ response: HttpResponse }> {
+    /**
+     * Sends a request on a kept-alive connection and resolves once the answer's head has arrived; its body follows
+     * as a stream. A request on a kept connection the backend had closed is sent again on a new one.
+     */
+    async send(request: RawRequest, options: HttpHandlerOptions = {}): Promise<RawResponse> {
         const origin = `${request.protocol}//${request.hostname}:${request.port ?? ""}`;
         const head = requestHead(request);
         const kept = this.idle.get(origin)?.pop();
         kept?.unwatch();
+        const exchange = (socket: net.Socket, reused: boolean) =>
+            this.exchange(socket, origin, head, request, options, reused);
         try {
-            return await this.exchange(kept?.socket ?? connect(request), origin, head, options, kept !== undefined);
+            return await exchange(kept?.socket ?? connect(request), kept !== undefined);
         } catch (err) {
-            if (err instanceof StaleConnection) return this.exchange(connect(request), origin, head, options, false);
+            if (err instanceof StaleConnection) return exchange(connect(request), false);
             throw err;
         }
     }
@@ -119,9 +154,10 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         socket: net.Socket,
         origin: string,
         requestHead: string,
+        request: RawRequest,
         options: HttpHandlerOptions,
         kept: boolean,
-    ): Promise<{ response: HttpResponse }> {
+    ): Promise<RawResponse> {
         return new Promise((resolve, reject) => {
             let received: Buffer = Buffer.alloc(0);
             let unlisten = () => {};
@@ -152,15 +188,8 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
                         if (head.status < 200) continue; // 100 Continue and other interim answers
                         signal?.removeEventListener?.("abort", onAbort);
                         unlisten();
-                        const body = this.body(socket, origin, head, received, options);
-                        resolve({
-                            response: new HttpResponse({
-                                statusCode: head.status,
-                                reason: head.reason,
-                                headers: head.headers,
-                                body,
-                            }),
-                        });
+                        const body = this.body(socket, origin, head, received, options, request.method === "HEAD");
+                        resolve({ status: head.status, reason: head.reason, headers: head.headers, body });
                         return;
                     }
                 } catch (err) {
@@ -175,12 +204,27 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
             });
             // As NodeHttpHandler reads requestTimeout: how long the connection may stay silent.
             socket.setTimeout(options.requestTimeout ?? 0);
-            socket.write(requestHead);
+            if (request.body) {
+                // Head and body in one write.
+                socket.cork();
+                socket.write(requestHead);
+                socket.write(request.body);
+                socket.uncork();
+            } else {
+                socket.write(requestHead);
+            }
         });
     }
 
-    /** The response body as a stream; the connection is kept for the next GET once the body has ended. */
-    private body(socket: net.Socket, origin: string, head: Head, first: Buffer, options: HttpHandlerOptions): Readable {
+    /** The response body as a stream; the connection is kept for the next request once the body has ended. */
+    private body(
+        socket: net.Socket,
+        origin: string,
+        head: Head,
+        first: Buffer,
+        options: HttpHandlerOptions,
+        headRequest: boolean,
+    ): Readable {
         const chunked = /chunked/i.test(head.headers["transfer-encoding"] ?? "");
         const length = chunked ? undefined : head.headers["content-length"];
         let left = Number(length ?? 0);
@@ -216,7 +260,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
             if (reusable && after.length === 0) this.keep(origin, socket);
             else socket.destroy();
         };
-        if (head.status === 204 || head.status === 304 || (length !== undefined && left === 0)) {
+        if (headRequest || head.status === 204 || head.status === 304 || (length !== undefined && left === 0)) {
             finish(first);
             return body;
         }
@@ -261,7 +305,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
         return body;
     }
 
-    /** Keeps a connection for the next GET to the same backend, until it idles too long or the backend closes it. */
+    /** Keeps a connection for the next request to the same backend, until it idles too long or the backend closes it. */
     private keep(origin: string, socket: net.Socket): void {
         const sockets = this.idle.get(origin) ?? [];
         this.idle.set(origin, sockets);
@@ -293,7 +337,7 @@ export class BackendHttpHandler implements HttpHandler<NodeHttpHandlerOptions> {
     }
 }
 
-function connect(request: HttpRequest): net.Socket {
+function connect(request: { protocol: string; hostname: string; port?: number }): net.Socket {
     const host = request.hostname;
     const socket =
         request.protocol === "https:"

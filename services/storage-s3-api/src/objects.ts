@@ -16,7 +16,6 @@ import {
     DeleteObjectCommand,
     DeleteObjectsCommand,
     GetObjectCommand,
-    HeadObjectCommand,
     ListObjectsV2Command,
     ListPartsCommand,
     PutObjectCommand,
@@ -37,6 +36,7 @@ import {
     sealTable,
 } from "./format/parts";
 import { MadeAhead } from "./ahead";
+import { BackendCalls } from "./backend-calls";
 import { S3Error } from "./errors";
 import { MAX_BACKEND_KEY_BYTES, type NameCipher } from "./format/names";
 import { commitmentMatches, deriveObjectKeys, nameBinding, type ObjectKeys, OBJECT_ID_BYTES } from "./format/keys";
@@ -165,7 +165,12 @@ export class EncryptedObjects {
         private readonly etagKey: Buffer,
         /** With name privacy on, encrypts every key before it reaches the backend. */
         private readonly names?: NameCipher,
-    ) {}
+    ) {
+        this.calls = new BackendCalls(backend);
+    }
+
+    /** GETs, HEADs and whole-body PUTs, without the SDK's cost per call. */
+    private readonly calls: BackendCalls;
 
     /** The next object's id and data key, made ahead so a PUT does not wait for Vault. */
     private readonly newKeys = new MadeAhead<{ objectId: Buffer; dek: DataKey }>(async () => {
@@ -288,23 +293,28 @@ export class EncryptedObjects {
         }
         if (md5) metadata["pce-e"] = this.sealMd5(objectId, bucket, key, md5);
         const stored = this.stored(bucket, key);
-        const res = await this.backend
-            .send(
-                new PutObjectCommand({
-                    Bucket: bucket,
-                    Key: stored,
-                    Body: payload,
-                    ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
-                    ContentType: "application/octet-stream",
-                    IfNoneMatch: conditions.ifNoneMatch,
-                    IfMatch: ifMatch,
-                    Metadata: metadata,
-                }),
-                { abortSignal: abort.signal },
-            )
-            .catch((err: unknown) => {
-                throw failure ?? err;
-            });
+        const input = {
+            Bucket: bucket,
+            Key: stored,
+            ContentType: "application/octet-stream",
+            IfNoneMatch: conditions.ifNoneMatch,
+            IfMatch: ifMatch,
+            Metadata: metadata,
+        };
+        const res = Buffer.isBuffer(payload)
+            ? await this.calls.putObject({ ...input, Body: payload })
+            : await this.backend
+                  .send(
+                      new PutObjectCommand({
+                          ...input,
+                          Body: payload,
+                          ContentLength: ciphertextLength(info.length, DEFAULT_SEGMENT_SIZE),
+                      }),
+                      { abortSignal: abort.signal },
+                  )
+                  .catch((err: unknown) => {
+                      throw failure ?? err;
+                  });
         if (md5 === undefined && info.length > COPIED_MD5_MAX_BYTES) {
             return this.remember(bucket, stored, res.ETag, this.clientEtag(res.ETag));
         }
@@ -336,8 +346,8 @@ export class EncryptedObjects {
         if (ifMatch === undefined) return undefined;
         const opaque = this.backendEtag(ifMatch);
         if (opaque !== undefined) return opaque;
-        const head = await this.backend
-            .send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }))
+        const head = await this.calls
+            .headObject({ Bucket: bucket, Key: this.stored(bucket, key) })
             .catch((err: unknown) => {
                 if ((err as { name?: string }).name !== "NotFound") throw err;
                 return undefined;
@@ -455,7 +465,7 @@ export class EncryptedObjects {
     }
 
     async head(bucket: string, key: string): Promise<ObjectInfo> {
-        const res = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
+        const res = await this.calls.headObject({ Bucket: bucket, Key: this.stored(bucket, key) });
         const { meta } = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
         return { ...meta, lastModified: res.LastModified, etag: this.versionEtag(bucket, key, res) };
     }
@@ -470,10 +480,8 @@ export class EncryptedObjects {
         range?: (length: number) => { start: number; end: number } | undefined,
     ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
         if (!range) {
-            const res = await this.backend.send(
-                new GetObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }),
-            );
-            const source = res.Body as Readable;
+            const res = await this.calls.getObject({ Bucket: bucket, Key: this.stored(bucket, key) });
+            const source = res.Body;
             try {
                 const opened = await this.open(bucket, key, res.Metadata, res.ContentLength ?? 0);
                 const info = {
@@ -492,28 +500,26 @@ export class EncryptedObjects {
                 throw err;
             }
         }
-        const head = await this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key: this.stored(bucket, key) }));
+        const head = await this.calls.headObject({ Bucket: bucket, Key: this.stored(bucket, key) });
         const opened = await this.open(bucket, key, head.Metadata, head.ContentLength ?? 0);
         const info = { ...opened.meta, lastModified: head.LastModified, etag: this.versionEtag(bucket, key, head) };
         const wanted = range(info.length);
         // One ranged backend GET of whole segments; the ETag condition makes the body the one whose metadata
         // was just checked.
         const fetch = (cipherStart?: number, cipherEnd?: number) =>
-            this.backend.send(
-                new GetObjectCommand({
-                    Bucket: bucket,
-                    Key: this.stored(bucket, key),
-                    Range: cipherEnd === undefined ? undefined : `bytes=${cipherStart}-${cipherEnd}`,
-                    IfMatch: head.ETag,
-                }),
-            );
+            this.calls.getObject({
+                Bucket: bucket,
+                Key: this.stored(bucket, key),
+                Range: cipherEnd === undefined ? undefined : `bytes=${cipherStart}-${cipherEnd}`,
+                IfMatch: head.ETag,
+            });
         if (opened.table) {
             const span = wanted
                 ? planPartsRange(opened.table, opened.segmentSize, wanted.start, wanted.end)
                 : undefined;
             const res = await fetch(span?.cipherStart, span?.cipherEnd);
             const plain = openParts(
-                res.Body as Readable,
+                res.Body,
                 opened.keys.data,
                 opened.objectId,
                 opened.table,
@@ -526,7 +532,7 @@ export class EncryptedObjects {
             ? planRange(wanted.start, wanted.end, info.length, opened.segmentSize)
             : { ...wholeObject(info.length, opened.segmentSize), cipherStart: undefined, cipherEnd: undefined };
         const res = await fetch(plan.cipherStart, plan.cipherEnd);
-        return { info, body: this.decrypt(res.Body as Readable, opened, plan), range: wanted };
+        return { info, body: this.decrypt(res.Body, opened, plan), range: wanted };
     }
 
     private decrypt(
@@ -556,12 +562,10 @@ export class EncryptedObjects {
             const stored = this.stored(bucket, key);
             const known = this.listedEtags.get(`${bucket}\n${stored}\n${backendEtag}`);
             if (known) return { size: single, etag: known };
-            const head = await this.backend
-                .send(new HeadObjectCommand({ Bucket: bucket, Key: stored }))
-                .catch((err: unknown) => {
-                    if ((err as { name?: string }).name !== "NotFound") throw err;
-                    return undefined; // deleted since it was listed
-                });
+            const head = await this.calls.headObject({ Bucket: bucket, Key: stored }).catch((err: unknown) => {
+                if ((err as { name?: string }).name !== "NotFound") throw err;
+                return undefined; // deleted since it was listed
+            });
             if (!head) return { size: single, etag: this.clientEtag(backendEtag) };
             const etag = this.remember(bucket, stored, head.ETag, this.etagOf(bucket, key, head.Metadata, head.ETag));
             return { size: plaintextLength(head.ContentLength ?? 0, DEFAULT_SEGMENT_SIZE) ?? single, etag };
@@ -853,9 +857,7 @@ export class EncryptedObjects {
                 new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token, MaxKeys: 250 }),
             );
             const keys = (page.Contents ?? []).map((o) => o.Key ?? "").filter((k) => k && !k.startsWith(".pce/"));
-            const heads = await Promise.all(
-                keys.map((Key) => this.backend.send(new HeadObjectCommand({ Bucket: bucket, Key }))),
-            );
+            const heads = await Promise.all(keys.map((Key) => this.calls.headObject({ Bucket: bucket, Key })));
             const sealed = heads
                 .map((h, i) => ({ key: keys[i], head: h, meta: h.Metadata ?? {} }))
                 .filter((o) => o.meta["pce-k"]);
@@ -894,9 +896,10 @@ export class EncryptedObjects {
         /** The copy conditions (x-amz-copy-source-if-*), given the source's ETag and date; throws if one fails. */
         check?: (source: { etag: string; lastModified?: Date }) => void,
     ): Promise<{ etag: string; lastModified?: Date }> {
-        const head = await this.backend.send(
-            new HeadObjectCommand({ Bucket: source.bucket, Key: this.stored(source.bucket, source.key) }),
-        );
+        const head = await this.calls.headObject({
+            Bucket: source.bucket,
+            Key: this.stored(source.bucket, source.key),
+        });
         const opened = await this.open(source.bucket, source.key, head.Metadata, head.ContentLength ?? 0);
         const sourceEtag = this.versionEtag(source.bucket, source.key, head);
         // Checked against the version read; the backend copies only that version (CopySourceIfMatch below).

@@ -119,6 +119,27 @@ describe("SigV4 verification", () => {
         );
     });
 
+    it("takes each day's and each secret's own signing key (they are cached)", async () => {
+        const nextDay = new Date(signedAt.getTime() + 24 * 3600_000);
+        const today = await signer().sign(toHttp(requests[0]), { signingDate: signedAt });
+        const tomorrow = await signer().sign(toHttp(requests[0]), { signingDate: nextDay });
+        verifySignature(incoming(today), secretOf, region, signedAt);
+        verifySignature(incoming(tomorrow), secretOf, region, nextDay);
+        // The access key's secret changes: the old one is refused from then on, the new one accepted.
+        const rotated = "n3w-s3cr3t-for-tests-only-987654";
+        const rotatedOf = (id: string) => (id === credentials.accessKeyId ? rotated : undefined);
+        assert.throws(
+            () => verifySignature(incoming(today), rotatedOf, region, signedAt),
+            refusedWith("SignatureDoesNotMatch"),
+        );
+        const withRotated = await signer(rotated).sign(toHttp(requests[0]), { signingDate: signedAt });
+        verifySignature(incoming(withRotated), rotatedOf, region, signedAt);
+        assert.throws(
+            () => verifySignature(incoming(withRotated), secretOf, region, signedAt),
+            refusedWith("SignatureDoesNotMatch"),
+        );
+    });
+
     it("refuses an unknown access key", async () => {
         const signed = await new SignatureV4({
             credentials: { accessKeyId: "stranger", secretAccessKey: "x" },

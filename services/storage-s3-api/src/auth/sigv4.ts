@@ -34,8 +34,19 @@ function hmac(key: Buffer | string, data: string): Buffer {
     return createHmac("sha256", key).update(data).digest();
 }
 
+/** Signing keys by secret, date, region and service: four HMACs each, the same for a whole day of requests. */
+const signingKeys = new Map<string, Buffer>();
+/** Keys kept; more are made when more are in use (one per access key and day, about). */
+const SIGNING_KEYS_MAX = 256;
+
 export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
-    return hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), "aws4_request");
+    const id = `${date}\n${region}\n${service}\n${secret}`;
+    const known = signingKeys.get(id);
+    if (known) return known;
+    const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), "aws4_request");
+    if (signingKeys.size >= SIGNING_KEYS_MAX) signingKeys.delete(signingKeys.keys().next().value!);
+    signingKeys.set(id, key);
+    return key;
 }
 
 function header(headers: IncomingSigned["headers"], name: string): string | undefined {
@@ -143,6 +154,57 @@ function parse(req: IncomingSigned): Parsed {
     };
 }
 
+interface Canonical {
+    method: string;
+    /** The path as sent (percent-encoded), not normalised: S3's rule. */
+    path: string;
+    query: [string, string][];
+    headers: IncomingSigned["headers"];
+    payloadHash: string;
+}
+
+/** The signature of a request in its canonical form, for `signedHeaders` (lower-case names). */
+function signature(key: Buffer, amzDate: string, scope: string, r: Canonical, signedHeaders: string[]): Buffer {
+    const canonicalHeaders = signedHeaders
+        .map((name) => `${name}:${(header(r.headers, name) ?? "").trim().replace(/\s+/g, " ")}\n`)
+        .join("");
+    const canonicalRequest = [
+        r.method,
+        r.path,
+        canonicalQuery(r.query),
+        canonicalHeaders,
+        signedHeaders.join(";"),
+        r.payloadHash,
+    ].join("\n");
+    const hash = createHash("sha256").update(canonicalRequest).digest("hex");
+    return hmac(key, [ALGORITHM, amzDate, scope, hash].join("\n"));
+}
+
+/**
+ * Signs a request the service sends to S3 (its backend) in place: sets x-amz-date, x-amz-content-sha256,
+ * the session token if there is one, and Authorization over every header in `headers` (lower-case names).
+ */
+export function signRequest(
+    r: { method: string; path: string; headers: Record<string, string> },
+    credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+    region: string,
+    payloadHash: string,
+    now: Date = new Date(),
+): void {
+    const amzDate = now.toISOString().replace(/[-:]|\.\d{3}/g, "");
+    const date = amzDate.slice(0, 8);
+    r.headers["x-amz-date"] = amzDate;
+    r.headers["x-amz-content-sha256"] = payloadHash;
+    if (credentials.sessionToken) r.headers["x-amz-security-token"] = credentials.sessionToken;
+    const signedHeaders = Object.keys(r.headers).sort();
+    const scope = `${date}/${region}/s3/aws4_request`;
+    const key = signingKey(credentials.secretAccessKey, date, region, "s3");
+    const sig = signature(key, amzDate, scope, { ...r, query: [], payloadHash }, signedHeaders);
+    r.headers.authorization =
+        `${ALGORITHM} Credential=${credentials.accessKeyId}/${scope}, ` +
+        `SignedHeaders=${signedHeaders.join(";")}, Signature=${sig.toString("hex")}`;
+}
+
 /**
  * Verifies a request's signature; throws the S3Error a client expects when it does not hold.
  * `secretOf` returns the secret of an access key, or undefined for an unknown key.
@@ -182,26 +244,10 @@ export function verifySignature(
 
     const q = req.url.indexOf("?");
     const path = q < 0 ? req.url : req.url.slice(0, q);
-    const canonicalHeaders = p.signedHeaders
-        .map((name) => `${name}:${(header(req.headers, name) ?? "").trim().replace(/\s+/g, " ")}\n`)
-        .join("");
-    const canonicalRequest = [
-        req.method,
-        path,
-        canonicalQuery(p.query),
-        canonicalHeaders,
-        p.signedHeaders.join(";"),
-        p.payloadHash,
-    ].join("\n");
     const scope = `${p.date}/${p.region}/${p.service}/aws4_request`;
-    const stringToSign = [
-        ALGORITHM,
-        p.amzDate,
-        scope,
-        createHash("sha256").update(canonicalRequest).digest("hex"),
-    ].join("\n");
     const key = signingKey(secret, p.date, p.region, p.service);
-    const expected = hmac(key, stringToSign);
+    const canonical = { method: req.method, path, query: p.query, headers: req.headers, payloadHash: p.payloadHash };
+    const expected = signature(key, p.amzDate, scope, canonical, p.signedHeaders);
     const given = Buffer.from(p.signature, "hex");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         throw new S3Error("SignatureDoesNotMatch", "the request signature does not match");

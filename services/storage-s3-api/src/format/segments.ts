@@ -218,6 +218,7 @@ export class OpenStream extends Transform {
     private readonly queue = new ByteQueue();
     private readonly out = new Coalescer(WRITE_BYTES, (joined) => this.push(joined));
     private readonly sealed: number;
+    private flushScheduled = false;
     private index: number;
     private toSkip: number;
     private remaining: number;
@@ -254,6 +255,15 @@ export class OpenStream extends Transform {
             while (this.index < this.range.lastSegment && this.queue.length >= this.sealed) this.open(this.sealed);
             if (this.index === this.range.lastSegment && this.queue.length > this.sealed) {
                 throw new IntegrityError(`more data than segment ${this.index} can hold`);
+            }
+            // What one turn of the event loop read goes out together, then: a write as soon as there is
+            // something to write, and not one per socket read.
+            if (!this.flushScheduled) {
+                this.flushScheduled = true;
+                setImmediate(() => {
+                    this.flushScheduled = false;
+                    if (!this.destroyed) this.out.flush();
+                });
             }
             done();
         } catch (err) {
