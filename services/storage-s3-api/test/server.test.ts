@@ -3,7 +3,6 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import * as http from "node:http";
 import { Readable } from "node:stream";
 import {
     AbortMultipartUploadCommand,
@@ -29,6 +28,7 @@ import {
     describeEachS3Backend,
     type OpenBaoServer,
     type S3Server,
+    reusesIdleConnection,
     s3Backends,
     s3Client,
 } from "@peoples-cloud/testkit";
@@ -188,28 +188,11 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
 
     it("keeps an idle connection open past node:http's 5 s: a pooled client's next request reuses it", async function () {
         if (kind !== s3Backends()[0]) this.skip(); // the HTTP server's, whatever the backend
-        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
         // A GET that succeeds: an error's answer closes its connection on purpose.
         await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "kept-alive.txt", Body: "hello" }));
         const credentials = { accessKeyId: service.accessKey.id, secretAccessKey: service.accessKey.secret };
         const url = await presignedGetUrl(service.url, credentials, "photos", "kept-alive.txt", { expiresIn: 60 });
-        const portOfAnswer = () =>
-            new Promise<number>((resolve, reject) =>
-                http
-                    .get(url, { agent }, (res) => {
-                        assert.equal(res.statusCode, 200);
-                        const port = res.socket.localPort!;
-                        res.resume().on("end", () => resolve(port));
-                    })
-                    .on("error", reject),
-            );
-        try {
-            const first = await portOfAnswer();
-            await new Promise((r) => setTimeout(r, 6_000));
-            assert.equal(await portOfAnswer(), first, "the server closed the idle connection");
-        } finally {
-            agent.destroy();
-        }
+        assert.ok(await reusesIdleConnection(url, 6_000), "the server closed the idle connection");
     });
 
     it("gives every answer its own request id, as S3 does: 16 hex digits", async () => {
