@@ -2,7 +2,10 @@
 // Operator's logins and syncs (a key reaches a pod only as a file synced from Vault's KV), the internal CA a pod
 // checks Vault's certificate with, hardened pods and containers, and network policy peers. The apps layer's
 // services and the backup layer's job are written with these, so each mechanism has one implementation.
+import type * as pulumi from "@pulumi/pulumi";
+import type { K3sManifests } from "./k3s-manifests";
 import { clusterIssuerRef, type IssuerRef, type KubeObject, labels } from "./kube";
+import type { RemoteScript } from "./remote-script";
 
 export const meta = (namespace: string, name: string, extra: Record<string, string> = {}) => ({
     name,
@@ -40,6 +43,28 @@ export interface SyncedSecret {
     readonly secretName: string;
     /** Deployments restarted when the secret changes (a member added, a key rotated). */
     readonly restart: string[];
+}
+
+/**
+ * The syncs written as the manifest `<name>`, then a wait until every synced Secret and the namespace's Vault CA
+ * certificate (`caSecret`) exist: what a workload that reads them must start after.
+ */
+export function writeSyncedSecrets(
+    k3s: K3sManifests,
+    name: string,
+    sync: { namespace: string; kvMount: string; synced: readonly SyncedSecret[]; caSecret: string },
+    after: pulumi.Resource[],
+): RemoteScript {
+    const { namespace, kvMount, synced, caSecret } = sync;
+    const written = k3s.write(name, secretSyncObjects(namespace, kvMount, "kubernetes", synced), after);
+    return k3s.wait(
+        name,
+        {
+            K3S_WAIT_SECRETS: synced.map((s) => `${namespace}/${s.secretName}`).join(" "),
+            K3S_WAIT_CERTIFICATES: `${namespace}/${caSecret}`,
+        },
+        [written],
+    );
 }
 
 /** The operator logs in as each app (its Kubernetes auth role) and syncs that app's secrets into the namespace. */

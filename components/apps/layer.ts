@@ -5,7 +5,7 @@
 // manifests on the first server, as the layers below do (see the README's "Apps").
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
-import { secretSyncObjects, type SyncedSecret, vaultCaCertificate } from "../../lib/workloads";
+import { type SyncedSecret, vaultCaCertificate, writeSyncedSecrets } from "../../lib/workloads";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import type { VaultLayer } from "../vault/layer";
@@ -159,18 +159,11 @@ export class AppsLayer extends pulumi.ComponentResource {
             { K3S_WAIT_CRDS: "vaultauths.secrets.hashicorp.com vaultstaticsecrets.secrets.hashicorp.com" },
             [args.vault.secretsOperator],
         );
-        const secrets = k3s.write("storage-secrets", secretSyncObjects(NAMESPACE, kv, "kubernetes", synced), [
-            namespace,
-            operatorReady,
-            ...kvWrites,
-        ]);
-        const secretsReady = k3s.wait(
+        const secretsReady = writeSyncedSecrets(
+            k3s,
             "storage-secrets",
-            {
-                K3S_WAIT_SECRETS: synced.map((s) => `${NAMESPACE}/${s.secretName}`).join(" "),
-                K3S_WAIT_CERTIFICATES: `${NAMESPACE}/${SECRETS.vaultCa}`,
-            },
-            [secrets],
+            { namespace: NAMESPACE, kvMount: kv, synced, caSecret: SECRETS.vaultCa },
+            [namespace, operatorReady, ...kvWrites],
         );
 
         const beforeServices = [secretsReady, network];

@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
 import { RandomToken } from "../../lib/random-token";
-import { secretSyncObjects, type SyncedSecret } from "../../lib/workloads";
+import { type SyncedSecret, writeSyncedSecrets } from "../../lib/workloads";
 import { VaultWrite } from "../../lib/vault/writes";
 import type { S3Credentials } from "../apps/layer";
 import type { K3sCluster } from "../infra/k3s";
@@ -137,18 +137,11 @@ export class VaultSnapshots extends pulumi.ComponentResource {
             ),
             [namespace],
         );
-        const secrets = k3s.write("backup-secrets", secretSyncObjects(BACKUP_NAMESPACE, kv, "kubernetes", synced), [
-            namespace,
-            role,
-            ...kvWrites,
-        ]);
-        const secretsReady = k3s.wait(
+        const secretsReady = writeSyncedSecrets(
+            k3s,
             "backup-secrets",
-            {
-                K3S_WAIT_SECRETS: synced.map((s) => `${BACKUP_NAMESPACE}/${s.secretName}`).join(" "),
-                K3S_WAIT_CERTIFICATES: `${BACKUP_NAMESPACE}/${BACKUP_SECRETS.vaultCa}`,
-            },
-            [secrets],
+            { namespace: BACKUP_NAMESPACE, kvMount: kv, synced, caSecret: BACKUP_SECRETS.vaultCa },
+            [namespace, role, ...kvWrites],
         );
 
         if (args.image) {
