@@ -10,7 +10,7 @@ import { checkFamilyName, projectDir, UsageError, type WorkspaceOptions } from "
 import { Progress } from "./progress";
 import { checkKitFile, recoverFromKit, writeRecoveryKit } from "./recovery-kit";
 import { askHidden, confirm } from "./prompt";
-import { readStackFile, validate } from "./stack-file";
+import { familySettings } from "./stack-file";
 import type { RestoreAccess } from "./restore";
 import type { Action } from "./workspace";
 
@@ -137,11 +137,7 @@ async function restore(args: string[]): Promise<Result> {
     if (values.latest && values.snapshot !== undefined)
         throw new UsageError("give --latest or --snapshot <time>, not both");
     const at = values.snapshot === undefined ? undefined : parseSnapshotTime(values.snapshot as string);
-    const dir = projectDir(workspace);
-    const checked = validate(readStackFile(dir, family));
-    if (!checked.ok)
-        throw new UsageError(`the family's stack file has problems:\n  - ${checked.problems.join("\n  - ")}`);
-    const { settings } = checked;
+    const settings = familySettings(projectDir(workspace), family);
 
     const stack = await workspaceModule().selectFamily(workspace, family);
     const outputs = Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value as unknown]));

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import * as yaml from "js-yaml";
 import { NAMESPACE, validateConfig, type RawConfig } from "../stacks/validate";
 import type { Settings } from "../stacks/schema";
+import { UsageError } from "./project";
 
 export interface StackFile {
     /** Everything but `config` (encryptionsalt, secretsprovider, …), kept as the engine wrote it. */
@@ -52,6 +53,14 @@ export function validate(
     alsoSecret: readonly string[] = [],
 ): { ok: true; settings: Settings } | { ok: false; problems: string[] } {
     return validateConfig(rawConfigOf(file, alsoSecret));
+}
+
+/** The family's settings from its stack file in `dir`; a stack file the schema refuses refuses the command. */
+export function familySettings(dir: string, family: string): Settings {
+    const checked = validate(readStackFile(dir, family));
+    if (!checked.ok)
+        throw new UsageError(`the family's stack file has problems:\n  - ${checked.problems.join("\n  - ")}`);
+    return checked.settings;
 }
 
 const HEADER =

@@ -1,7 +1,7 @@
 // `peoples-cloud status <family>`: what the family's stack holds, as of its last `up` (the engine's state), and
 // the devices its stack file lists. Secret outputs (kubeconfig, Vault's keys, members' keys) are never read out.
-import { readStackFile, validate } from "./stack-file";
-import { projectDir, UsageError, type WorkspaceOptions } from "./project";
+import { familySettings } from "./stack-file";
+import { projectDir, type WorkspaceOptions } from "./project";
 import { selectFamily } from "./workspace";
 
 export interface Status {
@@ -21,10 +21,7 @@ export interface Status {
 }
 
 export async function familyStatus(family: string, options: WorkspaceOptions): Promise<Status> {
-    const dir = projectDir(options);
-    const checked = validate(readStackFile(dir, family));
-    if (!checked.ok)
-        throw new UsageError(`the family's stack file has problems:\n  - ${checked.problems.join("\n  - ")}`);
+    const settings = familySettings(projectDir(options), family);
     const stack = await selectFamily(options, family);
     const raw = await stack.outputs();
     const value = <T>(key: string) => (raw[key] && !raw[key].secret ? (raw[key].value as T) : undefined);
@@ -51,7 +48,7 @@ export async function familyStatus(family: string, options: WorkspaceOptions): P
         ...(vaultBackups
             ? { vaultBackups: backup.vault?.inCluster ? `${vaultBackups} (in the cluster)` : vaultBackups }
             : {}),
-        devices: checked.settings.devices.map((d) => {
+        devices: settings.devices.map((d) => {
             const live = inMesh.find((m) => m.name === d.name);
             return { name: d.name, owner: d.owner, meshAddress: live?.meshAddress, inMesh: Boolean(live) };
         }),
