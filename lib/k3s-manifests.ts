@@ -31,6 +31,7 @@ export class K3sManifests {
             {
                 node: this.server.name,
                 connection: this.server.connection,
+                installation: this.server.installation,
                 step: `write the ${file} manifest`,
                 script: script("k3s-manifest.sh"),
                 env: { K3S_MANIFEST: `peoples-cloud-${file}` },
@@ -50,6 +51,7 @@ export class K3sManifests {
             {
                 node: this.server.name,
                 connection: this.server.connection,
+                installation: this.server.installation,
                 step: `wait for ${what}`,
                 script: script("k3s-wait.sh"),
                 env: waitFor,

@@ -2,6 +2,7 @@
 // engine's dynamic-provider plugin loads this module by package name; a provider renamed here must keep its
 // old name too, or resources already in a stack could no longer be updated or deleted.
 import { loadable } from "./dynamic";
+import { nodeInstallationProvider } from "./node-installation";
 import { randomTokenProvider } from "./random-token";
 import { remoteScriptProvider } from "./remote-script";
 import { vaultInitializationProvider, vaultUnsealProvider } from "./vault/seal";
@@ -10,6 +11,7 @@ import { vaultAdminTokenProvider, vaultRootRevocationProvider, vaultWriteProvide
 export const providers = {
     "remote-script": loadable(remoteScriptProvider),
     "random-token": loadable(randomTokenProvider),
+    "node-installation": loadable(nodeInstallationProvider),
     "vault-initialization": loadable(vaultInitializationProvider),
     "vault-unseal": loadable(vaultUnsealProvider),
     "vault-write": loadable(vaultWriteProvider),

@@ -12,6 +12,8 @@ export type { SshConnection } from "./ssh";
 export interface RemoteHost {
     readonly name: string;
     readonly connection: pulumi.Input<SshConnection>;
+    /** The generation of its installation (lib/node-installation.ts): its steps run again when it grows. */
+    readonly installation?: pulumi.Input<number>;
 }
 
 interface ScriptInputs {
@@ -30,6 +32,8 @@ interface ScriptInputs {
     keepStdout: boolean;
     /** Run on delete, on the same connection; "" for none. */
     deleteScript: string;
+    /** The generation of the node's installation (lib/node-installation.ts); absent counts as 1. */
+    installation?: number;
 }
 
 interface ScriptOutputs extends Omit<ScriptInputs, "connection"> {
@@ -85,6 +89,8 @@ export const remoteScriptProvider: Provider<ScriptInputs, ScriptOutputs> = {
                 s.connection.host,
                 s.connection.port,
                 s.connection.user,
+                // Absent in the state of steps made before installations were counted: the same as the first.
+                s.installation ?? 1,
             ]);
         return Promise.resolve({ changes: what(olds) !== what(news) });
     },
@@ -118,6 +124,11 @@ export interface RemoteScriptArgs {
     readonly deleteScript?: string;
     /** Marks stdin and stdout secret in the state (a token given, a kubeconfig read). */
     readonly secretIo?: boolean;
+    /**
+     * The generation of the installation of the machine the step is about (NodeInstallation): when it grows,
+     * the machine was reinstalled and the step runs again.
+     */
+    readonly installation?: pulumi.Input<number>;
 }
 
 export class RemoteScript extends DynamicResource {
@@ -138,6 +149,7 @@ export class RemoteScript extends DynamicResource {
                 triggers: args.triggers ?? [],
                 keepStdout: args.keepStdout ?? false,
                 deleteScript: args.deleteScript ?? "",
+                ...(args.installation === undefined ? {} : { installation: args.installation }),
                 stdout: undefined,
             },
             {

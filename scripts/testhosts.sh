@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test hosts on one machine: each a network namespace on a bridge, running its own sshd in a private mount
-# namespace where /etc/wireguard, /run/wireguard and /etc/rancher/k3s are its own folders (under DIR, removed
-# with it), so a host's keys, config and K3s token are written neither on the machine nor on another host.
+# namespace where /etc/wireguard, /run/wireguard, /etc/rancher/k3s and /var/lib/peoples-cloud are its own
+# folders (under DIR, removed with it), so a host's keys, config, K3s token and installation mark are written
+# neither on the machine nor on another host.
 # Nothing leaves the machine.
 #
 #   scripts/testhosts.sh up LABEL COUNT DIR   start COUNT hosts; DIR gets keys, configs and hosts.json
@@ -53,7 +54,7 @@ claim_slot() { # owner, dir
 
 start_host() { # slot, index, dir
   local slot=$1 i=$2 dir=$3 ns="pc$1-h$2" addr="198.18.$1.$((10 + $2))" home="$3/h$2"
-  mkdir -p "$home/etc-wireguard" "$home/run-wireguard" "$home/etc-rancher-k3s"
+  mkdir -p "$home/etc-wireguard" "$home/run-wireguard" "$home/etc-rancher-k3s" "$home/var-lib-peoples-cloud"
   chmod 700 "$home/etc-wireguard" "$home/etc-rancher-k3s"
   ssh-keygen -q -t ed25519 -N "" -f "$home/ssh_host_ed25519_key"
   cat >"$home/sshd_config" <<CONFIG
@@ -80,6 +81,7 @@ CONFIG
     mount --bind '$home/etc-wireguard' /etc/wireguard &&
     mount --bind '$home/run-wireguard' /run/wireguard &&
     mount --bind '$home/etc-rancher-k3s' /etc/rancher/k3s &&
+    mount --bind '$home/var-lib-peoples-cloud' /var/lib/peoples-cloud &&
     exec /usr/sbin/sshd -D -e -f '$home/sshd_config'" >"$home/sshd.log" 2>&1 &
   printf '{"name": "node-%s", "address": "%s", "namespace": "%s", "home": "%s"}' "$i" "$addr" "$ns" "$home"
 }
@@ -97,7 +99,7 @@ up() {
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
   command -v sshd >/dev/null || die "sshd missing: scripts/tools.sh host"
   # The mount points; what the hosts write goes to their own folders, not into these.
-  mkdir -p "$dir" /etc/wireguard /run/wireguard /etc/rancher/k3s /run/sshd
+  mkdir -p "$dir" /etc/wireguard /run/wireguard /etc/rancher/k3s /var/lib/peoples-cloud /run/sshd
   slot=$(claim_slot "$PPID" "$dir")
   echo "$slot" >"$dir/slot"
   ssh-keygen -q -t ed25519 -N "" -C "testhosts-$label" -f "$dir/client_key"

@@ -80,6 +80,7 @@ export class EtcdSnapshots extends pulumi.ComponentResource {
                     node: server.name,
                     step: "configure etcd snapshots",
                     connection: server.connection,
+                    installation: server.installation,
                     script: script("etcd-snapshots.sh"),
                     stdin: settings,
                     secretIo: true,

@@ -74,7 +74,7 @@ export class FoundationLayer extends pulumi.ComponentResource {
             formerly("peoples-cloud:crds:FoundationLayer", opts),
         );
         const server = args.cluster.firstServer;
-        const onServer = { node: server.name, connection: server.connection };
+        const onServer = { node: server.name, connection: server.connection, installation: server.installation };
         const k3s = new K3sManifests(this, name, server);
 
         const installed = [args.cluster];

@@ -2,7 +2,9 @@
 // time, agents join as workers. Node IP, advertise and bind addresses and flannel ride on wg0; the token
 // is a secret file on each node (never on a command line); the kubeconfig comes back as a secret output.
 // Removing a node drains it and deletes it from the cluster (K3s then drops its etcd member) from the first
-// server, then uninstalls K3s on it, before the node itself goes away.
+// server, then uninstalls K3s on it, before the node itself goes away. A node whose machine was reinstalled
+// (its installation's generation grew) is first forgotten by the cluster — node and node password — and then
+// installed and joined again under its name.
 import * as pulumi from "@pulumi/pulumi";
 import { RandomToken } from "../../lib/random-token";
 import { RemoteScript } from "../../lib/remote-script";
@@ -119,6 +121,7 @@ export class K3sCluster extends pulumi.ComponentResource {
                     node: node.name,
                     step: "write the K3s token",
                     connection: node.connection,
+                    installation: node.installation,
                     script: script("k3s-token.sh"),
                     stdin: token.value,
                     secretIo: true,
@@ -131,6 +134,7 @@ export class K3sCluster extends pulumi.ComponentResource {
                     node: node.name,
                     step: `install K3s (${node.role})`,
                     connection: node.connection,
+                    installation: node.installation,
                     script: script("k3s-install.sh"),
                     env: {
                         K3S_VERSION: args.settings.version,
@@ -146,6 +150,22 @@ export class K3sCluster extends pulumi.ComponentResource {
         };
 
         const firstInstall = install(first, []);
+        // A node on a reinstalled machine joins under its old name only once the cluster has forgotten it.
+        const forgotten = (node: ClusterNode) =>
+            new RemoteScript(
+                `${name}-${node.name}-forget`,
+                {
+                    node: first.name,
+                    step: `forget ${node.name}'s previous installation`,
+                    connection: first.connection,
+                    script: script("k3s-forget.sh"),
+                    env: {
+                        K3S_NODE: node.name,
+                        K3S_NODE_INSTALLATION: pulumi.output(node.installation ?? 1).apply(String),
+                    },
+                },
+                { parent: this, dependsOn: [firstInstall] },
+            );
         // Servers join one at a time, so etcd never has two learners at once; agents all at once after.
         let previous: pulumi.Resource = firstInstall;
         const memberOf = (node: ClusterNode, installed: pulumi.Resource) =>
@@ -155,14 +175,19 @@ export class K3sCluster extends pulumi.ComponentResource {
                     node: first.name,
                     step: `${node.name} joins the cluster`,
                     connection: first.connection,
+                    installation: node.installation,
                     script: script("k3s-member.sh"),
                     env: { K3S_NODE: node.name },
                     deleteScript: script("k3s-drain.sh"),
                 },
                 { parent: this, dependsOn: [installed] },
             );
-        for (const server of servers.slice(1)) previous = memberOf(server, install(server, [previous]));
-        for (const agent of args.nodes.filter((n) => n.role === "agent")) memberOf(agent, install(agent, [previous]));
+        for (const server of servers.slice(1)) {
+            previous = memberOf(server, install(server, [previous, forgotten(server)]));
+        }
+        for (const agent of args.nodes.filter((n) => n.role === "agent")) {
+            memberOf(agent, install(agent, [previous, forgotten(agent)]));
+        }
 
         // Secret here too, not only in the state: what reads this output must not need the engine to say so.
         const kubeconfig = new RemoteScript(
@@ -171,6 +196,7 @@ export class K3sCluster extends pulumi.ComponentResource {
                 node: first.name,
                 step: "read the kubeconfig",
                 connection: first.connection,
+                installation: first.installation,
                 script: script("k3s-kubeconfig.sh"),
                 env: { K3S_API_ADDRESS: first.meshAddress },
                 keepStdout: true,

@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { parseCidr } from "../../lib/cidr";
 import { meshAddressOf } from "../../lib/mesh-addresses";
+import { NodeInstallation } from "../../lib/node-installation";
 import { HetznerNodes, type HetznerSettings } from "./hetzner";
 import { K3sCluster, type K3sSettingsArgs } from "./k3s";
 import { WireGuardMesh } from "./mesh";
@@ -74,8 +75,18 @@ export class InfraLayer extends pulumi.ComponentResource {
             if (!args.sshPrivateKey) throw new Error("bare-metal nodes need peoples-cloud:sshPrivateKey");
             this.nodes = bareMetalNodes(args.nodes.hosts, mesh.cidr, args.sshPrivateKey);
         }
-        // Servers first: the first one listed bootstraps etcd.
-        this.nodes = [...this.nodes].sort((a, b) => Number(a.role === "agent") - Number(b.role === "agent"));
+        // Servers first: the first one listed bootstraps etcd. Each node's steps carry the generation of its
+        // installation, so that a machine reinstalled since the last up gets them all again.
+        this.nodes = [...this.nodes]
+            .sort((a, b) => Number(a.role === "agent") - Number(b.role === "agent"))
+            .map((node) => ({
+                ...node,
+                installation: new NodeInstallation(
+                    `${name}-${node.name}-installation`,
+                    { node: node.name, connection: node.connection },
+                    { parent: this },
+                ).generation,
+            }));
 
         const wg = new WireGuardMesh(
             `${name}-mesh`,

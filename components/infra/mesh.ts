@@ -16,6 +16,8 @@ export interface MeshNode {
     readonly meshAddress: string;
     /** Secret: how SSH reaches it, to make its key and write its wg0. */
     readonly connection: pulumi.Input<SshConnection>;
+    /** The generation of its installation: a reinstalled node gets its key and wg0 again. */
+    readonly installation?: pulumi.Input<number>;
 }
 
 /** An operator's or family member's device: a roaming peer that made its own key and reaches the nodes. */
@@ -48,6 +50,7 @@ export class WireGuardMesh extends pulumi.ComponentResource {
                     node: node.name,
                     step: "install wireguard-tools",
                     connection: node.connection,
+                    installation: node.installation,
                     script: script("wg-install.sh"),
                 },
                 { parent: this },
@@ -58,6 +61,7 @@ export class WireGuardMesh extends pulumi.ComponentResource {
                     node: node.name,
                     step: "generate the WireGuard key",
                     connection: node.connection,
+                    installation: node.installation,
                     script: script("wg-keygen.sh"),
                     keepStdout: true,
                 },
@@ -101,6 +105,7 @@ export class WireGuardMesh extends pulumi.ComponentResource {
                     node: node.name,
                     step: "apply wg0",
                     connection: node.connection,
+                    installation: node.installation,
                     script: script("wg-apply.sh"),
                     stdin: config,
                 },

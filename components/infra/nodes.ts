@@ -19,6 +19,8 @@ export interface ClusterNode {
     /** On its way out: still in the mesh, no longer in the cluster (drained and removed). */
     leaving?: boolean;
     connection: pulumi.Output<SshConnection>;
+    /** The generation of the machine's installation (lib/node-installation.ts), once the infra layer knows it. */
+    installation?: pulumi.Output<number>;
 }
 
 /** A machine a family runs itself, reached over SSH. */

@@ -67,7 +67,7 @@ export class VaultLayer extends pulumi.ComponentResource {
     constructor(name: string, args: VaultLayerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("peoples-cloud:vault:VaultLayer", name, {}, opts);
         const server = args.cluster.firstServer;
-        const onServer = { node: server.name, connection: server.connection };
+        const onServer = { node: server.name, connection: server.connection, installation: server.installation };
         const k3s = new K3sManifests(this, name, server);
         this.replicas = vaultReplicas(args.nodeCount);
         this.activeAddress = this.replicas > 1 ? `https://vault-active.${VAULT_NAMESPACE}.svc:8200` : this.address;

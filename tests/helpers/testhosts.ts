@@ -1,5 +1,5 @@
-// Real hosts for tests: network namespaces with sshd and their own /etc/wireguard, /run/wireguard and
-// /etc/rancher/k3s (scripts/testhosts.sh).
+// Real hosts for tests: network namespaces with sshd and their own /etc/wireguard, /run/wireguard,
+// /etc/rancher/k3s and /var/lib/peoples-cloud (scripts/testhosts.sh).
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -11,7 +11,7 @@ export interface TestHost {
     name: string;
     address: string;
     namespace: string;
-    /** The host's folder on this machine: its etc-wireguard, run-wireguard and etc-rancher-k3s are there. */
+    /** The host's folder on this machine: its etc-wireguard, run-wireguard, etc-rancher-k3s and var-lib-peoples-cloud are there. */
     home: string;
 }
 
@@ -35,7 +35,7 @@ export interface TestHosts {
 const script = path.join(repoRoot, "scripts", "testhosts.sh");
 
 /** The machine's folders that each test host has its own of (its folders are mounted over them). */
-export const HOST_OWN_FOLDERS = ["/etc/wireguard", "/run/wireguard", "/etc/rancher/k3s"];
+export const HOST_OWN_FOLDERS = ["/etc/wireguard", "/run/wireguard", "/etc/rancher/k3s", "/var/lib/peoples-cloud"];
 
 /**
  * What the machine's own copies of those folders hold — each file's name, size, time and a hash of its

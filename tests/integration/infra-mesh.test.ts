@@ -1,6 +1,7 @@
 // The infra layer with the real engine on a bare-metal config of real test hosts (network namespaces with
 // sshd): every host reaches every other over wg0, private keys stay on their hosts, a second up changes
-// nothing, a fourth host joins while a ping between two others loses nothing, and leaves again everywhere.
+// nothing, a fourth host joins while a ping between two others loses nothing, and leaves again everywhere; a
+// host wiped as a reinstall wipes it gets its steps again on the next up (a new key, the others' peers updated).
 // With K3s switched on (its binary cannot be had here), the failing step names its host and step, the
 // cluster token reached each member's own /etc/rancher/k3s (not the machine's, not a non-member's) but
 // nothing in plain text, and a re-run resumes where it stopped.
@@ -29,8 +30,9 @@ describe("infra mesh with the real engine on test hosts", function () {
     let machineBefore: string[];
 
     before(async () => {
-        machineBefore = machineFolderState();
         lab = startTestHosts("pcinf", 4);
+        // After the hosts' start, which makes the mount points (empty folders) the hosts' own are mounted on.
+        machineBefore = machineFolderState();
         engine = await tempEngine();
         const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
         stack = await projectStack(engine, "mesh", () => {
@@ -67,7 +69,11 @@ describe("infra mesh with the real engine on test hosts", function () {
 
     it("brings up a mesh in which every host reaches every other", async () => {
         const up = await stack.up();
-        assert.equal(up.summary.resourceChanges?.create, 1 + 2 + 3 * 3, "stack, layer and mesh, 3 scripts per host");
+        assert.equal(
+            up.summary.resourceChanges?.create,
+            1 + 2 + 3 * 4,
+            "stack, layer and mesh; per host its installation and 3 scripts",
+        );
         const [a, b, c] = lab.hosts;
         for (const [from, to] of [
             [a, b],
@@ -96,7 +102,7 @@ describe("infra mesh with the real engine on test hosts", function () {
 
     it("changes nothing on a second up", async () => {
         const again = await stack.up();
-        assert.deepEqual(again.summary.resourceChanges, { same: 12 });
+        assert.deepEqual(again.summary.resourceChanges, { same: 15 });
     });
 
     it("joins a fourth host while a ping between two others loses nothing, then removes it everywhere", async () => {
@@ -118,8 +124,8 @@ describe("infra mesh with the real engine on test hosts", function () {
         assert.ok(sent >= 5, `too few pings to tell: ${sent}`);
         const lost = Array.from({ length: sent - 1 }, (_, i) => i + 1).filter((seq) => !answered.has(seq));
         assert.deepEqual(lost, [], "pings were lost while the fourth host joined");
-        // The new host's three scripts, and wg0 re-applied on the three others.
-        assert.deepEqual(grown.summary.resourceChanges, { create: 3, update: 3, same: 9 });
+        // The new host's installation and three scripts, and wg0 re-applied on the three others.
+        assert.deepEqual(grown.summary.resourceChanges, { create: 4, update: 3, same: 12 });
         const d = lab.hosts[3];
         for (const from of [a, b, lab.hosts[2]]) {
             ping(from, d);
@@ -128,9 +134,36 @@ describe("infra mesh with the real engine on test hosts", function () {
 
         members = 3;
         const shrunk = await stack.up();
-        assert.deepEqual(shrunk.summary.resourceChanges, { delete: 3, update: 3, same: 9 });
+        assert.deepEqual(shrunk.summary.resourceChanges, { delete: 4, update: 3, same: 12 });
         for (const host of lab.hosts.slice(0, 3)) assert.equal((await peers(host)).length, 2, host.name);
         assert.throws(() => ping(a, d), "the removed host is still reachable");
+    });
+
+    it("gives a reinstalled host its steps again on the next up: a new key, the others' peers updated", async () => {
+        const [a, b, c] = lab.hosts;
+        const keyBefore = (await lab.run(c, "wg pubkey </etc/wireguard/wg0.key")).trim();
+        // What reinstalling the machine does to it: WireGuard gone, its key and the program's mark with it.
+        await lab.run(c, "wg-quick down wg0 && rm -rf /etc/wireguard/* /var/lib/peoples-cloud/*");
+        assert.throws(() => ping(a, c), "the wiped host still answers in the mesh");
+
+        const seen = await stack.preview();
+        // Its installation, its three steps, and wg0 on the two others (its new key).
+        assert.deepEqual(seen.changeSummary, { update: 1 + 3 + 2, same: 9 });
+        const up = await stack.up();
+        assert.deepEqual(up.summary.resourceChanges, { update: 6, same: 9 });
+        const keyAfter = (await lab.run(c, "wg pubkey </etc/wireguard/wg0.key")).trim();
+        assert.notEqual(keyAfter, keyBefore, "the reinstalled host kept no key, yet has its old one");
+        assert.equal((up.outputs.publicKeys.value as Record<string, string>)[c.name], keyAfter);
+        for (const host of [a, b]) assert.ok((await peers(host)).includes(keyAfter), `${host.name}: no new peer key`);
+        for (const [from, to] of [
+            [a, c],
+            [c, a],
+            [b, c],
+            [c, b],
+        ])
+            ping(from, to);
+        assert.equal((await lab.run(c, "cat /var/lib/peoples-cloud/installation")).trim(), "2");
+        assert.deepEqual((await stack.up()).summary.resourceChanges, { same: 15 });
     });
 
     it("with K3s on and no binary to install: names the host and step, keeps the token secret, resumes", async () => {
@@ -164,7 +197,11 @@ describe("infra mesh with the real engine on test hosts", function () {
 
         // A re-run starts where the first one stopped: the token and its files stay, the installs are next.
         const next = await stack.preview();
-        assert.equal(next.changeSummary.same, 12 + 1 + 3 + 1, "stack, layer, mesh and its scripts; token, its files");
+        assert.equal(
+            next.changeSummary.same,
+            15 + 1 + 3 + 1,
+            "stack, layer, mesh, installations and scripts; K3s component, token, its files",
+        );
         assert.ok((next.changeSummary.create ?? 0) >= 3, "the installs are not planned again");
         assert.equal(next.changeSummary.delete ?? 0, 0);
     });

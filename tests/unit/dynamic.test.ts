@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import type * as pulumi from "@pulumi/pulumi";
 import { loadable, type Provider, providerLoader } from "../../lib/dynamic";
 import { providers } from "../../lib/providers";
+import { remoteScriptProvider } from "../../lib/remote-script";
 import { repoRoot } from "../helpers/stackConfig";
 
 interface Props {
@@ -76,5 +77,32 @@ describe("dynamic-provider loader", () => {
         await provider.update!("x", { value: "a", __provider: loader }, { value: "b", __provider: loader });
         assert.deepEqual(calls, ["update"]);
         assert.equal(diffs.count, diffsBefore, "an update under the same provider text asks for no second diff");
+    });
+});
+
+describe("a remote step's diff and the installation of its machine", () => {
+    const step = {
+        node: "node-1",
+        step: "apply wg0",
+        connection: { host: "192.0.2.1", user: "root", privateKey: "test-only" },
+        script: "true",
+        env: {},
+        stdin: "",
+        triggers: [],
+        keepStdout: false,
+        deleteScript: "",
+    };
+    type Olds = Parameters<typeof remoteScriptProvider.diff>[1];
+    type News = Parameters<typeof remoteScriptProvider.diff>[2];
+    const diff = (olds: object, news: object) =>
+        remoteScriptProvider.diff("node-1/apply wg0", { stdout: "", ...olds } as Olds, news as News);
+
+    it("runs nothing again for a step made before installations were counted (its state has none)", async () => {
+        assert.equal((await diff(step, { ...step, installation: 1 })).changes, false);
+    });
+
+    it("runs the step again once its machine was reinstalled", async () => {
+        assert.equal((await diff({ ...step, installation: 1 }, { ...step, installation: 2 })).changes, true);
+        assert.equal((await diff(step, { ...step, installation: 2 })).changes, true);
     });
 });

@@ -57,12 +57,14 @@ async function buildLayer(provider: Provider, n: number) {
         if (r.type === "hcloud:index/server:Server") return { ipv4Address: "203.0.113.1" };
         // What a script prints (a public key, the kubeconfig) is only known once it ran.
         if (r.type === "pulumi-nodejs:dynamic/infra:RemoteScript") return { stdout: `printed by ${r.name}` };
+        if (r.type === "pulumi-nodejs:dynamic/infra:NodeInstallation") return { generation: 1 };
         return {};
     });
     const layer = layerOf(nodesSettings(provider, n));
     const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-    // Mesh: install, key, wg0 per node. K3s: token file and install per node, a member per joiner, kubeconfig.
-    const want = 3 * n + 2 * n + (n - 1) + 1;
+    // Mesh: install, key, wg0 per node. K3s: token file and install per node, a member and a forget step
+    // (for a reinstalled machine) per joiner, kubeconfig.
+    const want = 3 * n + 2 * n + 2 * (n - 1) + 1;
     await settled();
     assert.equal(
         scripts().length,
@@ -102,13 +104,27 @@ describe("infra layer graph", () => {
                     assert.ok(steps.includes(`install K3s (${node.role})`), `${node.name}: no K3s install`);
                     assert.equal((await unwrap(node.connection)).secret, true, `${node.name}'s connection`);
                 }
+                // Every step about a node runs again when its machine is reinstalled: it has its installation.
+                const installations = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:NodeInstallation");
+                assert.deepEqual(
+                    installations.map((r) => r.inputs.node).sort(),
+                    layer.nodes.map((node) => node.name).sort(),
+                );
+                const without = scripts.filter(
+                    (s) => s.inputs.installation !== 1 && !/^forget /.test(String(s.inputs.step)),
+                );
+                assert.deepEqual(
+                    without.map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`),
+                    [],
+                    "steps that would not run again on a reinstalled machine",
+                );
                 assert.ok(layer.cluster, "no cluster output");
                 const kubeconfig = await unwrap(layer.cluster.kubeconfig);
                 assert.deepEqual(kubeconfig, { value: "printed by infra-k3s-kubeconfig", secret: true });
                 assert.equal(layer.cluster.apiEndpoint, `https://${layer.nodes[0].meshAddress}:6443`);
-                const plain = JSON.stringify(
-                    recorded.filter((r) => r.type !== "pulumi-nodejs:dynamic/infra:RemoteScript").map((r) => r.inputs),
-                );
+                // Those that reach a node over SSH take its connection, secret in the engine (tests/integration).
+                const overSsh = ["RemoteScript", "NodeInstallation"].map((t) => `pulumi-nodejs:dynamic/infra:${t}`);
+                const plain = JSON.stringify(recorded.filter((r) => !overSsh.includes(r.type)).map((r) => r.inputs));
                 assert.ok(!plain.includes(sshPrivateKey), "the SSH private key in a resource's plain inputs");
             });
         }
@@ -135,7 +151,8 @@ describe("infra layer graph", () => {
             hosts: [...hosts, { name: "server-4", address: "192.0.2.40" }],
         });
         const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-        // Mesh: 3 steps on each of 6 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
+        // Mesh: 3 steps on each of 6 nodes; K3s: token + install on 4, a member and a forget step for 3 joiners,
+        // the kubeconfig.
         await settled();
         const stepsOn = (node: string) =>
             scripts()
@@ -154,7 +171,7 @@ describe("infra layer graph", () => {
             ["server-1", "server-2", "server-4", "agent-1"],
         );
         assert.equal(layer.nodes.length, 6);
-        assert.equal(scripts().length, 30);
+        assert.equal(scripts().length, 33);
     });
 
     it("Hetzner: the last `leaving` agents and servers stay in the mesh and leave K3s", async () => {
@@ -178,8 +195,9 @@ describe("infra layer graph", () => {
             assert.equal(steps.length, 3, `${leaving}: ${steps.map((s) => String(s.inputs.step)).join(", ")}`);
         }
         assert.equal(recorded.filter((r) => r.type === "hcloud:index/server:Server").length, 7);
-        // Mesh: 3 steps on each of 7 nodes; K3s: token + install on 4, a member for 3 joiners, the kubeconfig.
-        assert.equal(scripts().length, 21 + 8 + 3 + 1);
+        // Mesh: 3 steps on each of 7 nodes; K3s: token + install on 4, a member and a forget step for 3 joiners,
+        // the kubeconfig.
+        assert.equal(scripts().length, 21 + 8 + 2 * 3 + 1);
     });
 
     it("makes the Kubernetes provider from the kubeconfig once, and only when a layer asks", async () => {

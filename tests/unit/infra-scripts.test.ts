@@ -303,3 +303,36 @@ describe("k3s-install.sh", () => {
         ],
     );
 });
+
+describe("k3s-forget.sh", () => {
+    /** Runs the script with a k3s stand-in that records its calls; returns them and what the script printed. */
+    function forget(installation: string) {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "k3s-forget-"));
+        const calls = path.join(dir, "calls");
+        fs.writeFileSync(path.join(dir, "k3s"), `#!/usr/bin/env bash\necho "k3s $*" >>"${calls}"\n`, { mode: 0o755 });
+        try {
+            const out = execFileSync("bash", [path.join(scripts, "k3s-forget.sh")], {
+                env: { PATH: `${dir}:/usr/bin:/bin`, K3S_NODE: "node-2", K3S_NODE_INSTALLATION: installation },
+                encoding: "utf8",
+            });
+            return { out, calls: fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : [] };
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    }
+
+    it("leaves a node on its first installation alone", () => {
+        const { out, calls } = forget("1");
+        assert.deepEqual(calls, []);
+        assert.match(out, /node-2 is on its first installation/);
+    });
+
+    it("on a reinstalled machine deletes the node and its node password, whether the cluster has them or not", () => {
+        const { out, calls } = forget("2");
+        assert.deepEqual(calls, [
+            "k3s kubectl delete node/node-2 --ignore-not-found --timeout=120s",
+            "k3s kubectl -n kube-system delete secret node-2.node-password.k3s --ignore-not-found",
+        ]);
+        assert.match(out, /node-2's previous installation is forgotten/);
+    });
+});

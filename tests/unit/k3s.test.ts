@@ -99,7 +99,8 @@ describe("k3s cluster graph", () => {
             ];
             new K3sCluster("k3s", { nodes, settings: settings() });
             const scripts = () => recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RemoteScript");
-            const want = 2 * nodes.length + (nodes.length - 1) + 1;
+            // A member and a forget step per joiner, the kubeconfig.
+            const want = 2 * nodes.length + 2 * (nodes.length - 1) + 1;
             await settled();
             assert.equal(recorded.filter((r) => r.type === "pulumi-nodejs:dynamic/infra:RandomToken").length, 1);
             const steps = scripts().map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`);
@@ -113,6 +114,12 @@ describe("k3s cluster graph", () => {
             assert.equal(members.length, nodes.length - 1);
             assert.ok(
                 members.every((m) => m.inputs.node === "server-1" && String(m.inputs.deleteScript).includes("drain")),
+            );
+            // Each joiner is forgotten, from the first server, before its installation on a reinstalled machine.
+            const forgets = scripts().filter((s) => String(s.inputs.step).startsWith("forget "));
+            assert.deepEqual(
+                forgets.map((f) => [f.inputs.node, f.inputs.env]),
+                nodes.slice(1).map((n) => ["server-1", { K3S_NODE: n.name, K3S_NODE_INSTALLATION: "1" }]),
             );
             const installs = scripts().filter((s) => String(s.inputs.step).startsWith("install K3s"));
             assert.ok(installs.every((s) => String(s.inputs.deleteScript).includes("k3s-uninstall")));
