@@ -10,7 +10,7 @@ import { publishedImages } from "./components/apps/versions";
 import { FoundationLayer, type FoundationLayerArgs, type IssuerNames } from "./components/foundation/layer";
 import type { K3sCluster } from "./components/infra/k3s";
 import { InfraLayer, type InfraLayerArgs } from "./components/infra/layer";
-import type { NodeRole } from "./components/infra/nodes";
+import type { ClusterNode, NodeRole } from "./components/infra/nodes";
 import { STORAGE_SERVICES } from "./components/vault/config";
 import { VaultLayer, type VaultLayerArgs } from "./components/vault/layer";
 import { meshAddressOf } from "./lib/mesh-addresses";
@@ -31,6 +31,8 @@ export interface PlatformOutputs {
     k3sVersion: string;
     /** The K3s servers that stay, the cluster's first server first, with their SSH connections (secret): `restore` reaches them. */
     serverAccess?: pulumi.Output<{ name: string; connection: SshConnection }[]>;
+    /** The K3s agents that stay, with their SSH connections (secret): `restore` restarts those on new machines. */
+    agentAccess?: pulumi.Output<{ name: string; connection: SshConnection }[]>;
     /** The K3s API on the mesh, and its admin kubeconfig (secret); absent with K3s switched off. */
     kubernetesApi?: string;
     kubeconfig?: pulumi.Output<string>;
@@ -163,6 +165,13 @@ export function backupArgs(
     };
 }
 
+/** Nodes' names and SSH connections, as one secret output. */
+function accessOf(nodes: ClusterNode[]): pulumi.Output<{ name: string; connection: SshConnection }[]> {
+    return pulumi.secret(
+        pulumi.all(nodes.map((n) => n.connection.apply((connection) => ({ name: n.name, connection })))),
+    );
+}
+
 export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs {
     const { settings } = config;
     // Component names are part of every resource's URN: they never change (the foundation's is "crds").
@@ -187,13 +196,8 @@ export function platform(config: PlatformConfig = loadConfig()): PlatformOutputs
         k3sVersion: settings.k3s.version,
         ...(infra.cluster
             ? {
-                  serverAccess: pulumi.secret(
-                      pulumi.all(
-                          infra.clusterNodes
-                              .filter((n) => n.role === "server")
-                              .map((n) => n.connection.apply((connection) => ({ name: n.name, connection }))),
-                      ),
-                  ),
+                  serverAccess: accessOf(infra.clusterNodes.filter((n) => n.role === "server")),
+                  agentAccess: accessOf(infra.clusterNodes.filter((n) => n.role === "agent")),
                   kubernetesApi: infra.cluster.apiEndpoint,
                   kubeconfig: infra.cluster.kubeconfig,
               }

@@ -12,7 +12,7 @@ import { checkKitFile, recoverFromKit, writeRecoveryKit } from "./recovery-kit";
 import { askHidden, confirm } from "./prompt";
 import { familySettings } from "./stack-file";
 import type { RestoreAccess } from "./restore";
-import type { Action } from "./workspace";
+import type { Action, UpScope } from "./workspace";
 
 const USAGE = `peoples-cloud — a family's own cloud
 
@@ -87,16 +87,23 @@ async function engineAction(action: Action, args: string[]): Promise<Result> {
         throw new UsageError("not destroyed: confirm by typing the family's name, or give --yes");
     }
     const stack = await workspaceModule().selectFamily(workspace, family);
-    return runWithProgress(stack, family, action, values["policy-pack"] as string | undefined);
+    return runWithProgress(stack, family, action, { policyPack: values["policy-pack"] as string | undefined });
 }
 
 /** Runs the engine on the family's stack, its progress on stderr; a failure says how to resume. */
-async function runWithProgress(stack: Stack, family: string, action: Action, policyPack?: string): Promise<Result> {
+async function runWithProgress(
+    stack: Stack,
+    family: string,
+    action: Action,
+    options: { policyPack?: string; scope?: UpScope } = {},
+): Promise<Result> {
+    const { policyPack, scope } = options;
     const progress = new Progress(action === "preview", say);
     say(`${action} of the family '${family}':`);
     const started = Date.now();
     try {
         const { changes } = await workspaceModule().runAction(stack, action, {
+            scope,
             policyPacks: policyPack ? [policyPack] : undefined,
             onEvent: progress.onEvent,
         });
@@ -142,9 +149,13 @@ async function restore(args: string[]): Promise<Result> {
     const stack = await workspaceModule().selectFamily(workspace, family);
     const outputs = Object.fromEntries(Object.entries(await stack.outputs()).map(([k, v]) => [k, v.value as unknown]));
     const r = restoreModule();
-    const reached = await r.reachBackups(r.restoreAccess(family, outputs, settings));
+    const access = r.restoreAccess(family, outputs, settings);
+    const newMachines = await r.newMachines(access);
+    r.refuseLostBackups(access, newMachines);
+    const reached = await r.reachBackups(access);
     try {
         return await restoreReached(stack, family, reached.access, {
+            newMachines,
             latest: values.latest as boolean | undefined,
             at,
             overwriteVault: values["overwrite-vault"] as boolean | undefined,
@@ -159,7 +170,7 @@ async function restoreReached(
     stack: Stack,
     family: string,
     access: RestoreAccess,
-    values: { latest?: boolean; at?: Date; overwriteVault?: boolean; yes?: boolean },
+    values: { newMachines: string[]; latest?: boolean; at?: Date; overwriteVault?: boolean; yes?: boolean },
 ): Promise<Result> {
     const r = restoreModule();
     const snapshots = await r.listSnapshots(access);
@@ -170,16 +181,26 @@ async function restoreReached(
         );
     }
     const chosen = r.chooseSnapshots(snapshots, values.at ? { at: values.at } : { latest: true });
-    const plan = await r.prepareRestore(access, chosen, { overwriteVault: Boolean(values.overwriteVault) });
+    const plan = await r.prepareRestore(access, chosen, {
+        overwriteVault: Boolean(values.overwriteVault),
+        newMachines: values.newMachines,
+    });
     say(
         `Restoring '${family}': the cluster to its etcd snapshot of ${plan.etcd.takenAt.toISOString()}, Vault to ` +
             `its backup of ${plan.vault.takenAt.toISOString()}.\nThis loses:\n  - ${plan.lost.join("\n  - ")}`,
     );
     if (!values.yes && !(await confirm(`Type ${family} to restore: `, family)))
         throw new UsageError("not restored: confirm by typing the family's name, or give --yes; nothing was changed");
-    await r.runRestore(access, plan, say);
+    const { MACHINE_RESOURCES, KUBECONFIG_READ } = workspaceModule();
+    await r.runRestore(access, plan, say, () =>
+        runWithProgress(stack, family, "up", { scope: { target: MACHINE_RESOURCES } }),
+    );
     say("restored; now bringing the rest of the family's cloud in line with its stack:");
-    const up = await runWithProgress(stack, family, "up");
+    // A new first server's kubeconfig was read from the cluster the reset replaced.
+    const firstIsNew = plan.newMachines.includes(access.servers[0].name);
+    const up = await runWithProgress(stack, family, "up", {
+        scope: firstIsNew ? { replace: [KUBECONFIG_READ] } : undefined,
+    });
     const restored = { etcd: plan.etcd, vault: { key: plan.vault.key, takenAt: plan.vault.takenAt }, lost: plan.lost };
     return {
         data: { family, restored, up: up.data },

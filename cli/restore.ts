@@ -1,8 +1,11 @@
 // `peoples-cloud restore <family>`: the cluster back to a K3s etcd snapshot and Vault back to one of its
-// backups, in one command. Everything that can fail without changing anything is done first — the snapshots
-// listed and chosen, Vault's backup downloaded, decrypted and checked, Vault's state looked at — and what the
-// restore loses is told before the first change. Then, over SSH: the first server resets etcd from its
-// snapshot and the other servers rejoin it (components/backup/scripts/k3s-restore.sh); Vault's data is
+// backups, in one command, onto the same machines or onto machines reinstalled or replaced since. Everything
+// that can fail without changing anything is done first — the machines looked at (a new one has no
+// installation mark), the snapshots listed and chosen, Vault's backup downloaded, decrypted and checked,
+// Vault's state looked at — and what the restore loses is told before the first change. Then: new machines are
+// set up by an up limited to what lives on the machines (WireGuard, K3s, the etcd snapshots' settings); over
+// SSH the first server resets etcd from its snapshot, forgets the node passwords of the new machines, and the
+// other servers rejoin it (components/backup/scripts/k3s-restore.sh), new agents restart; Vault's data is
 // replaced by the snapshot (with the admin token; a new, empty Vault is initialised only to take it in), its
 // servers restart and are unsealed with the stack's keys. The caller then runs `up`, so the program converges
 // on what was restored (and joins Vault servers that are new).
@@ -11,6 +14,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { type BackupStore, fetchBackup, listBackups, RestoreError, storeClient } from "@peoples-cloud/vault-backup";
 import { etcdFolder } from "../components/backup/etcd";
 import { VAULT_NAMESPACE, vaultCliIn } from "../components/vault/manifests";
+import { readInstallationMark } from "../lib/node-installation";
 import { runOverSsh } from "../lib/remote-script";
 import { scriptsIn } from "../lib/scripts";
 import { openTunnel, type SshConnection } from "../lib/ssh";
@@ -23,11 +27,19 @@ const vaultScript = scriptsIn(path.join(repoRoot, "components", "vault"));
 
 export { RestoreError };
 
+/** A node the restore reaches over SSH. */
+export interface Machine {
+    name: string;
+    connection: SshConnection;
+}
+
 /** What a restore reaches and with what, all from the family's stack (see restoreAccess). */
 export interface RestoreAccess {
     family: string;
     /** The K3s servers that stay, the cluster's first server first. */
-    servers: { name: string; connection: SshConnection }[];
+    servers: Machine[];
+    /** The K3s agents that stay. */
+    agents: Machine[];
     etcd: {
         /** The S3 folder K3s uploads its snapshots to; without one they are on the first server's disk. */
         s3?: BackupStore & { prefix: string };
@@ -121,6 +133,32 @@ export async function listSnapshots(access: RestoreAccess): Promise<Snapshots> {
     return { etcd: etcdSnapshots(etcdNames), vault };
 }
 
+/** The nodes that have no installation mark: new machines, or reinstalled since the last up. */
+export async function newMachines(access: RestoreAccess): Promise<string[]> {
+    const all = [...access.servers, ...access.agents];
+    const marks = await Promise.all(all.map((m) => readInstallationMark(m)));
+    return all.filter((_, i) => marks[i] === undefined).map((m) => m.name);
+}
+
+/**
+ * Refuses a restore onto a new first server when the backups were on the lost machines: only a backup target
+ * outside the cluster outlives them.
+ */
+export function refuseLostBackups(access: RestoreAccess, fresh: string[]): void {
+    const first = access.servers[0].name;
+    if (!fresh.includes(first)) return;
+    const lost = [
+        ...(access.etcd.s3 ? [] : ["the etcd snapshots were on the servers' own disks"]),
+        ...(access.vault.inCluster ? ["Vault's backups were in the cluster's own storage"] : []),
+    ];
+    if (lost.length === 0) return;
+    throw new UsageError(
+        `${first}, the cluster's first server, is a new machine (it has no installation mark), and ` +
+            `${lost.join(" and ")}: they went with the old machines. Only backups kept outside the cluster ` +
+            "(the backup.target setting) survive that; nothing was changed.",
+    );
+}
+
 export type Selection = { latest: true } | { at: Date };
 
 /** For each of etcd and Vault the newest snapshot, or the newest taken at or before `at`. */
@@ -146,6 +184,8 @@ export function describeSnapshots(all: Snapshots): string {
 }
 
 export interface RestorePlan {
+    /** Nodes on new machines: set up (prepareMachines) before the reset. */
+    newMachines: string[];
     etcd: EtcdSnapshot;
     vault: VaultBackup & { raftIndex: number };
     /** What is lost, in words, one line each. */
@@ -161,43 +201,73 @@ export interface RestorePlan {
 export async function prepareRestore(
     access: RestoreAccess,
     chosen: { etcd: EtcdSnapshot; vault: VaultBackup },
-    options: { overwriteVault: boolean },
+    options: { overwriteVault: boolean; newMachines: string[] },
 ): Promise<RestorePlan> {
     const fetched = await fetchBackup(access.vault.store, access.vault.key, chosen.vault.key).catch((err: Error) => {
         throw new RestoreError(`the Vault backup ${chosen.vault.key} cannot be used: ${err.message}`);
     });
     const first = access.vault.operators[0];
-    const status = await sealStatus(first);
+    // On a new first server there is no cluster yet, and no Vault to look at.
+    const status = options.newMachines.includes(access.servers[0].name)
+        ? { initialized: false, sealed: true }
+        : await sealStatus(first);
     if (status.initialized && !status.sealed && !options.overwriteVault) {
         throw new UsageError(
             `Vault is running (${first.name} is unsealed): restoring replaces all its data with the backup of ` +
                 `${fetched.takenAt.toISOString()}. Add --overwrite-vault to do so; nothing was changed.`,
         );
     }
+    const fresh = options.newMachines;
     return {
+        newMachines: fresh,
         etcd: chosen.etcd,
         vault: { key: fetched.backup, takenAt: fetched.takenAt, raftIndex: fetched.info.index },
         lost: [
             `changes to the cluster (Kubernetes objects) after ${chosen.etcd.takenAt.toISOString()}`,
             `writes to Vault after ${fetched.takenAt.toISOString()} (raft index ${fetched.info.index}): secrets, ` +
                 "and keys of objects stored since then",
+            ...(fresh.length
+                ? [
+                      `what the old disks of ${fresh.join(", ")} held (new machines): the cluster's own storage ` +
+                          "there — files kept in the family's cloud come back only from a copy kept outside it",
+                  ]
+                : []),
         ],
         snapshot: fetched.snapshot,
     };
 }
 
-/** The restore itself; `say` is told each step. A failure names the server and the step. */
-export async function runRestore(access: RestoreAccess, plan: RestorePlan, say: (line: string) => void) {
+/**
+ * The restore itself; `say` is told each step, `prepareMachines` sets up new machines (an up limited to
+ * MACHINE_RESOURCES). A failure names the server and the step.
+ */
+export async function runRestore(
+    access: RestoreAccess,
+    plan: RestorePlan,
+    say: (line: string) => void,
+    prepareMachines: () => Promise<unknown>,
+) {
     const [firstServer, ...others] = access.servers;
     const env = access.serverEnv ?? {};
     const k3sRestore = backupScript("k3s-restore.sh");
+    const fresh = plan.newMachines;
+    if (fresh.length) {
+        say(`${fresh.join(", ")}: new machines; setting up WireGuard and K3s on them first …`);
+        await prepareMachines();
+    }
     say(`resetting etcd on ${firstServer.name} to ${plan.etcd.name} …`);
     await runOverSsh({
         node: firstServer.name,
         step: "restore etcd (first server)",
         connection: firstServer.connection,
         script: k3sRestore,
-        env: { ...env, K3S_RESTORE_ROLE: "first", K3S_SNAPSHOT: plan.etcd.name },
+        env: {
+            ...env,
+            K3S_RESTORE_ROLE: "first",
+            K3S_SNAPSHOT: plan.etcd.name,
+            // The snapshot holds the old machines' node passwords: new ones could not join under their names.
+            K3S_FORGET_NODES: fresh.filter((name) => name !== firstServer.name).join(" "),
+        },
         stdin: "",
     });
     for (const server of others) {
@@ -208,6 +278,18 @@ export async function runRestore(access: RestoreAccess, plan: RestorePlan, say: 
             connection: server.connection,
             script: k3sRestore,
             env: { ...env, K3S_RESTORE_ROLE: "other" },
+            stdin: "",
+        });
+    }
+    // An agent on a new machine joined the cluster the reset replaced: it fetches its certificates again.
+    for (const agent of access.agents.filter((a) => fresh.includes(a.name))) {
+        say(`${agent.name} rejoins the restored cluster …`);
+        await runOverSsh({
+            node: agent.name,
+            step: "restore etcd (agent)",
+            connection: agent.connection,
+            script: k3sRestore,
+            env: { ...env, K3S_RESTORE_ROLE: "agent" },
             stdin: "",
         });
     }
@@ -279,7 +361,8 @@ export function restartVaultPods(
 
 /** The stack's outputs a restore reads (secret ones included: the caller decrypted them). */
 export interface RestoreOutputs {
-    serverAccess?: { name: string; connection: SshConnection }[];
+    serverAccess?: Machine[];
+    agentAccess?: Machine[];
     vault?: { replicas: number };
     vaultAdminToken?: string;
     vaultUnsealKeys?: string[];
@@ -298,9 +381,20 @@ export function restoreAccess(
     settings: {
         vault: { keyThreshold: number };
         backup: { target?: { endpoint: string; bucket: string; region: string } };
+        /** Bare-metal hosts: where each is now (a machine replaced may have a new address). */
+        nodes?: { provider: string; hosts?: readonly { name: string; address: string; user: string; port: number }[] };
     },
 ): RestoreAccess {
-    const { serverAccess: servers, vault, vaultAdminToken, vaultUnsealKeys, backupKey, backupCredentials } = outputs;
+    const { vault, vaultAdminToken, vaultUnsealKeys, backupKey, backupCredentials } = outputs;
+    // The outputs are those of the last up; a host's address in the stack file may be newer.
+    const addresses = new Map(
+        (settings.nodes?.hosts ?? []).map((h) => [h.name, { host: h.address, user: h.user, port: h.port }]),
+    );
+    const reach = (m: Machine): Machine => ({
+        name: m.name,
+        connection: { ...m.connection, ...addresses.get(m.name) },
+    });
+    const servers = outputs.serverAccess?.map(reach);
     if (!servers?.length || !vault || !vaultAdminToken || !vaultUnsealKeys) {
         throw new UsageError(
             `the family '${family}' has no cluster with Vault in its stack: there is nothing to restore`,
@@ -320,6 +414,7 @@ export function restoreAccess(
     return {
         family,
         servers,
+        agents: (outputs.agentAccess ?? []).map(reach),
         etcd: target
             ? {
                   s3: {

@@ -101,6 +101,23 @@ export async function selectFamily(options: WorkspaceOptions, family: string): P
 
 export type Action = "preview" | "up" | "destroy";
 
+/**
+ * The resources that live on the family's machines, as the engine's URN patterns: the infra layer (WireGuard,
+ * K3s) and the etcd snapshots' settings. An up limited to them sets up machines that are new without touching
+ * the cluster's contents.
+ */
+export const MACHINE_RESOURCES = ["**peoples-cloud:infra:InfraLayer**", "**peoples-cloud:backup:EtcdSnapshots**"];
+
+/** The kubeconfig read from the first server: read again after the cluster was reset onto a new machine. */
+export const KUBECONFIG_READ =
+    "**peoples-cloud:infra:K3sCluster$pulumi-nodejs:dynamic/infra:RemoteScript::*-kubeconfig";
+
+/** Limits an up: only these resources (`target`), or these replaced (`replace`); URN patterns. */
+export interface UpScope {
+    target?: string[];
+    replace?: string[];
+}
+
 /** A policy pack's folder given as its launcher, which the engine runs without a Node.js language host. */
 export const policyAnalyzer = (packDir: string) => path.join(path.resolve(packDir), "analyzer");
 
@@ -117,9 +134,11 @@ export async function runAction(
         policyPacks?: string[];
         onOutput?: (text: string) => void;
         onEvent?: (event: EngineEvent) => void;
+        /** For an up only. */
+        scope?: UpScope;
     },
 ): Promise<{ changes: Record<string, number> }> {
-    const { onOutput, onEvent } = options;
+    const { onOutput, onEvent, scope } = options;
     const policyPacks = options.policyPacks?.map(policyAnalyzer);
     if (action === "preview") {
         const result = await stack.preview({ onOutput, onEvent, policyPacks });
@@ -127,7 +146,7 @@ export async function runAction(
     }
     const result =
         action === "up"
-            ? await stack.up({ onOutput, onEvent, policyPacks })
+            ? await stack.up({ onOutput, onEvent, policyPacks, ...scope })
             : await stack.destroy({ onOutput, onEvent });
     return { changes: result.summary.resourceChanges ?? {} };
 }

@@ -1,12 +1,15 @@
-// The family tool's restore, with real parts wherever they run here: two test hosts reached over SSH as the
-// cluster's servers (K3s itself is a stand-in that records its calls: it cannot run here), two OpenBao raft
-// servers on the hosts' bridge initialised and configured by the program with the real engine, the Vault CLI
-// run over SSH as in the pods, and the backups in a real S3 server: Vault's made by the backup job's own code,
-// etcd's named as K3s names them. Shown: the snapshots listed and the newest chosen; a running Vault, a corrupted
+// The family tool's restore, with real parts wherever they run here: three test hosts reached over SSH as the
+// cluster's two servers and an agent (K3s itself is a stand-in that records its calls: it cannot run here),
+// two OpenBao raft servers on the hosts' bridge initialised and configured by the program with the real
+// engine, the Vault CLI run over SSH as in the pods, and the backups in a real S3 server: Vault's made by the
+// backup job's own code, etcd's named as K3s names them. Shown: the snapshots listed and the newest chosen; a running Vault, a corrupted
 // backup and a failing etcd reset each refused or stopped with nothing else changed and the host and step named;
 // then the restore — the first server reset to the etcd snapshot, the other rejoined with its old data kept,
 // Vault's data replaced by the backup's (a secret written after it is gone, one written before it is back) and
-// both servers unsealed with the stack's keys — with no secret in anything it printed.
+// both servers unsealed with the stack's keys — with no secret in anything it printed; and onto new machines
+// (no installation mark): set up before the reset, their node passwords forgotten, the new agent restarted,
+// Vault's snapshot taken in by a new, empty Vault. A new first server with backups left on the old machines is
+// refused.
 import * as assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -33,8 +36,10 @@ import {
 import {
     chooseSnapshots,
     listSnapshots,
+    newMachines,
     prepareRestore,
     reachBackups,
+    refuseLostBackups,
     type RestoreAccess,
     runRestore,
 } from "../../cli/restore";
@@ -86,7 +91,8 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
     };
 
     before(async () => {
-        lab = startTestHosts("pcrst", 2);
+        // Two servers and an agent.
+        lab = startTestHosts("pcrst", 3);
         engine = await tempEngine();
         servers = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, lab.bridgeAddress)));
         s3 = await startS3Backend("minio");
@@ -120,7 +126,11 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
                 { mode: 0o755 },
             );
         }
-        for (const host of lab.hosts) await lab.run(host, "mkdir -p /etc/rancher/k3s/data/server/db/member");
+        // Each host as the infra layer leaves it: K3s's data, and the mark of the machine's installation.
+        for (const host of lab.hosts) {
+            await lab.run(host, "mkdir -p /etc/rancher/k3s/data/server/db/member /var/lib/peoples-cloud");
+            await lab.run(host, "echo 1 >/var/lib/peoples-cloud/installation");
+        }
 
         const store: BackupStore = {
             endpoint: s3.url,
@@ -130,7 +140,8 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
         const bao = path.join(toolsBinDir("servers"), "bao");
         access = {
             family: FAMILY,
-            servers: lab.hosts.map((h, i) => ({ name: h.name, connection: connectionOf(i) })),
+            servers: lab.hosts.slice(0, 2).map((h, i) => ({ name: h.name, connection: connectionOf(i) })),
+            agents: [{ name: lab.hosts[2].name, connection: connectionOf(2) }],
             etcd: { s3: { ...store, prefix: `${FAMILY}/etcd/` } },
             serverEnv: {
                 PATH: `${standins}:/usr/sbin:/usr/bin:/sbin:/bin`,
@@ -188,7 +199,11 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
         lab?.stop();
     });
 
+    /** The same machines: setting machines up is never asked for. */
+    const noNewMachines = () => Promise.reject(new Error("asked to set up machines, though none is new"));
+
     it("lists the snapshots and chooses the newest, or the newest at or before a time", async () => {
+        assert.deepEqual(await newMachines(access), [], "machines with their installation mark taken for new");
         const all = await listSnapshots(access);
         assert.deepEqual(
             all.etcd.map((s) => s.name),
@@ -210,7 +225,7 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
     it("refuses a running Vault without --overwrite-vault, and a corrupted backup, changing nothing", async () => {
         const chosen = chooseSnapshots(await listSnapshots(access), { latest: true });
         await assert.rejects(
-            prepareRestore(access, chosen, { overwriteVault: false }),
+            prepareRestore(access, chosen, { overwriteVault: false, newMachines: [] }),
             /Vault is running \(vault-0 is unsealed\).* Add --overwrite-vault to do so; nothing was changed/,
         );
 
@@ -226,22 +241,28 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
             const newest = chooseSnapshots(await listSnapshots(access), { latest: true });
             assert.equal(newest.vault.key, corrupt);
             await assert.rejects(
-                prepareRestore(access, newest, { overwriteVault: true }),
+                prepareRestore(access, newest, { overwriteVault: true, newMachines: [] }),
                 new RegExp(`the Vault backup ${corrupt.replace(/[.]/g, "\\.")} cannot be used: `),
             );
         } finally {
             await bucket.send(new DeleteObjectCommand({ Bucket: "family-backups", Key: corrupt }));
         }
-        assert.deepEqual([calls(0), calls(1)], [[], []], "a server was touched");
+        // A new first server: backups kept on the old machines are gone with them.
+        assert.throws(
+            () => refuseLostBackups({ ...access, etcd: {} }, ["node-1"]),
+            /^UsageError: node-1, the cluster's first server, is a new machine \(it has no installation mark\), and the etcd snapshots were on the servers' own disks: they went with the old machines\. Only backups kept outside the cluster \(the backup\.target setting\) survive that; nothing was changed\.$/,
+        );
+        refuseLostBackups({ ...access, etcd: {} }, ["node-2"]);
+        assert.deepEqual([calls(0), calls(1), calls(2)], [[], [], []], "a node was touched");
         assert.equal((await vaultCall("GET", "secret/data/family/after")).status, 200, "Vault was changed");
     });
 
     it("a failing etcd reset names the server and the step", async () => {
         const chosen = chooseSnapshots(await listSnapshots(access), { latest: true });
-        const plan = await prepareRestore(access, chosen, { overwriteVault: true });
+        const plan = await prepareRestore(access, chosen, { overwriteVault: true, newMachines: [] });
         const failing = { ...access, serverEnv: { ...access.serverEnv, STANDIN_FAIL: "k3s server" } };
         await assert.rejects(
-            runRestore(failing, plan, say),
+            runRestore(failing, plan, say, noNewMachines),
             new RegExp(
                 `restore etcd \\(first server\\) on node-1 failed \\(exit 1\\): k3s-restore: the cluster reset ` +
                     `from snapshot ${etcdNames[1].replaceAll(".", "\\.")} failed`,
@@ -254,12 +275,13 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
     it("restores: etcd reset on the first server, the other rejoins, Vault's data replaced and unsealed", async () => {
         said.length = 0;
         const chosen = chooseSnapshots(await listSnapshots(access), { latest: true });
-        const plan = await prepareRestore(access, chosen, { overwriteVault: true });
+        const plan = await prepareRestore(access, chosen, { overwriteVault: true, newMachines: [] });
         const etcdTime = new Date((Math.floor(backupTime.getTime() / 1000) + 1) * 1000).toISOString();
         assert.equal(plan.lost[0], `changes to the cluster (Kubernetes objects) after ${etcdTime}`);
         assert.match(plan.lost.join("\n"), /writes to Vault after .* \(raft index \d+\)/);
-        await runRestore(access, plan, say);
+        await runRestore(access, plan, say, noNewMachines);
 
+        assert.deepEqual(calls(2), [], "an agent on the same machine was restarted");
         assert.deepEqual(calls(0), [
             "systemctl stop k3s",
             `k3s server --cluster-reset --cluster-reset-restore-path=${etcdNames[1]}`,
@@ -288,9 +310,13 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
             assert.ok(!printed.includes(secret), "a secret was printed");
         }
     });
-    it("restores onto new, empty Vault servers: the first takes the snapshot and opens with the stack's keys", async () => {
+    it("restores onto new machines: set up first, their node passwords forgotten, Vault into a new, empty one", async () => {
         const fresh = await Promise.all(["vault-0", "vault-1"].map((id) => startOpenBaoRaft(id, lab.bridgeAddress)));
         try {
+            // What reinstalling the machines leaves of the program's work: no installation mark.
+            for (const host of lab.hosts) {
+                await lab.run(host, "rm -f /var/lib/peoples-cloud/installation /etc/rancher/k3s/calls");
+            }
             const bao = path.join(toolsBinDir("servers"), "bao");
             const onNew: RestoreAccess = {
                 ...access,
@@ -306,10 +332,34 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
                     },
                 },
             };
+            const found = await newMachines(onNew);
+            assert.deepEqual(found, ["node-1", "node-2", "node-3"]);
+            refuseLostBackups(onNew, found);
             said.length = 0;
             const chosen = chooseSnapshots(await listSnapshots(onNew), { latest: true });
-            const plan = await prepareRestore(onNew, chosen, { overwriteVault: false });
-            await runRestore(onNew, plan, say);
+            const plan = await prepareRestore(onNew, chosen, { overwriteVault: false, newMachines: found });
+            assert.match(plan.lost.at(-1)!, /^what the old disks of node-1, node-2, node-3 held \(new machines\)/);
+            let touchedBeforeSetUp: string[][] | undefined;
+            await runRestore(onNew, plan, say, async () => {
+                touchedBeforeSetUp = [calls(0), calls(1), calls(2)];
+                // What the up of the machines leaves: each has its mark again.
+                for (const host of lab.hosts) await lab.run(host, "echo 2 >/var/lib/peoples-cloud/installation");
+            });
+            assert.deepEqual(touchedBeforeSetUp, [[], [], []], "a node was touched before the machines were set up");
+            const forgotten = calls(0).filter((c) => c.includes("node-password"));
+            assert.deepEqual(
+                forgotten,
+                ["node-2", "node-3"].map(
+                    (n) => `k3s kubectl -n kube-system delete secret ${n}.node-password.k3s --ignore-not-found`,
+                ),
+            );
+            assert.deepEqual(calls(2), ["systemctl restart k3s-agent"]);
+            assert.deepEqual(said.slice(0, 4), [
+                "node-1, node-2, node-3: new machines; setting up WireGuard and K3s on them first …",
+                `resetting etcd on node-1 to ${etcdNames[1]} …`,
+                "node-2 rejoins the restored cluster …",
+                "node-3 rejoins the restored cluster …",
+            ]);
             assert.ok(
                 said.includes("Vault on vault-0 is new: initialising it to take the snapshot …"),
                 said.join("\n"),
@@ -324,6 +374,7 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
                 assert.ok(!printed.includes(secret), "a secret was printed");
         } finally {
             await Promise.all(fresh.map((s) => s.stop()));
+            for (const host of lab.hosts) await lab.run(host, "echo 1 >/var/lib/peoples-cloud/installation");
         }
     });
     it("reaches backups kept inside the cluster through the first server, and etcd snapshots on its disk", async () => {
@@ -357,6 +408,7 @@ describe("restore: etcd and Vault back from their snapshots in one command", fun
             );
             const plan = await prepareRestore(reached.access, chooseSnapshots(all, { latest: true }), {
                 overwriteVault: true,
+                newMachines: [],
             });
             assert.deepEqual(plan.vault.takenAt, backupTime, "the backup was not fetched through the tunnel");
             assert.ok(

@@ -271,6 +271,25 @@ describe("the family tool", () => {
             assert.equal(access.vault.keyThreshold, 2);
         });
 
+        it("reaches a bare-metal host where the stack file has it now, and the agents too", () => {
+            const agent = { name: "node-3", connection: { host: "192.0.2.3", user: "root", privateKey: "k" } };
+            const moved = { name: "node-2", address: "198.51.100.2", user: "admin", port: 2222 };
+            const access = restoreAccess(
+                "smith",
+                { ...outputs, agentAccess: [agent] },
+                { ...settings, nodes: { provider: "bare-metal", hosts: [moved] } },
+            );
+            assert.deepEqual(access.servers[1].connection, {
+                host: "198.51.100.2",
+                user: "admin",
+                port: 2222,
+                privateKey: "k",
+            });
+            assert.deepEqual(access.servers[0].connection, outputs.serverAccess[0].connection);
+            assert.deepEqual(access.agents, [agent]);
+            assert.equal(access.vault.operators[0].ssh?.host, "192.0.2.1");
+        });
+
         it("refuses a stack without a cluster or without backups", () => {
             assert.throws(
                 () => restoreAccess("smith", { ...outputs, serverAccess: undefined }, settings),

@@ -37,6 +37,7 @@ describe("program", () => {
             backupKey,
             backupCredentials,
             serverAccess,
+            agentAccess,
             ...outputs
         } = platform();
         const first = meshAddressOf("node-1", "10.99.0.0/16");
@@ -94,6 +95,13 @@ describe("program", () => {
                 s.connection.privateKey === sshKey["peoples-cloud:sshPrivateKey"],
             ]),
             [["node-1", "192.0.2.11", true]],
+        );
+        // The agents, which a restore onto new machines restarts.
+        const agents = await unwrap(agentAccess!);
+        assert.equal(agents.secret, true);
+        assert.deepEqual(
+            agents.value?.map((a) => [a.name, a.connection.host]),
+            [["node-2", "192.0.2.12"]],
         );
         // No service image is published yet and Pulumi.dev.yaml names none: SeaweedFS and the keys, no service.
         assert.ok(storage);
