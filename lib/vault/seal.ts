@@ -82,7 +82,10 @@ async function joinAndUnseal(inputs: UnsealInputs, bootstrap: boolean): Promise<
     const status = await sealStatus(inputs.operator);
     if (!status.initialized) {
         if (!inputs.joinAddress) {
-            throw new Error(`vault unseal on ${inputs.operator.name}: the server is not initialised`);
+            throw new Error(
+                `vault unseal on ${inputs.operator.name}: the server is not initialised (its data is gone: after ` +
+                    "the machines were reinstalled, bring it back from a backup with `peoples-cloud restore`)",
+            );
         }
         await runVault(inputs.operator, "operator raft join", [
             "operator",
