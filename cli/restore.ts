@@ -10,8 +10,14 @@
 // servers restart and are unsealed with the stack's keys. The caller then runs `up`, so the program converges
 // on what was restored (and joins Vault servers that are new).
 import * as path from "node:path";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { type BackupStore, fetchBackup, listBackups, RestoreError, storeClient } from "@peoples-cloud/vault-backup";
+import {
+    type BackupStore,
+    fetchBackup,
+    listBackups,
+    listObjects,
+    RestoreError,
+    storeClient,
+} from "@peoples-cloud/vault-backup";
 import { etcdFolder } from "../components/backup/etcd";
 import { VAULT_NAMESPACE, vaultCliIn } from "../components/vault/manifests";
 import { readInstallationMark } from "../lib/node-installation";
@@ -102,18 +108,9 @@ export async function listSnapshots(access: RestoreAccess): Promise<Snapshots> {
     if (s3) {
         const client = storeClient(s3);
         try {
-            etcdNames = [];
-            let token: string | undefined;
-            do {
-                const page = await client.send(
-                    new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: s3.prefix, ContinuationToken: token }),
-                );
-                for (const o of page.Contents ?? []) {
-                    const name = o.Key?.slice(s3.prefix.length);
-                    if (name && !name.includes("/")) etcdNames.push(name);
-                }
-                token = page.NextContinuationToken;
-            } while (token);
+            etcdNames = (await listObjects(client, s3.bucket, s3.prefix))
+                .map(({ key }) => key.slice(s3.prefix.length))
+                .filter((name) => name && !name.includes("/"));
         } finally {
             client.destroy();
         }

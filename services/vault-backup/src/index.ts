@@ -14,6 +14,7 @@ export {
     type BackupStore,
     type LastSuccess,
     listBackups,
+    listObjects,
     readLastSuccess,
     storeClient,
     type StoredBackup,

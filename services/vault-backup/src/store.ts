@@ -60,21 +60,32 @@ export function storeClient(store: BackupStore): S3Client {
 }
 
 /** Every backup in the bucket, oldest first. */
-export async function listBackups(store: BackupStore, client = storeClient(store)): Promise<StoredBackup[]> {
-    const prefix = prefixOf(store);
-    const found: StoredBackup[] = [];
+/** Every object under `prefix`, page after page. */
+export async function listObjects(
+    client: S3Client,
+    bucket: string,
+    prefix: string,
+): Promise<{ key: string; bytes: number }[]> {
+    const found: { key: string; bytes: number }[] = [];
     let token: string | undefined;
     do {
         const page = await client.send(
-            new ListObjectsV2Command({ Bucket: store.bucket, Prefix: prefix, ContinuationToken: token }),
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
         );
-        for (const o of page.Contents ?? []) {
-            const takenAt = o.Key ? takenAtOf(o.Key, prefix) : undefined;
-            if (o.Key && takenAt) found.push({ key: o.Key, takenAt, bytes: o.Size ?? 0 });
-        }
+        for (const o of page.Contents ?? []) if (o.Key) found.push({ key: o.Key, bytes: o.Size ?? 0 });
         token = page.NextContinuationToken;
     } while (token);
-    return found.sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime());
+    return found;
+}
+
+export async function listBackups(store: BackupStore, client = storeClient(store)): Promise<StoredBackup[]> {
+    const prefix = prefixOf(store);
+    return (await listObjects(client, store.bucket, prefix))
+        .flatMap(({ key, bytes }) => {
+            const takenAt = takenAtOf(key, prefix);
+            return takenAt ? [{ key, takenAt, bytes }] : [];
+        })
+        .sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime());
 }
 
 export async function upload(client: S3Client, bucket: string, key: string, body: Iterable<Buffer>, bytes: number) {
