@@ -230,6 +230,16 @@ export const inNamespace = (namespace: string, pods: Record<string, string>): Pe
 /** Pods of the policy's own namespace. */
 export const here = (pods: Record<string, string>): Peer => ({ podSelector: { matchLabels: pods } });
 /** Anywhere, IPv4 and IPv6: a server outside the cluster. */
+/** An S3 store as a pod's network policy sees it: SeaweedFS's gateway pods in the cluster, or a port outside. */
+export type StoragePeer = { inCluster: true } | { inCluster: false; port: number };
+
+/** The peer for a store's endpoint; a URL without a port is on its scheme's. */
+export function storagePeer(store: { readonly inCluster: boolean; readonly endpoint: string }): StoragePeer {
+    if (store.inCluster) return { inCluster: true };
+    const url = new URL(store.endpoint);
+    return { inCluster: false, port: Number(url.port || (url.protocol === "http:" ? 80 : 443)) };
+}
+
 export const anywhere: Peer[] = [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }];
 export const tcp = (port: number) => ({ protocol: "TCP", port });
 /** The cluster's DNS, which every pod that names a service needs. */

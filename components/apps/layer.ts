@@ -5,7 +5,7 @@
 // manifests on the first server, as the layers below do (see the README's "Apps").
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
-import { type SyncedSecret, vaultCaCertificate, writeSyncedSecrets } from "../../lib/workloads";
+import { storagePeer, type SyncedSecret, vaultCaCertificate, writeSyncedSecrets } from "../../lib/workloads";
 import type { FoundationLayer } from "../foundation/layer";
 import type { K3sCluster } from "../infra/k3s";
 import type { VaultLayer } from "../vault/layer";
@@ -144,16 +144,9 @@ export class AppsLayer extends pulumi.ComponentResource {
             [...namespaceObjects(), vaultCaCertificate(NAMESPACE, SECRETS.vaultCa, foundation.issuers.internalCa)],
             [...foundation.ready],
         );
-        const network = k3s.write(
-            "storage-network",
-            networkPolicies(
-                args.storage.backend === "seaweedfs"
-                    ? { inCluster: true }
-                    : { inCluster: false, port: Number(new URL(args.storage.endpoint).port || 443) },
-                VAULT_NAMESPACE,
-            ),
-            [namespace],
-        );
+        const network = k3s.write("storage-network", networkPolicies(storagePeer(this.backend), VAULT_NAMESPACE), [
+            namespace,
+        ]);
         const operatorReady = k3s.wait(
             "secrets-operator",
             { K3S_WAIT_CRDS: "vaultauths.secrets.hashicorp.com vaultstaticsecrets.secrets.hashicorp.com" },

@@ -12,6 +12,7 @@ import {
     meta as metaIn,
     networkPolicy as networkPolicyIn,
     type Peer,
+    type StoragePeer,
     tcp,
     vaultEgress,
 } from "../../lib/workloads";
@@ -109,9 +110,6 @@ export function serviceMonitor(service: Service): KubeObject {
     };
 }
 
-/** Where storage-s3-api's backend is: SeaweedFS's gateway pods, or addresses outside the cluster on a port. */
-export type BackendPeer = { inCluster: true } | { inCluster: false; port: number };
-
 /** Prometheus, scraping /metrics. */
 const monitoring: Peer = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } };
 const traefik = inNamespace("kube-system", { "app.kubernetes.io/name": "traefik" });
@@ -123,7 +121,7 @@ const networkPolicy = (name: string, pods: Record<string, string>, spec: Record<
  * storage-kv-api reaches only storage-s3-api, storage-s3-api reaches only its backend and Vault, and only
  * storage-s3-api (and SeaweedFS itself) reaches the backend. K3s enforces these (its network policy controller).
  */
-export function networkPolicies(backend: BackendPeer, vaultNamespace: string): KubeObject[] {
+export function networkPolicies(backend: StoragePeer, vaultNamespace: string): KubeObject[] {
     const s3 = appLabel("storage-s3-api");
     const kv = appLabel("storage-kv-api");
     const seaweed = appLabel(SEAWEEDFS_NAME);

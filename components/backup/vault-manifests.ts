@@ -20,6 +20,7 @@ import {
     nonRootPod,
     type PodSpec,
     secretVolume,
+    type StoragePeer,
     tcp,
     tmpVolume,
     vaultCaCertificate,
@@ -88,14 +89,11 @@ export function backupNamespaceObjects(internalCaIssuer: string): KubeObject[] {
     ];
 }
 
-/** Where the snapshots go, as the job's pod reaches it: SeaweedFS's gateway in the cluster, or a server's port. */
-export type TargetPeer = { inCluster: true } | { inCluster: false; port: number };
-
 /**
  * Nothing reaches the job; it reaches only DNS, Vault's API and the target. With SeaweedFS as the target, a
  * policy in its namespace lets the job in on the S3 port (the apps layer lets only storage-s3-api in).
  */
-export function backupNetworkPolicies(target: TargetPeer, vaultNamespace: string): KubeObject[] {
+export function backupNetworkPolicies(target: StoragePeer, vaultNamespace: string): KubeObject[] {
     const seaweed = appLabel(SEAWEEDFS_NAME);
     return [
         denyIngress(BACKUP_NAMESPACE),

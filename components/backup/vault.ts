@@ -7,7 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { K3sManifests } from "../../lib/k3s-manifests";
 import { RandomToken } from "../../lib/random-token";
-import { type SyncedSecret, writeSyncedSecrets } from "../../lib/workloads";
+import { storagePeer, type SyncedSecret, writeSyncedSecrets } from "../../lib/workloads";
 import { VaultWrite } from "../../lib/vault/writes";
 import type { S3Credentials } from "../apps/layer";
 import type { K3sCluster } from "../infra/k3s";
@@ -127,16 +127,9 @@ export class VaultSnapshots extends pulumi.ComponentResource {
             { service: VAULT_BACKUP, vaultPath: "target", secretName: BACKUP_SECRETS.target, restart: [] },
         ];
         const namespace = k3s.write("backup-namespace", backupNamespaceObjects(args.internalCaIssuer), [...args.after]);
-        const network = k3s.write(
-            "backup-network",
-            backupNetworkPolicies(
-                args.target.inCluster
-                    ? { inCluster: true }
-                    : { inCluster: false, port: Number(new URL(args.target.endpoint).port || 443) },
-                VAULT_NAMESPACE,
-            ),
-            [namespace],
-        );
+        const network = k3s.write("backup-network", backupNetworkPolicies(storagePeer(args.target), VAULT_NAMESPACE), [
+            namespace,
+        ]);
         const secretsReady = writeSyncedSecrets(
             k3s,
             "backup-secrets",

@@ -8,7 +8,7 @@ import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { vaultBackupAlertRules } from "../../components/backup/vault-manifests";
 import type { KubeObject } from "../../lib/kube";
-import type { PodSpec } from "../../lib/workloads";
+import { type PodSpec, storagePeer } from "../../lib/workloads";
 import { policies } from "../../policy/rules";
 import type { PlatformConfig } from "../../stacks/config";
 import { settingsSchema } from "../../stacks/schema";
@@ -278,6 +278,13 @@ describe("backups: Vault's snapshots", () => {
             )!.spec as { egress: { ports: unknown[] }[] }
         ).egress;
         assert.deepEqual(egress[2].ports, [{ protocol: "TCP", port: 8443 }]);
+        // A target's endpoint without a port is on its scheme's.
+        assert.deepEqual(
+            ["https://s3.example", "http://s3.example", "http://s3.example:9000"].map((endpoint) =>
+                storagePeer({ inCluster: false, endpoint }),
+            ),
+            [443, 80, 9000].map((port) => ({ inCluster: false, port })),
+        );
     });
 
     it("runs the CronJob as its service account, one at a time, a failed Job kept, the files it reads from synced Secrets", async () => {
