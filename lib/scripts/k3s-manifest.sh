@@ -11,6 +11,8 @@ dir=${K3S_DATA_DIR:-/var/lib/rancher/k3s}/server/manifests
 [ -d "$dir" ] || { echo "k3s-manifest: $dir missing: is K3s installed as a server here?" >&2; exit 1; }
 file=$dir/$K3S_MANIFEST.yaml
 umask 077
+# After a failure or a fatal signal, the EXIT trap removes the new file (once renamed, there is none).
+trap 'rm -f "$file.new"' EXIT
 cat >"$file.new"
 if [ -f "$file" ] && cmp -s "$file" "$file.new"; then
     rm -f "$file.new"

@@ -51,6 +51,17 @@ describe("k3s-manifest.sh", () => {
         assert.equal(run("k3s-manifest-delete.sh", env).code, 0, "deleting twice is harmless");
     });
 
+    it("leaves no new file behind when the write fails", () => {
+        const manifests = path.join(dir, "server", "manifests");
+        fs.mkdirSync(manifests, { recursive: true });
+        const bin = path.join(dir, "bin");
+        fs.mkdirSync(bin);
+        fs.writeFileSync(path.join(bin, "mv"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+        const env = { K3S_DATA_DIR: dir, K3S_MANIFEST: "peoples-cloud-test", PATH: `${bin}:${process.env.PATH}` };
+        assert.equal(run("k3s-manifest.sh", env, "kind: A\n").code, 1);
+        assert.deepEqual(fs.readdirSync(manifests), []);
+    });
+
     it("refuses a name that could leave the folder", () => {
         const result = run("k3s-manifest.sh", { K3S_DATA_DIR: dir, K3S_MANIFEST: "../etc/passwd" });
         assert.equal(result.code, 1);
