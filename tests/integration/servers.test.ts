@@ -1,10 +1,11 @@
 // The OpenBao, MinIO and SeaweedFS built by scripts/tools.sh run and answer their APIs, for the layers' and
-// services' tests.
+// services' tests, on ports that no client's connection takes from under them.
 import * as assert from "node:assert/strict";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import * as fs from "node:fs";
 import {
     baoApi,
+    freePort,
     type OpenBaoServer,
     S3_BACKENDS,
     type S3Server,
@@ -13,6 +14,14 @@ import {
     startS3Backend,
     s3Client,
 } from "@peoples-cloud/testkit";
+
+describe("ports for the servers", () => {
+    it("are free, and below the range the kernel gives outgoing connections' ports from", async () => {
+        const [low] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+        const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+        for (const port of ports) assert.ok(port >= 1024 && port < low, `${port} is in the ephemeral range`);
+    });
+});
 
 describe("OpenBao", () => {
     let bao: OpenBaoServer;

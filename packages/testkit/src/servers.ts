@@ -23,22 +23,52 @@ export interface RunningServer {
     stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = net.createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
-            const { port } = server.address() as net.AddressInfo;
-            server.close(() => resolve(port));
-        });
-    });
+/** The lowest port the kernel gives outgoing connections (net.ipv4.ip_local_port_range). */
+function ephemeralPortsFrom(): number {
+    try {
+        return Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    } catch {
+        return 32768;
+    }
 }
 
-/** Waits until `ready` answers true, failing if `child` exits first or the time runs out. */
-export async function waitUntil(what: string, ready: () => Promise<boolean>, child: ChildProcess, timeoutMs = 30_000) {
+/**
+ * A loopback port free now, below the range the kernel takes outgoing connections' ports from: a port of that
+ * range, free when chosen, can be taken by any client's connection before the server binds it (seen when a
+ * benchmark's clients ran beside the tests).
+ */
+export async function freePort(): Promise<number> {
+    const top = ephemeralPortsFrom();
+    const bottom = Math.max(1024, top - 12_000);
+    for (let tries = 0; ; tries++) {
+        const port = bottom + Math.floor(Math.random() * (top - bottom));
+        const free = await new Promise<boolean>((resolve) => {
+            const server = net.createServer();
+            server.once("error", () => resolve(false));
+            server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+        });
+        if (free) return port;
+        if (tries === 100) throw new Error(`no free port between ${bottom} and ${top} after 100 tries`);
+    }
+}
+
+/**
+ * Waits until `ready` answers true, failing if `child` exits first (with the end of its `log`, when given) or
+ * the time runs out.
+ */
+export async function waitUntil(
+    what: string,
+    ready: () => Promise<boolean>,
+    child: ChildProcess,
+    timeoutMs = 30_000,
+    log?: () => string,
+) {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-        if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode} before it was ready`);
+        if (child.exitCode !== null) {
+            const last = log?.().trim().split("\n").slice(-5).join("\n") ?? "";
+            throw new Error(`${what} exited with code ${child.exitCode} before it was ready${last && `:\n${last}`}`);
+        }
         if (await ready().catch(() => false)) return;
         await new Promise((r) => setTimeout(r, 200));
     }
@@ -353,7 +383,7 @@ export async function startSeaweedfs(): Promise<S3Server> {
             { HOME: dir, WEED_MASTER_VOLUME_GROWTH_COPY_1: "1" },
             dir,
         );
-        await waitUntil("seaweedfs", () => conditionalWriteGoesThrough(client), p.child, 120_000);
+        await waitUntil("seaweedfs", () => conditionalWriteGoesThrough(client), p.child, 120_000, p.log);
         return p;
     });
     const stopServer = server.stop;
