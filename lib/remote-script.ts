@@ -74,9 +74,16 @@ export function runOverSsh(
     });
 }
 
+/** The script's environment: its settings, and the generation of its node's installation when it has one. */
+function runStep(inputs: ScriptInputs): Promise<string> {
+    const env = { ...inputs.env };
+    if (inputs.installation !== undefined) env.NODE_INSTALLATION = String(inputs.installation);
+    return runOverSsh({ ...inputs, env });
+}
+
 export const remoteScriptProvider: Provider<ScriptInputs, ScriptOutputs> = {
     async create(inputs) {
-        return { id: `${inputs.node}/${inputs.step}`, outs: outputsOf(inputs, await runOverSsh(inputs)) };
+        return { id: `${inputs.node}/${inputs.step}`, outs: outputsOf(inputs, await runStep(inputs)) };
     },
     diff(_id, olds, news) {
         const what = (s: ScriptInputs | ScriptOutputs) =>
@@ -95,7 +102,7 @@ export const remoteScriptProvider: Provider<ScriptInputs, ScriptOutputs> = {
         return Promise.resolve({ changes: what(olds) !== what(news) });
     },
     async update(_id, _olds, news) {
-        return { outs: outputsOf(news, await runOverSsh(news)) };
+        return { outs: outputsOf(news, await runStep(news)) };
     },
     async delete(_id, olds) {
         if (!olds.deleteScript || !olds.connection.privateKey) return;
@@ -126,7 +133,8 @@ export interface RemoteScriptArgs {
     readonly secretIo?: boolean;
     /**
      * The generation of the installation of the machine the step is about (NodeInstallation): when it grows,
-     * the machine was reinstalled and the step runs again.
+     * the machine was reinstalled and the step runs again. The script sees it as NODE_INSTALLATION (not among
+     * the declared settings: it is unknown until the machine was looked at, and a preview checks those).
      */
     readonly installation?: pulumi.Input<number>;
 }

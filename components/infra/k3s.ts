@@ -159,10 +159,8 @@ export class K3sCluster extends pulumi.ComponentResource {
                     step: `forget ${node.name}'s previous installation`,
                     connection: first.connection,
                     script: script("k3s-forget.sh"),
-                    env: {
-                        K3S_NODE: node.name,
-                        K3S_NODE_INSTALLATION: pulumi.output(node.installation ?? 1).apply(String),
-                    },
+                    env: { K3S_NODE: node.name },
+                    installation: node.installation,
                 },
                 { parent: this, dependsOn: [firstInstall] },
             );

@@ -110,9 +110,7 @@ describe("infra layer graph", () => {
                     installations.map((r) => r.inputs.node).sort(),
                     layer.nodes.map((node) => node.name).sort(),
                 );
-                const without = scripts.filter(
-                    (s) => s.inputs.installation !== 1 && !/^forget /.test(String(s.inputs.step)),
-                );
+                const without = scripts.filter((s) => s.inputs.installation !== 1);
                 assert.deepEqual(
                     without.map((s) => `${String(s.inputs.node)}: ${String(s.inputs.step)}`),
                     [],

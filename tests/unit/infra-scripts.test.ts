@@ -312,7 +312,7 @@ describe("k3s-forget.sh", () => {
         fs.writeFileSync(path.join(dir, "k3s"), `#!/usr/bin/env bash\necho "k3s $*" >>"${calls}"\n`, { mode: 0o755 });
         try {
             const out = execFileSync("bash", [path.join(scripts, "k3s-forget.sh")], {
-                env: { PATH: `${dir}:/usr/bin:/bin`, K3S_NODE: "node-2", K3S_NODE_INSTALLATION: installation },
+                env: { PATH: `${dir}:/usr/bin:/bin`, K3S_NODE: "node-2", NODE_INSTALLATION: installation },
                 encoding: "utf8",
             });
             return { out, calls: fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").trim().split("\n") : [] };

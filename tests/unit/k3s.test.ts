@@ -118,8 +118,8 @@ describe("k3s cluster graph", () => {
             // Each joiner is forgotten, from the first server, before its installation on a reinstalled machine.
             const forgets = scripts().filter((s) => String(s.inputs.step).startsWith("forget "));
             assert.deepEqual(
-                forgets.map((f) => [f.inputs.node, f.inputs.env]),
-                nodes.slice(1).map((n) => ["server-1", { K3S_NODE: n.name, K3S_NODE_INSTALLATION: "1" }]),
+                forgets.map((f) => [f.inputs.node, f.inputs.env, f.inputs.installation]),
+                nodes.slice(1).map((n) => ["server-1", { K3S_NODE: n.name }, n.installation]),
             );
             const installs = scripts().filter((s) => String(s.inputs.step).startsWith("install K3s"));
             assert.ok(installs.every((s) => String(s.inputs.deleteScript).includes("k3s-uninstall")));

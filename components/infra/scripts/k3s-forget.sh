@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# On the first server, before node K3S_NODE is installed on a reinstalled machine (K3S_NODE_INSTALLATION, the
+# On the first server, before node K3S_NODE is installed on a reinstalled machine (NODE_INSTALLATION, the
 # generation of its installation, above 1): deletes the node from the cluster, and with it its node password
 # (and, for a server, its etcd member), so that the new installation may join under the same name. Nothing to
 # do for a node's first installation, nor for a node the cluster does not have. Idempotent.
 set -euo pipefail
 : "${K3S_NODE:?K3S_NODE is required}"
-: "${K3S_NODE_INSTALLATION:?K3S_NODE_INSTALLATION is required}"
-if [ "$K3S_NODE_INSTALLATION" -le 1 ]; then
+if [ "${NODE_INSTALLATION:-1}" -le 1 ]; then
     echo "k3s-forget: $K3S_NODE is on its first installation"
     exit 0
 fi
