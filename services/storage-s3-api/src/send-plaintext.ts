@@ -1,7 +1,8 @@
 // A GET's answer: the backend's body opened as it arrives and written to the client segment by segment, each
 // segment only once its tag has been checked. Read, open and write overlap: what one read of the backend brought
 // goes out (in one writev, not copied together) while the next read is under way, and the headers go out as soon
-// as the body's first read has been taken in without completing a segment, instead of waiting for it.
+// as the reads of one turn of the event loop have been taken in without completing a segment, instead of
+// waiting for it.
 import type * as http from "node:http";
 import type { Readable } from "node:stream";
 
@@ -35,6 +36,7 @@ export function sendPlaintext(
     return new Promise((resolve, reject) => {
         let started = false;
         let ended = false;
+        let headersDue = false;
         const start = () => {
             if (!started) res.writeHead(status, headers);
             started = true;
@@ -72,10 +74,15 @@ export function sendPlaintext(
                     source.pause();
                     res.once("drain", () => source.resume());
                 }
-            } else if (!started && source.readableLength === 0) {
-                // Nothing to send with them yet, and nothing more is here: the headers go alone, now.
-                start();
-                res.flushHeaders();
+            } else if (!started && !headersDue) {
+                // Nothing to send with them yet. Unless this turn of the event loop reads the rest of the segment
+                // (a small object's last bytes often come in a read of their own), the headers go alone.
+                headersDue = true;
+                setImmediate(() => {
+                    if (started || ended) return;
+                    start();
+                    res.flushHeaders();
+                });
             }
         };
         const finish = (pieces: Buffer[]) => {
