@@ -354,11 +354,23 @@ const MAX_READ = 1024 * 1024;
  * A TCP connection that reads up to 1 MiB at a time where node:net reads 64 KiB: each read has a cost of its
  * own (a bare Node relay spent 0.9–1.0 CPU-s per GiB reading 64 KiB at a time, 0.5 reading up to 1 MiB).
  * Reads grow while they fill their buffer; one that brings less than a quarter of it is copied out, and the
- * next read is a small one again. What it reads is emitted as 'data', as node:net would.
+ * next read is a small one again. Longer reads go one after another into a 1 MiB slab and are emitted as views
+ * of it, as node:net emits 'data': a 1 MiB answer costs one allocation (a buffer per read, and the 1 MiB one
+ * allocated ahead for a short last read, were a third of the external memory a 1 MiB GET allocated, and so of
+ * its garbage collections).
  */
 export function plainConnection(port: number, host: string): net.Socket {
     let size = MIN_READ;
-    let buffer = Buffer.allocUnsafeSlow(size);
+    let slab = Buffer.allocUnsafeSlow(MAX_READ);
+    let at = 0;
+    const next = () => {
+        if (slab.length - at < MIN_READ) {
+            slab = Buffer.allocUnsafeSlow(MAX_READ);
+            at = 0;
+        }
+        return slab.subarray(at, at + size);
+    };
+    let buffer = next();
     const socket: net.Socket = net.connect({
         port,
         host,
@@ -368,13 +380,15 @@ export function plainConnection(port: number, host: string): net.Socket {
             callback: (n: number, read: Uint8Array) => {
                 const bytes = Buffer.from(read.buffer, read.byteOffset, n);
                 if (n < read.length / 4) {
+                    // A short read (an answer's head, a small body) is copied out and its space read into again.
+                    size = MIN_READ;
+                    buffer = next();
                     socket.emit("data", Buffer.from(bytes));
-                    // Back to small reads: a kept connection waits for its next answer with 64 KiB, not 1 MiB.
-                    if (size > MIN_READ) buffer = Buffer.allocUnsafeSlow((size = MIN_READ));
                     return true;
                 }
+                at += n;
                 if (n === read.length) size = Math.min(2 * size, MAX_READ);
-                buffer = Buffer.allocUnsafeSlow(size);
+                buffer = next();
                 socket.emit("data", bytes);
                 return true;
             },

@@ -22,7 +22,7 @@ import {
     type S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { pipeline, type Readable, Readable as ReadableStream, Transform, type TransformCallback } from "node:stream";
+import { type Readable, Readable as ReadableStream, Transform, type TransformCallback } from "node:stream";
 import {
     openParts,
     openTable,
@@ -44,13 +44,14 @@ import {
     ciphertextLength,
     DEFAULT_SEGMENT_SIZE,
     type OpenRange,
-    OpenStream,
     planRange,
     plaintextLength,
     sealAll,
     SealStream,
+    SegmentOpener,
     wholeObject,
 } from "./format/segments";
+import type { PlainBody } from "./send-plaintext";
 import type { DataKey, TransitClient } from "./vault";
 
 /** What the client gave us about an object besides its bytes; stored only sealed. */
@@ -131,6 +132,11 @@ async function readAll(body: Readable): Promise<Buffer> {
     const chunks: Buffer[] = [];
     for await (const chunk of body as AsyncIterable<Buffer>) chunks.push(chunk);
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+}
+
+/** A plaintext authenticated as it was read (openParts, for multipart objects): sent on as it comes. */
+function openedStream(plain: AsyncIterable<Buffer>): PlainBody {
+    return { source: ReadableStream.from(plain), opener: { push: (chunk) => [chunk], done: false, end: () => {} } };
 }
 
 const quoted = (etag: string) => `"${etag.trim().replace(/^"|"$/g, "")}"`;
@@ -478,7 +484,7 @@ export class EncryptedObjects {
         bucket: string,
         key: string,
         range?: (length: number) => { start: number; end: number } | undefined,
-    ): Promise<{ info: ObjectInfo; body: Readable; range?: { start: number; end: number } }> {
+    ): Promise<{ info: ObjectInfo; body: PlainBody; range?: { start: number; end: number } }> {
         if (!range) {
             const res = await this.calls.getObject({ Bucket: bucket, Key: this.stored(bucket, key) });
             const source = res.Body;
@@ -490,10 +496,10 @@ export class EncryptedObjects {
                     etag: this.versionEtag(bucket, key, res),
                 };
                 const body = opened.table
-                    ? ReadableStream.from(
+                    ? openedStream(
                           openParts(source, opened.keys.data, opened.objectId, opened.table, opened.segmentSize),
                       )
-                    : this.decrypt(source, opened, wholeObject(info.length, opened.segmentSize));
+                    : this.opening(source, opened, wholeObject(info.length, opened.segmentSize));
                 return { info, body };
             } catch (err) {
                 source.destroy();
@@ -526,23 +532,22 @@ export class EncryptedObjects {
                 opened.segmentSize,
                 span,
             );
-            return { info, body: ReadableStream.from(plain), range: wanted };
+            return { info, body: openedStream(plain), range: wanted };
         }
         const plan = wanted
             ? planRange(wanted.start, wanted.end, info.length, opened.segmentSize)
             : { ...wholeObject(info.length, opened.segmentSize), cipherStart: undefined, cipherEnd: undefined };
         const res = await fetch(plan.cipherStart, plan.cipherEnd);
-        return { info, body: this.decrypt(res.Body, opened, plan), range: wanted };
+        return { info, body: this.opening(res.Body, opened, plan), range: wanted };
     }
 
-    private decrypt(
+    private opening(
         source: Readable,
         opened: { keys: ObjectKeys; objectId: Buffer; segmentSize: number },
         plan: OpenRange,
-    ) {
+    ): PlainBody {
         const s = { key: opened.keys.data, objectId: opened.objectId, part: 0, segmentSize: opened.segmentSize };
-        // pipeline() also fails the plaintext when the source failed before this point (while the key was unwrapped).
-        return pipeline(source, new OpenStream(s, plan), () => {});
+        return { source, opener: new SegmentOpener(s, plan) };
     }
 
     /**

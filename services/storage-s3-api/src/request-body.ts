@@ -1,5 +1,5 @@
 // Request bodies as the handlers read them: an upload streamed and checked against its declared length and
-// signed hash (plain, signed or aws-chunked), a small XML body read whole, a response body's first chunk.
+// signed hash (plain, signed or aws-chunked), and a small XML body read whole.
 import { createHash } from "node:crypto";
 import type * as http from "node:http";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
@@ -115,26 +115,4 @@ export async function readSmallBody(req: http.IncomingMessage, payloadHash: stri
         throw new S3Error("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256");
     }
     return body;
-}
-
-export function firstChunk(stream: Readable): Promise<Buffer | null> {
-    return new Promise((resolve, reject) => {
-        const cleanup = () => {
-            stream.off("data", onData).off("end", onEnd).off("error", onError);
-        };
-        const onData = (chunk: Buffer) => {
-            cleanup();
-            stream.pause();
-            resolve(chunk);
-        };
-        const onEnd = () => {
-            cleanup();
-            resolve(null);
-        };
-        const onError = (err: Error) => {
-            cleanup();
-            reject(err);
-        };
-        stream.on("data", onData).on("end", onEnd).on("error", onError);
-    });
 }

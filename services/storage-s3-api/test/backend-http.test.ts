@@ -96,6 +96,21 @@ describe("backend GET handler", () => {
         assert.ok(largest > 512 * 1024 && largest <= 1024 * 1024, `largest read ${largest} bytes`);
     });
 
+    it("reads a 1 MiB body into one or two slabs, not a buffer per read", async () => {
+        const content = randomBytes(1024 * 1024);
+        const { port } = await serve(
+            http.createServer((_req, res) => res.writeHead(200, { "content-length": content.length }).end(content)),
+        );
+        for (let i = 0; i < 3; i++) {
+            const body = (await handler.handle(request(port))).response.body as Readable;
+            const chunks: Buffer[] = [];
+            for await (const chunk of body) chunks.push(chunk as Buffer);
+            assert.ok(Buffer.concat(chunks).equals(content));
+            const slabs = new Set(chunks.map((c) => c.buffer)).size;
+            assert.ok(slabs <= 2, `${chunks.length} reads in ${slabs} buffers`);
+        }
+    });
+
     it("is what the service's S3 client reads GetObject with, signed by the SDK", async () => {
         const seen: { method?: string; connection?: string; signed: boolean }[] = [];
         const { port } = await serve(

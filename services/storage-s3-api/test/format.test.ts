@@ -8,11 +8,11 @@ import { PART_HEADER_BYTES, planPartsRange } from "../src/format/parts";
 import {
     ciphertextLength,
     IntegrityError,
-    OpenStream,
     type OpenRange,
     planRange,
     plaintextLength,
     SealStream,
+    SegmentOpener,
     type SegmentStream,
     TAG_BYTES,
     wholeObject,
@@ -25,16 +25,18 @@ function stream(objectId = randomBytes(16), dek = randomBytes(32)): SegmentStrea
     return { key: deriveObjectKeys(dek, objectId).data, objectId, part: 0, segmentSize: S };
 }
 
-/** Feeds data in chunks of the given sizes, so segment boundaries fall inside and between chunks. */
-function chunked(data: Buffer, chunkSizes: number[] = [data.length || 1]): Readable {
+/** Data in chunks of the given sizes, so segment boundaries fall inside and between chunks. */
+function chunksOfSizes(data: Buffer, chunkSizes: number[] = [data.length || 1]): Buffer[] {
     const chunks: Buffer[] = [];
     for (let at = 0, i = 0; at < data.length; i++) {
         const n = Math.max(1, chunkSizes[i % chunkSizes.length]);
         chunks.push(data.subarray(at, at + n));
         at += n;
     }
-    return Readable.from(chunks);
+    return chunks;
 }
+
+const chunked = (data: Buffer, chunkSizes?: number[]) => Readable.from(chunksOfSizes(data, chunkSizes));
 
 /** The chunks a transform writes, as it wrote them. */
 async function chunksOf(source: Readable, transform: Transform): Promise<Buffer[]> {
@@ -48,8 +50,23 @@ async function chunksOf(source: Readable, transform: Transform): Promise<Buffer[
 const collect = async (source: Readable, transform: Transform) => Buffer.concat(await chunksOf(source, transform));
 
 const seal = (s: SegmentStream, plain: Buffer, chunks?: number[]) => collect(chunked(plain, chunks), new SealStream(s));
-const open = (s: SegmentStream, sealed: Buffer, range: OpenRange, chunks?: number[]) =>
-    collect(chunked(sealed, chunks), new OpenStream(s, range));
+/** Opens `sealed` fed in chunks: the plaintext released before it ended or failed, and the failure. */
+function opening(s: SegmentStream, sealed: Buffer, range: OpenRange, chunks?: number[]) {
+    const opener = new SegmentOpener(s, range);
+    const released: Buffer[] = [];
+    try {
+        for (const chunk of chunksOfSizes(sealed, chunks)) released.push(...opener.push(chunk));
+        opener.end();
+        return { released: Buffer.concat(released), error: undefined };
+    } catch (error) {
+        return { released: Buffer.concat(released), error: error as Error };
+    }
+}
+
+const open = (s: SegmentStream, sealed: Buffer, range: OpenRange, chunks?: number[]): Promise<Buffer> => {
+    const { released, error } = opening(s, sealed, range, chunks);
+    return error ? Promise.reject(error) : Promise.resolve(released);
+};
 
 const sizes = [0, 1, S - 1, S, S + 1, 2 * S - 1, 2 * S, 2 * S + 1, 5 * S, 5 * S + 7];
 
@@ -83,40 +100,31 @@ describe("pce1 format", () => {
         });
     });
 
-    it("writes in half-MiB buffers, not a piece per segment or per chunk read", async () => {
+    it("seals into half-MiB buffers, not a piece per segment or per chunk read", async () => {
         const s = { ...stream(), segmentSize: 64 * 1024 };
         const plain = randomBytes(3 * 1024 * 1024 + 5);
-        const sizesOf = async (source: Readable, transform: Transform) =>
-            (await chunksOf(source, transform)).map((c) => c.length);
-        const sealed = await seal(s, plain, [65536, 1000]);
-        for (const sizes of [
-            await sizesOf(chunked(plain, [65536, 1000]), new SealStream(s)),
-            await sizesOf(chunked(sealed, [65536]), new OpenStream(s, wholeObject(plain.length, s.segmentSize))),
-        ]) {
-            assert.ok(sizes.length <= 7, `${sizes.length} writes`);
-            assert.ok(
-                sizes.slice(0, -1).every((n) => n >= 512 * 1024),
-                `writes of ${sizes.join(", ")} bytes`,
-            );
-        }
+        const sizes = (await chunksOf(chunked(plain, [65536, 1000]), new SealStream(s))).map((c) => c.length);
+        assert.ok(sizes.length <= 7, `${sizes.length} writes`);
+        assert.ok(
+            sizes.slice(0, -1).every((n) => n >= 512 * 1024),
+            `writes of ${sizes.join(", ")} bytes`,
+        );
     });
 
-    it("writes what one turn of the event loop read before the rest arrives", async () => {
+    it("opens each segment, the last one too, in the read that completes it", async () => {
         const s = { ...stream(), segmentSize: 64 * 1024 };
-        const plain = randomBytes(1024 * 1024);
+        const plain = randomBytes(2 * s.segmentSize + 5);
         const sealed = await seal(s, plain);
-        const opening = new OpenStream(s, wholeObject(plain.length, s.segmentSize));
-        const out: Buffer[] = [];
-        opening.on("data", (chunk: Buffer) => out.push(chunk));
-        // The first two segments now, the rest in a later turn: the first two do not wait for it.
-        const first = 2 * (s.segmentSize + TAG_BYTES);
-        opening.write(sealed.subarray(0, first));
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        // (Compared as booleans: assert's diff of two large Buffers takes minutes.)
-        assert.ok(Buffer.concat(out).equals(plain.subarray(0, 2 * s.segmentSize)), `${out.length} writes so far`);
-        opening.end(sealed.subarray(first));
-        await new Promise((resolve) => opening.on("end", resolve));
-        assert.ok(Buffer.concat(out).equals(plain));
+        const opener = new SegmentOpener(s, wholeObject(plain.length, s.segmentSize));
+        const one = s.segmentSize + TAG_BYTES;
+        assert.deepEqual(opener.push(sealed.subarray(0, one - 1)), []);
+        const first = Buffer.concat(opener.push(sealed.subarray(one - 1, one + 1)));
+        assert.ok(first.equals(plain.subarray(0, s.segmentSize)));
+        // The final segment, without waiting for the end of the input.
+        const rest = Buffer.concat(opener.push(sealed.subarray(one + 1)));
+        assert.ok(rest.equals(plain.subarray(s.segmentSize)));
+        assert.ok(opener.done);
+        opener.end();
     });
 
     it("rejects ciphertext lengths no plaintext encrypts to", () => {
@@ -167,38 +175,55 @@ describe("pce1 format", () => {
             plain = randomBytes(size);
             sealed = await seal(s, plain);
         });
-        const refuse = (bytes: Buffer, range: OpenRange = wholeObject(size, S)) =>
-            assert.rejects(open(s, bytes, range), IntegrityError);
+        /**
+         * Refused, and nothing released from segment `firstBad` on: what came out before the failure is whole,
+         * authenticated segments of the plaintext — fed at once, per segment, and in odd chunks.
+         */
+        const refuse = (bytes: Buffer, firstBad: number, range: OpenRange = wholeObject(size, S)) => {
+            for (const chunks of [undefined, [S + TAG_BYTES], [13, 80]]) {
+                const { released, error } = opening(s, bytes, range, chunks);
+                assert.ok(error instanceof IntegrityError, `not refused: ${String(error)}`);
+                assert.ok(
+                    released.length <= firstBad * S,
+                    `${released.length} bytes released before segment ${firstBad}`,
+                );
+                assert.ok(
+                    released.equals(plain.subarray(0, released.length)),
+                    "released bytes that are not the plaintext",
+                );
+            }
+        };
 
-        it("a flipped bit in any byte", async () => {
+        it("a flipped bit in any byte", () => {
             for (let at = 0; at < sealed.length; at += 7) {
                 const bad = Buffer.from(sealed);
                 bad[at] ^= 0x01;
-                await refuse(bad);
+                refuse(bad, Math.floor(at / (S + TAG_BYTES)));
             }
         });
 
-        it("truncation at every segment boundary and mid-segment", async () => {
+        it("truncation at every segment boundary and mid-segment", () => {
             for (const cut of [0, 1, S + TAG_BYTES, 2 * (S + TAG_BYTES), 2 * (S + TAG_BYTES) + 3, sealed.length - 1]) {
-                await refuse(sealed.subarray(0, cut));
+                refuse(sealed.subarray(0, cut), Math.floor(cut / (S + TAG_BYTES)));
             }
         });
 
-        it("truncation to whole segments, even when the reader expects fewer", async () => {
+        it("truncation to whole segments, even when the reader expects fewer", () => {
             // The first two segments alone are authentic, but neither is final.
             const two = sealed.subarray(0, 2 * (S + TAG_BYTES));
-            await refuse(two, wholeObject(2 * S, S));
+            refuse(two, 1, wholeObject(2 * S, S));
         });
 
-        it("extension", async () => {
-            await refuse(Buffer.concat([sealed, randomBytes(1)]));
-            await refuse(Buffer.concat([sealed, sealed.subarray(0, S + TAG_BYTES)]));
+        it("extension", () => {
+            // Every segment is authentic here: they may be out before the extra bytes are seen.
+            refuse(Buffer.concat([sealed, randomBytes(1)]), 4);
+            refuse(Buffer.concat([sealed, sealed.subarray(0, S + TAG_BYTES)]), 4);
         });
 
-        it("swapped segments within the object", async () => {
+        it("swapped segments within the object", () => {
             const a = sealed.subarray(0, S + TAG_BYTES);
             const b = sealed.subarray(S + TAG_BYTES, 2 * (S + TAG_BYTES));
-            await refuse(Buffer.concat([b, a, sealed.subarray(2 * (S + TAG_BYTES))]));
+            refuse(Buffer.concat([b, a, sealed.subarray(2 * (S + TAG_BYTES))]), 0);
         });
 
         it("a segment of another object under the same data key", async () => {
@@ -206,11 +231,11 @@ describe("pce1 format", () => {
             const other = stream(randomBytes(16));
             const foreign = await seal(other, randomBytes(size));
             const mixed = Buffer.concat([foreign.subarray(0, S + TAG_BYTES), sealed.subarray(S + TAG_BYTES)]);
-            await refuse(mixed);
+            refuse(mixed, 0);
         });
 
         it("the whole body of another object", async () => {
-            await refuse(await seal(stream(), randomBytes(size)));
+            refuse(await seal(stream(), randomBytes(size)), 0);
         });
     });
 

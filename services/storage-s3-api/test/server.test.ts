@@ -832,6 +832,27 @@ describeEachS3Backend("storage-s3-api with OpenBao", function (kind) {
             await assert.rejects(readThroughService("tamper.bin"));
         });
 
+        it("a tampered segment late in a large object: the client gets the plaintext before it and no byte of it", async () => {
+            const body = randomBytes(1024 * 1024);
+            await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "tamper-late.bin", Body: body }));
+            const bad = 12;
+            await rewriteAtBackend("tamper-late.bin", (bytes) => {
+                bytes[bad * (65_536 + 16) + 5] ^= 0x01;
+                return bytes;
+            });
+            const got = await s3.send(new GetObjectCommand({ Bucket: "photos", Key: "tamper-late.bin" }));
+            const received: Buffer[] = [];
+            await assert.rejects(async () => {
+                for await (const chunk of got.Body as Readable) received.push(chunk as Buffer);
+            });
+            const prefix = Buffer.concat(received);
+            assert.ok(prefix.length <= bad * 65_536, `${prefix.length} bytes reached the client`);
+            assert.ok(
+                prefix.equals(body.subarray(0, prefix.length)),
+                "bytes that are not the plaintext reached the client",
+            );
+        });
+
         it("an object the backend moved to another name", async () => {
             await s3.send(new PutObjectCommand({ Bucket: "photos", Key: "private/diary.txt", Body: "dear diary" }));
             await direct.send(

@@ -208,17 +208,21 @@ export interface OpenRange {
     lastSegment: number;
     /** Index of the object's final segment (known from its authenticated plaintext length). */
     finalSegment: number;
+    /** Sealed bytes of the last segment in the input (its tag included). */
+    lastSealed: number;
     /** Plaintext bytes to drop from the first segment, and how many bytes to emit in all. */
     skip: number;
     length: number;
 }
 
-/** Decrypts segments firstSegment..lastSegment and emits exactly the requested plaintext bytes. */
-export class OpenStream extends Transform {
+/**
+ * Opens segments firstSegment..lastSegment as their bytes arrive. Each segment's plaintext is handed out only
+ * once its tag has been checked, the last one too as soon as all its bytes are there (its length is known
+ * from the authenticated plaintext length), so a whole small object opens in the read that brought it.
+ */
+export class SegmentOpener {
     private readonly queue = new ByteQueue();
-    private readonly out = new Coalescer(WRITE_BYTES, (joined) => this.push(joined));
     private readonly sealed: number;
-    private flushScheduled = false;
     private index: number;
     private toSkip: number;
     private remaining: number;
@@ -227,61 +231,58 @@ export class OpenStream extends Transform {
         private readonly s: SegmentStream,
         private readonly range: OpenRange,
     ) {
-        super();
         this.sealed = s.segmentSize + TAG_BYTES;
         this.index = range.firstSegment;
         this.toSkip = range.skip;
         this.remaining = range.length;
     }
 
-    /** Opens the next segment, `sealedLength` bytes of the queue, and emits the part of it that was asked for. */
-    private open(sealedLength: number): void {
-        if (sealedLength < TAG_BYTES) throw new IntegrityError(`segment ${this.index} is shorter than its tag`);
+    /** True once every segment of the range is open. */
+    get done(): boolean {
+        return this.index > this.range.lastSegment;
+    }
+
+    /** Takes the next bytes of ciphertext; returns the plaintext of the segments they complete (authenticated). */
+    push(chunk: Buffer): Buffer[] {
+        if (this.done) {
+            if (chunk.length > 0) throw new IntegrityError(`more data than segment ${this.range.lastSegment} can hold`);
+            return [];
+        }
+        this.queue.push(chunk);
+        const out: Buffer[] = [];
+        for (;;) {
+            const size = this.index === this.range.lastSegment ? this.range.lastSealed : this.sealed;
+            if (this.queue.length < size) break;
+            this.open(size, out);
+            if (this.done) {
+                if (this.queue.length > 0) {
+                    throw new IntegrityError(`more data than segment ${this.range.lastSegment} can hold`);
+                }
+                break;
+            }
+        }
+        return out;
+    }
+
+    /** The input ended: throws unless every segment arrived. */
+    end(): void {
+        if (!this.done) {
+            throw new IntegrityError(`ends in segment ${this.index}; expected up to ${this.range.lastSegment}`);
+        }
+    }
+
+    /** Opens the next segment, `size` bytes of the queue, and adds the part of it that was asked for to `out`. */
+    private open(size: number, out: Buffer[]): void {
+        if (size < TAG_BYTES) throw new IntegrityError(`segment ${this.index} is shorter than its tag`);
         const i = this.index++;
-        const body = this.queue.take(sealedLength - TAG_BYTES);
+        const body = this.queue.take(size - TAG_BYTES);
         const plaintext = openSegment(this.s, i, i === this.range.finalSegment, body, this.queue.takeJoined(TAG_BYTES));
         for (const piece of plaintext) {
             const from = Math.min(this.toSkip, piece.length);
             this.toSkip -= from;
-            const out = piece.subarray(from, from + Math.min(this.remaining, piece.length - from));
-            this.remaining -= out.length;
-            this.out.add(out);
-        }
-    }
-
-    override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-        this.queue.push(chunk);
-        try {
-            while (this.index < this.range.lastSegment && this.queue.length >= this.sealed) this.open(this.sealed);
-            if (this.index === this.range.lastSegment && this.queue.length > this.sealed) {
-                throw new IntegrityError(`more data than segment ${this.index} can hold`);
-            }
-            // What one turn of the event loop read goes out together, then: a write as soon as there is
-            // something to write, and not one per socket read.
-            if (!this.flushScheduled) {
-                this.flushScheduled = true;
-                setImmediate(() => {
-                    this.flushScheduled = false;
-                    if (!this.destroyed) this.out.flush();
-                });
-            }
-            done();
-        } catch (err) {
-            done(err as Error);
-        }
-    }
-
-    override _flush(done: TransformCallback): void {
-        try {
-            if (this.index !== this.range.lastSegment) {
-                throw new IntegrityError(`ends before segment ${this.index}; expected up to ${this.range.lastSegment}`);
-            }
-            this.open(this.queue.length);
-            this.out.flush();
-            if (this.remaining !== 0) throw new IntegrityError(`${this.remaining} plaintext bytes missing`);
-            done();
-        } catch (err) {
-            done(err as Error);
+            const taken = piece.subarray(from, from + Math.min(this.remaining, piece.length - from));
+            this.remaining -= taken.length;
+            if (taken.length > 0) out.push(taken);
         }
     }
 }
@@ -306,6 +307,7 @@ export function planRange(start: number, end: number, plainLength: number, segme
         firstSegment,
         lastSegment,
         finalSegment,
+        lastSealed: lastSegmentPlain + TAG_BYTES,
         skip: start - firstSegment * segmentSize,
         length: end - start + 1,
         cipherStart: firstSegment * sealed,
@@ -316,5 +318,6 @@ export function planRange(start: number, end: number, plainLength: number, segme
 /** The range of a whole object (for an empty object: its one empty final segment). */
 export function wholeObject(plainLength: number, segmentSize: number): OpenRange {
     const finalSegment = segmentCount(plainLength, segmentSize) - 1;
-    return { firstSegment: 0, lastSegment: finalSegment, finalSegment, skip: 0, length: plainLength };
+    const lastSealed = plainLength - finalSegment * segmentSize + TAG_BYTES;
+    return { firstSegment: 0, lastSegment: finalSegment, finalSegment, lastSealed, skip: 0, length: plainLength };
 }

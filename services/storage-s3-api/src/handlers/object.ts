@@ -1,10 +1,11 @@
 // The operations on one object: put, get, head, copy and delete.
 import type * as http from "node:http";
-import { pipeline, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { Call } from "../call";
 import { S3Error, xmlEscape } from "../errors";
 import { contentMd5, type ObjectInfo } from "../objects";
-import { firstChunk, receiveUpload } from "../request-body";
+import { receiveUpload } from "../request-body";
+import { sendPlaintext } from "../send-plaintext";
 
 export async function putObject(call: Call) {
     const { req, query, bucket, key, service } = call;
@@ -59,25 +60,8 @@ export async function getObject(call: Call) {
         key,
         rangeHeader ? (length) => parseRange(rangeHeader, length) : undefined,
     );
-    if (!preconditionsHold(call, info, body)) return;
-    const headers = objectHeaders(info, range);
-    // The first segment is authenticated before any header goes out; a later failure cuts the connection.
-    let streaming = false;
-    let failed = false;
-    body.on("error", () => {
-        failed = true;
-        if (streaming) res.destroy(); // before the headers, firstChunk rejects and a 500 goes out
-    });
-    const first = await firstChunk(body);
-    res.writeHead(range ? 206 : 200, headers);
-    streaming = true;
-    if (failed) {
-        res.destroy();
-        return;
-    }
-    if (first) res.write(first);
-    // Unlike pipe(), pipeline() also ends the body when the client goes away, and with it the backend GET.
-    pipeline(body, res, () => {});
+    if (!preconditionsHold(call, info, body.source)) return;
+    await sendPlaintext(res, range ? 206 : 200, objectHeaders(info, range), body);
 }
 
 export async function deleteObject({ bucket, key, service, send }: Call) {
