@@ -267,26 +267,22 @@ export async function runRestore(
         },
         stdin: "",
     });
-    for (const server of others) {
-        say(`${server.name} rejoins the restored cluster …`);
+    // The other servers; and agents on new machines, which joined the cluster the reset replaced and fetch
+    // their certificates again.
+    const rejoining = [
+        ...others.map((node) => ({ node, role: "other", step: "restore etcd (rejoin)" })),
+        ...access.agents
+            .filter((a) => fresh.includes(a.name))
+            .map((node) => ({ node, role: "agent", step: "restore etcd (agent)" })),
+    ];
+    for (const { node, role, step } of rejoining) {
+        say(`${node.name} rejoins the restored cluster …`);
         await runOverSsh({
-            node: server.name,
-            step: "restore etcd (rejoin)",
-            connection: server.connection,
+            node: node.name,
+            step,
+            connection: node.connection,
             script: k3sRestore,
-            env: { ...env, K3S_RESTORE_ROLE: "other" },
-            stdin: "",
-        });
-    }
-    // An agent on a new machine joined the cluster the reset replaced: it fetches its certificates again.
-    for (const agent of access.agents.filter((a) => fresh.includes(a.name))) {
-        say(`${agent.name} rejoins the restored cluster …`);
-        await runOverSsh({
-            node: agent.name,
-            step: "restore etcd (agent)",
-            connection: agent.connection,
-            script: k3sRestore,
-            env: { ...env, K3S_RESTORE_ROLE: "agent" },
+            env: { ...env, K3S_RESTORE_ROLE: role },
             stdin: "",
         });
     }

@@ -2,44 +2,18 @@
 // (BENCH_INFRA_HOSTS), with the real engine: the first up (install, keys, wg0 everywhere), a second up that
 // changes nothing, and the up that adds one host. Writes .bench/infra-<time>.json with the machine's
 // conditions. Needs root (network namespaces).
-import * as fs from "node:fs";
-import * as pulumi from "@pulumi/pulumi";
-import { InfraLayer } from "../../components/infra/layer";
-import { settingsSchema } from "../../stacks/schema";
 import { writeBenchReport } from "@peoples-cloud/testkit";
 import { projectStack, tempEngine } from "../helpers/engine";
+import { testHostsInfra } from "../helpers/infra";
 import { startTestHosts } from "../helpers/testhosts";
-import { infraArgs } from "../../program";
 
 async function timeUp(hostCount: number) {
     const lab = startTestHosts("pcbnch", hostCount + 1);
     const engine = await tempEngine();
     try {
-        const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
         let members = hostCount;
         const stack = await projectStack(engine, `bench${hostCount}`, () => {
-            const hosts = lab.hosts.slice(0, members);
-            const settings = settingsSchema.parse({
-                nodes: {
-                    provider: "bare-metal",
-                    // An odd number of servers, the rest agents: roles do not matter with K3s off.
-                    hosts: hosts.map((h, i) => ({
-                        name: h.name,
-                        address: h.address,
-                        role: i === 0 ? "server" : "agent",
-                    })),
-                },
-                k3s: { enabled: false },
-            });
-            const infra = new InfraLayer(
-                "infra",
-                infraArgs({
-                    project: "peoples-cloud",
-                    stack: `bench${hostCount}`,
-                    settings,
-                    secrets: { sshPrivateKey: pulumi.secret(privateKey) },
-                }),
-            );
+            const infra = testHostsInfra(`bench${hostCount}`, lab, lab.hosts.slice(0, members));
             return Promise.resolve({ publicKeys: infra.meshPublicKeys });
         });
         const seconds = async (what: () => Promise<unknown>) => {

@@ -5,17 +5,14 @@
 // program's own (K3s off); the other layers are stand-in components of the same types, whose steps note on
 // their host that they ran.
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
 import * as pulumi from "@pulumi/pulumi";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { KUBECONFIG_READ, MACHINE_RESOURCES } from "../../cli/workspace";
-import { InfraLayer } from "../../components/infra/layer";
 import type { ClusterNode } from "../../components/infra/nodes";
 import { RemoteScript } from "../../lib/remote-script";
 import { meshAddressOf } from "../../lib/mesh-addresses";
-import { infraArgs } from "../../program";
-import { settingsSchema } from "../../stacks/schema";
 import { type Engine, projectStack, tempEngine } from "../helpers/engine";
+import { testHostsInfra } from "../helpers/infra";
 import { startTestHosts, type TestHosts } from "../helpers/testhosts";
 
 describe("restore: the up that sets up new machines, with the real engine", function () {
@@ -27,28 +24,8 @@ describe("restore: the up that sets up new machines, with the real engine", func
     before(async () => {
         lab = startTestHosts("pcrsm", 2);
         engine = await tempEngine();
-        const privateKey = fs.readFileSync(lab.clientKeyPath, "utf8");
         stack = await projectStack(engine, "machines", () => {
-            const settings = settingsSchema.parse({
-                nodes: {
-                    provider: "bare-metal",
-                    hosts: lab.hosts.map((h, i) => ({
-                        name: h.name,
-                        address: h.address,
-                        role: i === 0 ? "server" : "agent",
-                    })),
-                },
-                k3s: { enabled: false },
-            });
-            const infra = new InfraLayer(
-                "infra",
-                infraArgs({
-                    project: "peoples-cloud",
-                    stack: "machines",
-                    settings,
-                    secrets: { sshPrivateKey: pulumi.secret(privateKey) },
-                }),
-            );
+            const infra = testHostsInfra("machines", lab);
             /** A step on a node that notes its name in the node's /var/lib/peoples-cloud/ran. */
             const noted = (name: string, node: ClusterNode, parent: pulumi.Resource) =>
                 new RemoteScript(
