@@ -94,4 +94,14 @@ describe("a path that is not valid percent-encoding", () => {
             ],
         );
     });
+
+    it("answers a query string that is not valid percent-encoding with InvalidURI, signed or not", async () => {
+        const anonymous = await fetch(`${endpoint}/photos?prefix=%ZZ`);
+        assert.equal(anonymous.status, 400);
+        assert.match(await anonymous.text(), /<Code>InvalidURI<\/Code>/);
+        const signed = await presignedPathUrl(endpoint, credentials, "/photos", { expiresIn: 60 });
+        const refused = await fetch(`${signed}&prefix=%ZZ`);
+        assert.equal(refused.status, 400);
+        assert.match(await refused.text(), /<Code>InvalidURI<\/Code>/);
+    });
 });

@@ -58,7 +58,13 @@ function parseQuery(rawQuery: string): [string, string][] {
     if (!rawQuery) return [];
     return rawQuery.split("&").map((pair) => {
         const eq = pair.indexOf("=");
-        const decode = (s: string) => decodeURIComponent(s.replace(/\+/g, "%20"));
+        const decode = (s: string) => {
+            try {
+                return decodeURIComponent(s.replace(/\+/g, "%20"));
+            } catch {
+                throw new S3Error("InvalidURI", "the query string is not valid percent-encoding");
+            }
+        };
         return eq < 0 ? [decode(pair), ""] : [decode(pair.slice(0, eq)), decode(pair.slice(eq + 1))];
     });
 }
