@@ -20,7 +20,7 @@ import {
 } from "@peoples-cloud/vault-backup";
 import { etcdFolder } from "../components/backup/etcd";
 import { VAULT_NAMESPACE, vaultCliIn } from "../components/vault/manifests";
-import { readInstallationMark } from "../lib/node-installation";
+import { installationMark } from "../lib/node-installation";
 import { runOverSsh } from "../lib/remote-script";
 import { scriptsIn } from "../lib/scripts";
 import { openTunnel, type SshConnection } from "../lib/ssh";
@@ -133,7 +133,7 @@ export async function listSnapshots(access: RestoreAccess): Promise<Snapshots> {
 /** The nodes that have no installation mark: new machines, or reinstalled since the last up. */
 export async function newMachines(access: RestoreAccess): Promise<string[]> {
     const all = [...access.servers, ...access.agents];
-    const marks = await Promise.all(all.map((m) => readInstallationMark(m)));
+    const marks = await Promise.all(all.map((m) => installationMark(m)));
     return all.filter((_, i) => marks[i] === undefined).map((m) => m.name);
 }
 

@@ -21,8 +21,8 @@ interface InstallationOutputs {
     generation: number;
 }
 
-/** The node's mark: its generation, or undefined when it has none. `write` sets it first. */
-export async function readInstallationMark(
+/** The node's mark: its generation, or undefined when it has none; with `write`, written first. */
+export async function installationMark(
     node: { name: string; connection: SshConnection },
     write?: number,
 ): Promise<number | undefined> {
@@ -42,7 +42,7 @@ export const nodeInstallationProvider: Provider<InstallationInputs, Installation
     /** A node that has a mark already (its stack's state was lost and recovered) keeps its generation. */
     async create(inputs) {
         const node = { name: inputs.node, connection: inputs.connection };
-        const generation = (await readInstallationMark(node)) ?? (await readInstallationMark(node, 1))!;
+        const generation = (await installationMark(node)) ?? (await installationMark(node, 1))!;
         return { id: inputs.node, outs: { node: inputs.node, generation } };
     },
     /**
@@ -51,16 +51,16 @@ export const nodeInstallationProvider: Provider<InstallationInputs, Installation
      */
     async diff(_id, olds, news) {
         if (olds.node !== news.node) return { changes: true };
-        const mark = await readInstallationMark({ name: news.node, connection: news.connection }).catch(
+        const mark = await installationMark({ name: news.node, connection: news.connection }).catch(
             () => olds.generation,
         );
         return { changes: mark !== olds.generation };
     },
     async update(_id, olds, news) {
         const node = { name: news.node, connection: news.connection };
-        const mark = (await readInstallationMark(node)) ?? 0;
+        const mark = (await installationMark(node)) ?? 0;
         const generation = Math.max(olds.generation, mark) + 1;
-        await readInstallationMark(node, generation);
+        await installationMark(node, generation);
         return { outs: { node: news.node, generation } };
     },
 };
