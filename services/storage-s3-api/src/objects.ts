@@ -136,7 +136,10 @@ async function readAll(body: Readable): Promise<Buffer> {
 
 /** A plaintext authenticated as it was read (openParts, for multipart objects): sent on as it comes. */
 function openedStream(plain: AsyncIterable<Buffer>): PlainBody {
-    return { source: ReadableStream.from(plain), opener: { push: (chunk) => [chunk], done: false, end: () => {} } };
+    return {
+        source: ReadableStream.from(plain),
+        opener: { push: (chunk) => [chunk], done: false, onLast: false, end: () => {} },
+    };
 }
 
 const quoted = (etag: string) => `"${etag.trim().replace(/^"|"$/g, "")}"`;

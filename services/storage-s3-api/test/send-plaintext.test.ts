@@ -105,6 +105,25 @@ describe("sendPlaintext", () => {
         }
     });
 
+    it("an answer of one segment: the headers wait for it and go out with it", async () => {
+        const s = segmentStream();
+        const plain = randomBytes(4096);
+        const sealed = Buffer.concat(sealAll(s, plain));
+        const source = new PassThrough();
+        const served = await serve(s, plain.length, source);
+        try {
+            const client = get(served.url);
+            source.write(sealed.subarray(0, 4000));
+            const first = await Promise.race([client.headers.then(() => "headers"), sleep(300, "no headers")]);
+            assert.equal(first, "no headers", "the headers went out alone, before the only segment");
+            source.end(sealed.subarray(4000));
+            assert.equal(await client.ended, "whole");
+            assert.ok(client.body().equals(plain));
+        } finally {
+            await served.close();
+        }
+    });
+
     it("a tampered segment: the client gets the segments before it, none of its bytes, then a cut or an error", async () => {
         const s = segmentStream();
         const plain = randomBytes(6 * S);

@@ -242,6 +242,11 @@ export class SegmentOpener {
         return this.index > this.range.lastSegment;
     }
 
+    /** True while the segment being received is the last of the range. */
+    get onLast(): boolean {
+        return this.index === this.range.lastSegment;
+    }
+
     /** Takes the next bytes of ciphertext; returns the plaintext of the segments they complete (authenticated). */
     push(chunk: Buffer): Buffer[] {
         if (this.done) {
