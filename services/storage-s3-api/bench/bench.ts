@@ -362,6 +362,11 @@ async function main(): Promise<void> {
             /** rclone's crypt gateway over direct. */
             rclonePutRatio: number;
             rcloneGetRatio: number;
+            /**
+             * The service against rclone's gateway, round by round (above 1, the service is faster): the
+             * target's comparison, without the direct path's own spread in between.
+             */
+            againstRclone: { put: number; get: number };
             /** Each timed round's MiB/s, to tell a slow direct round from a fast encrypted one. */
             roundsMiBPerSecond: Record<Way, { put: number; get: number }>[];
         }[] = [];
@@ -398,6 +403,10 @@ async function main(): Promise<void> {
                     relayGetRatio: speedup(runs, `${kind} relay`, `${kind} direct`, "getSeconds").median,
                     rclonePutRatio: speedup(runs, `${kind} rclone`, `${kind} direct`, "putSeconds").median,
                     rcloneGetRatio: speedup(runs, `${kind} rclone`, `${kind} direct`, "getSeconds").median,
+                    againstRclone: {
+                        put: speedup(runs, `${kind} encrypted`, `${kind} rclone`, "putSeconds").median,
+                        get: speedup(runs, `${kind} encrypted`, `${kind} rclone`, "getSeconds").median,
+                    },
                     roundsMiBPerSecond: runs[`${kind} direct`]!.map((_, i) => ({
                         direct: mibPerSecond(c, runs[`${kind} direct`]![i]),
                         relay: mibPerSecond(c, runs[`${kind} relay`]![i]),
@@ -486,6 +495,7 @@ async function main(): Promise<void> {
                 getRatio: r.getRatio.toFixed(2),
                 "relay PUT/GET": `${r.relayPutRatio.toFixed(2)}/${r.relayGetRatio.toFixed(2)}`,
                 "rclone crypt PUT/GET": `${r.rclonePutRatio.toFixed(2)}/${r.rcloneGetRatio.toFixed(2)}`,
+                "service vs rclone PUT/GET": `${r.againstRclone.put.toFixed(2)}/${r.againstRclone.get.toFixed(2)}`,
                 "PUT rounds": r.putRatios.map((x) => x.toFixed(2)).join(" "),
                 "GET rounds": r.getRatios.map((x) => x.toFixed(2)).join(" "),
             })),
