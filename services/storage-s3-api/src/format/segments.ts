@@ -249,22 +249,15 @@ export class SegmentOpener {
 
     /** Takes the next bytes of ciphertext; returns the plaintext of the segments they complete (authenticated). */
     push(chunk: Buffer): Buffer[] {
-        if (this.done) {
-            if (chunk.length > 0) throw new IntegrityError(`more data than segment ${this.range.lastSegment} can hold`);
-            return [];
-        }
         this.queue.push(chunk);
         const out: Buffer[] = [];
-        for (;;) {
-            const size = this.index === this.range.lastSegment ? this.range.lastSealed : this.sealed;
+        while (!this.done) {
+            const size = this.onLast ? this.range.lastSealed : this.sealed;
             if (this.queue.length < size) break;
             this.open(size, out);
-            if (this.done) {
-                if (this.queue.length > 0) {
-                    throw new IntegrityError(`more data than segment ${this.range.lastSegment} can hold`);
-                }
-                break;
-            }
+        }
+        if (this.done && this.queue.length > 0) {
+            throw new IntegrityError(`more data than segment ${this.range.lastSegment} can hold`);
         }
         return out;
     }
