@@ -80,15 +80,26 @@ function get(url: string) {
     return { headers, ended: end, body: () => Buffer.concat(received), response: () => response };
 }
 
+/** One GET of `plain`, sealed: `check` writes the sealed bytes (its own copy) to the backend body as it pleases. */
+async function feedByHand(
+    plain: Buffer,
+    check: (t: { sealed: Buffer; source: PassThrough; client: ReturnType<typeof get> }) => Promise<void>,
+): Promise<void> {
+    const s = segmentStream();
+    const sealed = Buffer.concat(sealAll(s, plain));
+    const source = new PassThrough();
+    const served = await serve(s, plain.length, source);
+    try {
+        await check({ sealed, source, client: get(served.url) });
+    } finally {
+        await served.close();
+    }
+}
+
 describe("sendPlaintext", () => {
     it("sends the headers before the first segment is complete, then each segment as it opens", async () => {
-        const s = segmentStream();
         const plain = randomBytes(3 * S);
-        const sealed = Buffer.concat(sealAll(s, plain));
-        const source = new PassThrough();
-        const served = await serve(s, plain.length, source);
-        try {
-            const client = get(served.url);
+        await feedByHand(plain, async ({ sealed, source, client }) => {
             source.write(sealed.subarray(0, SEALED / 2));
             const first = await Promise.race([client.headers.then(() => "headers"), sleep(2000, "no headers")]);
             assert.equal(first, "headers", "the headers waited for the first segment");
@@ -100,40 +111,26 @@ describe("sendPlaintext", () => {
             source.end(sealed.subarray(SEALED + 10));
             assert.equal(await client.ended, "whole");
             assert.ok(client.body().equals(plain));
-        } finally {
-            await served.close();
-        }
+        });
     });
 
     it("an answer of one segment: the headers wait for it and go out with it", async () => {
-        const s = segmentStream();
         const plain = randomBytes(4096);
-        const sealed = Buffer.concat(sealAll(s, plain));
-        const source = new PassThrough();
-        const served = await serve(s, plain.length, source);
-        try {
-            const client = get(served.url);
+        await feedByHand(plain, async ({ sealed, source, client }) => {
             source.write(sealed.subarray(0, 4000));
             const first = await Promise.race([client.headers.then(() => "headers"), sleep(300, "no headers")]);
             assert.equal(first, "no headers", "the headers went out alone, before the only segment");
             source.end(sealed.subarray(4000));
             assert.equal(await client.ended, "whole");
             assert.ok(client.body().equals(plain));
-        } finally {
-            await served.close();
-        }
+        });
     });
 
     it("a tampered segment: the client gets the segments before it, none of its bytes, then a cut or an error", async () => {
-        const s = segmentStream();
         const plain = randomBytes(6 * S);
         for (const bad of [0, 3, 5]) {
-            const sealed = Buffer.concat(sealAll(s, plain));
-            sealed[bad * SEALED + 100] ^= 0x01;
-            const source = new PassThrough();
-            const served = await serve(s, plain.length, source);
-            try {
-                const client = get(served.url);
+            await feedByHand(plain, async ({ sealed, source, client }) => {
+                sealed[bad * SEALED + 100] ^= 0x01;
                 // Segment by segment, so earlier ones are out before the bad one arrives.
                 for (let i = 0; i < 6; i++) {
                     source.write(sealed.subarray(i * SEALED, (i + 1) * SEALED));
@@ -148,9 +145,7 @@ describe("sendPlaintext", () => {
                     client.body().equals(plain.subarray(0, bad * S)),
                     `segment ${bad}: ${client.body().length} bytes reached the client`,
                 );
-            } finally {
-                await served.close();
-            }
+            });
         }
     });
 
